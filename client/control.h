@@ -1,0 +1,18 @@
+/* control.h -- the client's HTTP control interface (libmicrohttpd):
+ *   GET  /stats    JSON: connected, target and actual rate, wins, amounts,
+ *                  errors, latency percentiles, clock offset
+ *   POST /qps      new aggregate rate: ?qps=N[&at=UNIXSECOND] or a JSON body
+ *                  {"qps": N, "at": T}; applied at second `at` (default: the
+ *                  next second) by every client that gets it
+ *   POST /pause, POST /resume
+ * Off unless --control ADDR:PORT is given. */
+#ifndef HB_CONTROL_H
+#define HB_CONTROL_H
+
+#include <stddef.h>
+#include "client.h"
+
+int cl_control_start(cl_client *cl, const char *addr, char *err, size_t errlen);
+void cl_control_stop(void);
+
+#endif

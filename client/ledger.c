@@ -1,0 +1,98 @@
+/* ledger.c -- the client's grant file and its duplicate filter. */
+#include "ledger.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int hb_ledger_open(hb_ledger *l, const char *path, const char *header, char *err, size_t errlen)
+{
+    memset(l, 0, sizeof *l);
+    pthread_mutex_init(&l->mu, NULL);
+    if (!path || !*path)
+        return 0; /* no ledger file: counts only */
+    l->f = fopen(path, "w");
+    if (!l->f) {
+        snprintf(err, errlen, "ledger %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(l->f, "# hongbao client ledger v1: W packet uid amount | S packet uid share\n# %s\n", header);
+    return 0;
+}
+
+void hb_ledger_win(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t amount)
+{
+    pthread_mutex_lock(&l->mu);
+    l->wins++;
+    if (l->f)
+        fprintf(l->f, "W %llu %u %u\n", (unsigned long long)packet_id, uid, amount);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void hb_ledger_share(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t share)
+{
+    pthread_mutex_lock(&l->mu);
+    l->shares++;
+    if (l->f)
+        fprintf(l->f, "S %llu %u %u\n", (unsigned long long)packet_id, uid, share);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void hb_ledger_flush(hb_ledger *l)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->f)
+        fflush(l->f);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void hb_ledger_close(hb_ledger *l)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->f)
+        fclose(l->f);
+    l->f = NULL;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static size_t slot(const struct hb_key *k, size_t cap, uint64_t packet, uint32_t uid)
+{
+    uint64_t h = (packet * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)uid * 0xc2b2ae3d27d4eb4fULL);
+    size_t i = (size_t)(h >> 17) & (cap - 1);
+    while (k[i].used && !(k[i].packet == packet && k[i].uid == uid))
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+bool hb_keyset_has(const hb_keyset *s, uint64_t packet, uint32_t uid)
+{
+    return s->cap && s->k[slot(s->k, s->cap, packet, uid)].used;
+}
+
+bool hb_keyset_add(hb_keyset *s, uint64_t packet, uint32_t uid)
+{
+    if ((s->len + 1) * 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 256;
+        struct hb_key *nk = calloc(ncap, sizeof *nk);
+        if (!nk)
+            return true; /* cannot remember: record anyway, the reconcile will show a duplicate */
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->k[i].used)
+                nk[slot(nk, ncap, s->k[i].packet, s->k[i].uid)] = s->k[i];
+        free(s->k);
+        s->k = nk;
+        s->cap = ncap;
+    }
+    size_t i = slot(s->k, s->cap, packet, uid);
+    if (s->k[i].used)
+        return false;
+    s->k[i] = (struct hb_key){packet, uid, 1};
+    s->len++;
+    return true;
+}
+
+void hb_keyset_free(hb_keyset *s)
+{
+    free(s->k);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,174 @@
+/* schedule.c -- the shake schedule: layout, rate plan, per-worker cursor. */
+#include "schedule.h"
+
+#include <stdlib.h>
+
+void hb_layout_init(hb_layout *l, uint64_t users, uint64_t qps, uint64_t groups)
+{
+    if (users == 0)
+        users = 1;
+    if (groups == 0)
+        groups = qps == 0 ? 1 : (users + qps - 1) / qps;
+    if (groups > users)
+        groups = users;
+    if (groups == 0)
+        groups = 1;
+    l->users = users;
+    l->groups = groups;
+    l->q = users / groups;
+    l->r = users % groups;
+}
+
+uint64_t hb_layout_pos(const hb_layout *l, uint64_t uid)
+{
+    uint64_t c = uid % l->groups, k = uid / l->groups;
+    return c * l->q + (c < l->r ? c : l->r) + k;
+}
+
+uint64_t hb_layout_uid(const hb_layout *l, uint64_t pos)
+{
+    uint64_t big = l->r * (l->q + 1), c, k;
+    if (pos < big) {
+        c = pos / (l->q + 1);
+        k = pos % (l->q + 1);
+    } else {
+        c = l->r + (pos - big) / l->q;
+        k = (pos - big) % l->q;
+    }
+    return k * l->groups + c;
+}
+
+void hb_plan_init(hb_plan *p, uint64_t qps)
+{
+    p->t0 = 0;
+    p->c0 = 0;
+    p->qps = qps;
+}
+
+uint64_t hb_plan_cursor(const hb_plan *p, int64_t t)
+{
+    if (t < p->t0)
+        t = p->t0;
+    return p->c0 + (uint64_t)(t - p->t0) * p->qps;
+}
+
+void hb_plan_change(hb_plan *p, int64_t T, uint64_t qps)
+{
+    p->c0 = hb_plan_cursor(p, T);
+    p->t0 = T;
+    p->qps = qps;
+}
+
+uint64_t hb_plan_due(const hb_plan *p, int64_t now_us)
+{
+    int64_t t = now_us / 1000000;
+    int64_t frac = now_us % 1000000;
+    if (now_us < 0) {
+        t = 0;
+        frac = 0;
+    }
+    if (t < p->t0)
+        return p->c0;
+    return hb_plan_cursor(p, t) + (uint64_t)((unsigned __int128)frac * p->qps / 1000000);
+}
+
+int64_t hb_plan_time_of(const hb_plan *p, int64_t t, uint64_t x)
+{
+    uint64_t c = hb_plan_cursor(p, t);
+    if (p->qps == 0 || x < c)
+        return t * 1000000;
+    /* The k-th position of second t is due at t + k/qps (rounded up, so it
+     * is never reported as due before hb_plan_due says so). */
+    uint64_t k = x - c;
+    return t * 1000000 + (int64_t)(((unsigned __int128)k * 1000000 + p->qps - 1) / p->qps);
+}
+
+int64_t hb_plan_when(const hb_plan *p, uint64_t x)
+{
+    if (p->qps == 0 || x < p->c0)
+        return p->t0 * 1000000;
+    int64_t t = p->t0 + (int64_t)((x - p->c0) / p->qps);
+    return hb_plan_time_of(p, t, x);
+}
+
+/* ---- per-worker cursor --------------------------------------------------------- */
+
+typedef struct pr {
+    uint32_t pos, ref;
+} pr;
+
+static int cmp_pr(const void *a, const void *b)
+{
+    const pr *x = a, *y = b;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+void hb_mine_init(hb_mine *m, uint64_t users, uint32_t *pos, uint32_t *ref, size_t n)
+{
+    pr *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    if (tmp) {
+        for (size_t i = 0; i < n; i++)
+            tmp[i] = (pr){pos[i], ref[i]};
+        qsort(tmp, n, sizeof *tmp, cmp_pr);
+        for (size_t i = 0; i < n; i++) {
+            pos[i] = tmp[i].pos;
+            ref[i] = tmp[i].ref;
+        }
+        free(tmp);
+    }
+    m->users = users;
+    m->pos = pos;
+    m->ref = ref;
+    m->n = n;
+    m->at = 0;
+    m->upto = 0;
+}
+
+/* First index with pos >= p. */
+static size_t lower_bound(const hb_mine *m, uint64_t p)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->pos[mid] < p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void hb_mine_seek(hb_mine *m, uint64_t c)
+{
+    m->upto = c;
+    m->at = lower_bound(m, c % m->users);
+}
+
+size_t hb_mine_advance(hb_mine *m, uint64_t to, hb_mine_fn fn, void *ctx)
+{
+    if (to <= m->upto || m->n == 0) {
+        if (to > m->upto)
+            m->upto = to;
+        return 0;
+    }
+    if (to - m->upto > m->users) /* more than one lap behind: the last lap only */
+        hb_mine_seek(m, to - m->users);
+    size_t fired = 0;
+    uint64_t lap_base = m->upto - m->upto % m->users; /* absolute cursor of ring position 0 */
+    for (;;) {
+        if (m->at == m->n) { /* wrap to the next lap */
+            m->at = 0;
+            lap_base += m->users;
+        }
+        uint64_t abs = lap_base + m->pos[m->at];
+        if (abs >= to)
+            break;
+        if (abs >= m->upto) {
+            fn(ctx, m->ref[m->at], abs);
+            fired++;
+        }
+        m->at++;
+    }
+    m->upto = to;
+    return fired;
+}

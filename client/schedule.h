@@ -1,0 +1,80 @@
+/* schedule.h -- which uid shakes when, from the clock alone.
+ *
+ * The seed's rule is "uid shakes in second t when t % groups == uid % groups"
+ * with groups = users / qps.  We keep exactly that order and make it work for
+ * any rate: uids are laid out on a ring of `users` positions ordered by
+ * (uid % groups, uid / groups), and second t covers the window of qps
+ * consecutive positions starting at cursor(t) = cursor(t0) + (t - t0) * qps.
+ * When qps divides users this is the seed's rule (window t = one residue
+ * class); when it does not (30,000 over 1,000,000) windows straddle classes
+ * and the aggregate is still exactly qps per second, every uid shakes exactly
+ * once per users/qps seconds, and a contiguous uid range (one client
+ * process) gets its proportional share of every window.  Inside a second,
+ * position cursor(t) + k is due at t + k/qps: the load is smooth, not a burst
+ * at the second boundary.
+ *
+ * Everything here is a pure function of (users, groups, rate plan, time), so
+ * every client process computes the same schedule without talking to the
+ * others, and tests check it without sockets. */
+#ifndef HB_SCHEDULE_H
+#define HB_SCHEDULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hb_layout {
+    uint64_t users, groups;
+    uint64_t q, r; /* users = q * groups + r: the first r classes have q+1 uids */
+} hb_layout;
+
+/* groups = 0 picks ceil(users / qps). */
+void hb_layout_init(hb_layout *l, uint64_t users, uint64_t qps, uint64_t groups);
+uint64_t hb_layout_pos(const hb_layout *l, uint64_t uid);
+uint64_t hb_layout_uid(const hb_layout *l, uint64_t pos);
+
+/* A rate plan: from second t0 on, cursor(t) = c0 + (t - t0) * qps.  A rate
+ * change at second T continues the cursor where the old rate left it, so all
+ * clients that apply the same change at the same T stay in step. */
+typedef struct hb_plan {
+    int64_t t0;
+    uint64_t c0;
+    uint64_t qps;
+} hb_plan;
+
+void hb_plan_init(hb_plan *p, uint64_t qps); /* t0 = 0 (the epoch), c0 = 0 */
+uint64_t hb_plan_cursor(const hb_plan *p, int64_t t);
+/* Change to qps from second T (T >= p->t0). */
+void hb_plan_change(hb_plan *p, int64_t T, uint64_t qps);
+/* The absolute cursor due at time now_us (unix microseconds): positions
+ * below it are due.  cursor(t) + floor(frac * qps). */
+uint64_t hb_plan_due(const hb_plan *p, int64_t now_us);
+/* When absolute cursor x is due (unix us), for x within the second starting
+ * at second t (cursor(t) <= x < cursor(t+1)). */
+int64_t hb_plan_time_of(const hb_plan *p, int64_t t, uint64_t x);
+
+/* When absolute cursor x is due (unix us), whichever second it falls in
+ * (x below the plan's c0 counts as due at t0). */
+int64_t hb_plan_when(const hb_plan *p, uint64_t x);
+
+/* One worker's (or process's) uids, sorted by position, and how far it has
+ * sent.  `at` indexes the first of its positions at or after `upto`. */
+typedef struct hb_mine {
+    uint64_t users;
+    uint32_t *pos;  /* sorted ring positions */
+    uint32_t *ref;  /* caller's index for each (e.g. connection number) */
+    size_t n;
+    size_t at;
+    uint64_t upto;  /* absolute cursor sent up to (exclusive) */
+} hb_mine;
+
+/* pos/ref are taken over (sorted in place by position). */
+void hb_mine_init(hb_mine *m, uint64_t users, uint32_t *pos, uint32_t *ref, size_t n);
+/* Start at absolute cursor c (skip what was due before). */
+void hb_mine_seek(hb_mine *m, uint64_t c);
+/* Call fn for each of my positions in [upto, to), in order, with its
+ * absolute cursor value; then upto = to.  A jump of more than one full ring
+ * only fires each position once (the latest lap).  Returns how many fired. */
+typedef void (*hb_mine_fn)(void *ctx, uint32_t ref, uint64_t abs);
+size_t hb_mine_advance(hb_mine *m, uint64_t to, hb_mine_fn fn, void *ctx);
+
+#endif

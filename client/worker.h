@@ -1,0 +1,135 @@
+/* worker.h -- one client worker thread: its connections, its share of the
+ * schedule, its counters and its latency histogram. */
+#ifndef HB_WORKER_H
+#define HB_WORKER_H
+
+#include <ev.h>
+#include <pthread.h>
+#include "client.h"
+#include "frame.h"
+#include "util.h"
+
+#define CL_COUNTERS(X)                                                   \
+    X(connects, "connect() calls")                                       \
+    X(connect_fail, "connects that failed or timed out")                 \
+    X(logins, "LoginOk received")                                        \
+    X(closes, "connections lost (closed by the server or reset)")        \
+    X(shakes, "shakes sent (first tries)")                               \
+    X(retries, "shakes resent after a reconnect")                        \
+    X(replies, "shake replies received")                                 \
+    X(wins, "shakes won")                                                \
+    X(losses, "shakes lost")                                             \
+    X(not_yet, "shakes answered not-yet")                                \
+    X(rate_limited, "shakes answered rate-limited")                      \
+    X(stale, "replies that matched no outstanding shake")                \
+    X(skipped_busy, "due shakes skipped: the previous one still waits")  \
+    X(skipped_offline, "due shakes skipped: the user was not connected") \
+    X(amount_won, "cents won by shakes")                                 \
+    X(notices, "send-flow notices received")                             \
+    X(opens, "opens sent")                                               \
+    X(opens_ok, "opens that paid")                                       \
+    X(opens_again, "opens answered already-opened")                     \
+    X(opens_rejected, "opens refused (not recipient / unknown)")         \
+    X(share_amount, "cents received from opens")                         \
+    X(chats_sent, "chat messages sent")                                  \
+    X(chats_recv, "chat messages received")                              \
+    X(error_frames, "Error frames received from the server")             \
+    X(protocol_errors, "frames the client could not accept")             \
+    X(bytes_in, "bytes read")                                            \
+    X(bytes_out, "bytes written")
+
+typedef struct cl_stats {
+#define X(name, help) hb_counter name;
+    CL_COUNTERS(X)
+#undef X
+    hb_counter err[32];     /* Error frames by code */
+    hb_counter connected;   /* gauge: TCP connected */
+    hb_counter active;      /* gauge: logged in */
+    hb_counter outstanding; /* gauge: shakes and opens waiting for a reply */
+} cl_stats;
+
+enum cl_state { CL_IDLE = 0, CL_CONNECTING, CL_LOGIN, CL_ACTIVE };
+
+#define CL_INLINE 24
+
+typedef struct cl_conn {
+    ev_io io;
+    uint32_t uid;
+    uint32_t seq;    /* outstanding shake, 0 = none */
+    int64_t due_us;  /* when that shake was scheduled (local clock): latency starts here */
+    int64_t sent_us; /* when the last request/connect left (local clock) */
+    uint8_t *spill;  /* partial frame longer than in[] */
+    uint8_t *out;    /* unsent output (rare) */
+    uint16_t outlen, inlen;
+    uint8_t state, attempt;
+    uint8_t in[CL_INLINE];
+} cl_conn;
+
+typedef struct cl_open {
+    uint64_t packet_id;
+    uint32_t conn;
+    uint32_t sent; /* already sent on the current connection */
+} cl_open;
+
+struct cl_worker {
+    int id;
+    cl_client *cl;
+    struct ev_loop *loop;
+    ev_async wake;
+    ev_timer tick;
+    pthread_t th;
+    bool unshared;
+    _Atomic bool ready;
+
+    cl_conn *conns;
+    uint32_t n;
+    uint32_t uid0;
+    hb_mine mine;
+    hb_plan plan;
+    uint64_t plan_version;
+    int64_t pend_at;  /* a rate change to apply at this second */
+    uint64_t pend_qps;
+
+    uint32_t *cq; /* connect queue (ring of connection numbers) */
+    size_t cq_head, cq_len;
+    struct cl_due {
+        int64_t due;
+        uint32_t conn;
+    } *heap; /* reconnect back-off */
+    size_t hlen;
+    struct cl_pend {
+        int64_t since;
+        uint32_t conn;
+    } *pend; /* connects in flight, oldest first */
+    size_t pend_head, pend_len;
+    double tokens;
+    int64_t last_tick;
+    double chat_tokens;
+
+    cl_open *opens;
+    size_t nopens, capopens;
+    hb_keyset won, shared;
+    uint32_t next_seq;
+    uint64_t rng;
+
+    hb_hist hist;    /* this second's latencies (worker only) */
+    pthread_mutex_t out_mu;
+    hb_hist hist_out;/* handed to main once a second */
+    int64_t best_delay, best_offset; /* best clock sample this second (worker only) */
+    int64_t out_delay, out_offset;   /* best sample handed to main (under out_mu) */
+    int64_t last_second;
+
+    hb_arena arena;
+    uint8_t arena_mem[4096];
+    cl_stats st;
+    uint8_t rbuf[16384 + HB_FRAME_WIRE_MAX];
+};
+
+cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char *err, size_t errlen);
+int cl_worker_start(cl_worker *w, char *err, size_t errlen);
+void cl_worker_stop(cl_worker *w);
+void cl_worker_free(cl_worker *w);
+/* Main thread, once a second: take the histogram and clock sample. */
+void cl_worker_collect(cl_worker *w, hb_hist *into, int64_t *best_delay, int64_t *best_offset);
+
+#endif

@@ -1,0 +1,44 @@
+/* jfile.h -- the grant journal's file format, shared by the server (which
+ * writes and replays it) and hb-reconcile (which audits it).
+ *
+ * The file is a sequence of entries:
+ *     varint length | hb.Record bytes (length of them) | CRC32C of those bytes, 4 bytes little-endian
+ * A crash can leave a torn last entry; readers stop at the first entry that
+ * is incomplete or fails its CRC and report the offset where valid data ends,
+ * so the server can cut the tail off before appending again. */
+#ifndef HB_JFILE_H
+#define HB_JFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "frame.h"
+
+#define HB_JREC_MAX 512 /* largest encoded record: a send packet with 8 recipients is ~100 bytes */
+
+uint32_t hb_crc32c(uint32_t crc, const void *data, size_t n);
+
+/* Encode one record as a journal entry into out; returns its length or 0 if
+ * it does not fit. */
+size_t hb_jrec_pack(const Hb__Record *r, uint8_t *out, size_t cap);
+
+typedef struct hb_jfile {
+    uint8_t *data; /* the whole file */
+    size_t size;
+    size_t off;    /* next entry */
+    size_t valid;  /* end of the last good entry */
+    hb_arena arena;
+    uint8_t arena_mem[4096];
+    const char *stop_reason; /* why reading stopped early, NULL at a clean end */
+} hb_jfile;
+
+/* Read the file into memory.  A missing file is an empty journal.  0, or -1
+ * with a message in err. */
+int hb_jfile_open(hb_jfile *j, const char *path, char *err, size_t errlen);
+/* Next record: 1 and *r set (valid until the next call), 0 at the end or at
+ * a torn/corrupt entry (then stop_reason says which and valid says where the
+ * good data ends). */
+int hb_jfile_next(hb_jfile *j, Hb__Record **r);
+void hb_jfile_close(hb_jfile *j);
+
+#endif

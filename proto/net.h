@@ -1,0 +1,41 @@
+/* net.h -- socket helpers shared by server, client, monitor and tools
+ * (in the spirit of Redis' anet.c: small wrappers with clear errors). */
+#ifndef HB_NET_H
+#define HB_NET_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HB_MAX_PORTS 256
+#define HB_MAX_ADDRS 256
+
+/* "7000", "7000-7003" or "7000,7002,7005": fills ports[], returns the count,
+ * or -1 with a message in err. */
+int hb_parse_ports(const char *spec, int *ports, int max, char *err, size_t errlen);
+
+/* "127.0.0.2,127.0.0.3" or a range "127.0.0.2-127.0.0.9" (IPv4). */
+int hb_parse_addrs(const char *spec, struct in_addr *out, int max, char *err, size_t errlen);
+
+/* "host:port" (IPv4 literal or name) into sa; -1 with err. */
+int hb_parse_hostport(const char *spec, struct sockaddr_in *sa, char *err, size_t errlen);
+
+int hb_set_nonblock(int fd);
+
+/* A non-blocking listening socket with SO_REUSEADDR (+ SO_REUSEPORT when
+ * asked: one listener per SET on the same port, the kernel spreads the
+ * incoming connections over them).  -1 with err on failure. */
+int hb_listen_tcp(const struct in_addr *addr, int port, int backlog, bool reuseport, char *err, size_t errlen);
+
+/* Start a non-blocking connect to dst, from src when given.  With a source
+ * address the port is left to connect() (IP_BIND_ADDRESS_NO_PORT), so one
+ * source port can serve many destinations: the 4-tuple, not the local port,
+ * must be unique.  Returns the fd (connect in progress or done) or -1. */
+int hb_connect_nb(const struct sockaddr_in *dst, const struct in_addr *src);
+
+/* TCP_NODELAY: replies are single small frames that must leave at once. */
+void hb_tcp_nodelay(int fd);
+
+const char *hb_addr_str(const struct in_addr *a, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,77 @@
+/* util.h -- the few helpers every hongbao binary uses: messages, clocks,
+ * single-writer counters. */
+#ifndef HB_UTIL_H
+#define HB_UTIL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Program name used as the prefix of every message ("hb-server: ..."). */
+extern const char *hb_prog;
+
+/* Messages go to stderr, one line each, prefixed with the program name. */
+void hb_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Log and exit(1). */
+void hb_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Wall clock (the clock clients schedule on) and a monotonic clock, in us. */
+static inline int64_t hb_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static inline int64_t hb_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Sleep until a CLOCK_MONOTONIC instant (us); returns early on a signal. */
+void hb_sleep_until_mono(int64_t mono_us);
+
+/* Counters written by exactly one thread and read by others (the stats
+ * reporter).  A relaxed load + store compiles to a plain add: no lock prefix
+ * on the hot path, and readers still see whole values. */
+typedef _Atomic uint64_t hb_counter;
+#define HB_INC(c) HB_ADD(c, 1)
+#define HB_ADD(c, n) \
+    atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n), memory_order_relaxed)
+#define HB_GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
+#define HB_SET(c, v) atomic_store_explicit(&(c), (v), memory_order_relaxed)
+#define HB_DEC(c) HB_SET(c, HB_GET(c) - 1)
+
+/* xorshift-style PRNG (splitmix64): cheap, seedable, per thread. */
+static inline uint64_t hb_rand64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n) without modulo bias worth caring about (n < 2^32). */
+static inline uint32_t hb_rand_below(uint64_t *s, uint32_t n)
+{
+    return (uint32_t)(((hb_rand64(s) >> 32) * (uint64_t)n) >> 32);
+}
+
+/* A seed that differs per process and per call. */
+uint64_t hb_seed(void);
+
+/* Write a whole buffer to a file descriptor (retrying short writes and
+ * EINTR); 0 or -1 with errno. */
+int hb_write_all(int fd, const void *buf, size_t n);
+
+/* Write `text` to path atomically (temporary file + rename). */
+int hb_write_file_atomic(const char *path, const char *text, size_t n);
+
+#define HB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define HB_CONTAINER_OF(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+
+#endif

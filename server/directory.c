@@ -1,0 +1,126 @@
+/* directory.c -- uid -> (SET, slot), and the parked-message store. */
+#include "directory.h"
+
+#include <stdlib.h>
+
+int hb_dir_init(hb_dir *d, uint32_t users, uint64_t pending_max, uint64_t per_uid)
+{
+    d->users = users;
+    d->pending_max = pending_max;
+    d->per_uid = per_uid;
+    atomic_init(&d->pending, 0);
+    atomic_init(&d->parked, 0);
+    atomic_init(&d->delivered, 0);
+    atomic_init(&d->dropped, 0);
+    atomic_init(&d->online, 0);
+    /* calloc of a large block maps fresh zero pages: untouched users cost no
+     * resident memory. */
+    d->loc = calloc(users ? users : 1, sizeof *d->loc);
+    d->stripes = calloc(HB_DIR_STRIPES, sizeof *d->stripes);
+    if (!d->loc || !d->stripes)
+        return -1;
+    for (int i = 0; i < HB_DIR_STRIPES; i++)
+        pthread_mutex_init(&d->stripes[i].mu, NULL);
+    return 0;
+}
+
+void hb_dir_free(hb_dir *d)
+{
+    if (d->stripes)
+        for (int i = 0; i < HB_DIR_STRIPES; i++) {
+            hb_dir_free_list(d->stripes[i].head);
+            pthread_mutex_destroy(&d->stripes[i].mu);
+        }
+    free(d->stripes);
+    free((void *)d->loc);
+    d->stripes = NULL;
+    d->loc = NULL;
+}
+
+static hb_pend_stripe *stripe(hb_dir *d, uint32_t uid)
+{
+    return &d->stripes[(uid * 2654435761u) >> 20]; /* 12 bits of a multiplicative hash */
+}
+
+uint64_t hb_dir_login(hb_dir *d, uint32_t uid, uint64_t loc, hb_pend **parked)
+{
+    hb_pend_stripe *s = stripe(d, uid);
+    hb_pend *mine = NULL, **tail = &mine;
+    uint64_t n = 0;
+    pthread_mutex_lock(&s->mu);
+    uint64_t prev = atomic_exchange(&d->loc[uid], loc);
+    for (hb_pend **pp = &s->head; *pp;) {
+        hb_pend *p = *pp;
+        if (p->m.uid == uid) {
+            *pp = p->next; /* detach, keep arrival order */
+            p->next = NULL;
+            *tail = p;
+            tail = &p->next;
+            n++;
+        } else {
+            pp = &p->next;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!prev)
+        atomic_fetch_add(&d->online, 1);
+    if (n) {
+        atomic_fetch_sub(&d->pending, n);
+        atomic_fetch_add(&d->delivered, n);
+    }
+    *parked = mine;
+    return prev;
+}
+
+void hb_dir_logout(hb_dir *d, uint32_t uid, uint64_t loc)
+{
+    uint64_t want = loc;
+    /* Under the stripe lock, so a parker that saw us online and a parker that
+     * sees us offline are ordered with this change. */
+    hb_pend_stripe *s = stripe(d, uid);
+    pthread_mutex_lock(&s->mu);
+    bool gone = atomic_compare_exchange_strong(&d->loc[uid], &want, 0);
+    pthread_mutex_unlock(&s->mu);
+    if (gone)
+        atomic_fetch_sub(&d->online, 1);
+}
+
+int hb_dir_park(hb_dir *d, const hb_msg *m, uint64_t *loc)
+{
+    hb_pend_stripe *s = stripe(d, m->uid);
+    pthread_mutex_lock(&s->mu);
+    uint64_t l = atomic_load(&d->loc[m->uid]);
+    if (l) {
+        pthread_mutex_unlock(&s->mu);
+        *loc = l;
+        return HB_PARK_ONLINE;
+    }
+    uint64_t mine = 0;
+    hb_pend **tail = &s->head;
+    for (; *tail; tail = &(*tail)->next)
+        mine += (*tail)->m.uid == m->uid;
+    hb_pend *p = NULL;
+    if (mine < d->per_uid && atomic_load(&d->pending) < d->pending_max)
+        p = malloc(sizeof *p); /* parking is the rare path: users are normally online */
+    if (!p) {
+        pthread_mutex_unlock(&s->mu);
+        atomic_fetch_add(&d->dropped, 1);
+        return HB_PARK_DROPPED;
+    }
+    p->m = *m;
+    p->next = NULL;
+    *tail = p;
+    atomic_fetch_add(&d->pending, 1);
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add(&d->parked, 1);
+    return HB_PARK_STORED;
+}
+
+void hb_dir_free_list(hb_pend *p)
+{
+    while (p) {
+        hb_pend *n = p->next;
+        free(p);
+        p = n;
+    }
+}

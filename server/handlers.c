@@ -1,0 +1,358 @@
+/* handlers.c -- what the server does with each message: login, shake, open,
+ * chat from users; notices, chat and kicks routed from other threads; and
+ * the replies that wait for the journal. */
+#include "set.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- replies ------------------------------------------------------------------ */
+
+static size_t pack_shake_reply(uint8_t *buf, size_t cap, uint32_t seq, Hb__Result res, uint64_t packet_id,
+                               uint32_t amount)
+{
+    Hb__ShakeReply r = HB__SHAKE_REPLY__INIT;
+    r.seq = seq;
+    r.result = res;
+    r.packet_id = packet_id;
+    r.amount = amount;
+    r.server_time_us = hb_now_us();
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_SHAKE_REPLY;
+    f.shake_reply = &r;
+    return hb_frame_pack(&f, buf, cap);
+}
+
+static size_t pack_open_reply(uint8_t *buf, size_t cap, uint64_t packet_id, Hb__OpenStatus st, uint32_t share)
+{
+    Hb__OpenReply r = HB__OPEN_REPLY__INIT;
+    r.packet_id = packet_id;
+    r.status = st;
+    r.share = share;
+    r.server_time_us = hb_now_us();
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_OPEN_REPLY;
+    f.open_reply = &r;
+    return hb_frame_pack(&f, buf, cap);
+}
+
+/* A reply about money leaves only once the journal has the grant on disk:
+ * queue it (FIFO, record numbers only grow) unless that is already so. */
+static void defer(hb_set *set, hb_conn *c, uint64_t jseq, const uint8_t *frame, size_t len, bool shake)
+{
+    if (jseq <= hb_journal_committed(&set->srv->journal)) {
+        hb_conn_send(set, c, frame, len);
+        if (shake)
+            HB_INC(set->st.replies);
+        return;
+    }
+    if (set->dq_len == set->dq_cap) {
+        size_t ncap = set->dq_cap ? set->dq_cap * 2 : 64;
+        hb_deferred *n = malloc(ncap * sizeof *n);
+        if (!n) {
+            hb_conn_close(set, c); /* cannot keep the reply: the client will retry */
+            return;
+        }
+        for (size_t i = 0; i < set->dq_len; i++)
+            n[i] = set->dq[(set->dq_head + i) % set->dq_cap];
+        free(set->dq);
+        set->dq = n;
+        set->dq_cap = ncap;
+        set->dq_head = 0;
+    }
+    hb_deferred *d = &set->dq[(set->dq_head + set->dq_len) % set->dq_cap];
+    d->jseq = jseq;
+    d->slot = hb_conn_slot(set, c);
+    d->gen = c->gen;
+    d->len = (uint8_t)len;
+    d->shake = shake;
+    memcpy(d->frame, frame, len);
+    set->dq_len++;
+}
+
+void hb_flush_deferred(hb_set *set)
+{
+    uint64_t done = hb_journal_committed(&set->srv->journal);
+    while (set->dq_len) {
+        hb_deferred *d = &set->dq[set->dq_head];
+        if (d->jseq > done)
+            break;
+        hb_conn *c = &set->conns[d->slot];
+        /* The connection may have gone meanwhile: the grant is on disk and
+         * the client's retry will be answered from the grant record. */
+        if (c->gen == d->gen && c->state == HB_CONN_ACTIVE) {
+            hb_conn_send(set, c, d->frame, d->len);
+            if (d->shake)
+                HB_INC(set->st.replies);
+        }
+        set->dq_head = (set->dq_head + 1) % set->dq_cap;
+        set->dq_len--;
+    }
+}
+
+/* ---- state checks ------------------------------------------------------------- */
+
+/* A logged-in connection may act only while it is still uid's session: a
+ * newer login elsewhere replaces it even before the kick arrives. */
+static bool still_current(hb_set *set, hb_conn *c)
+{
+    if (c->state == HB_CONN_NEW) {
+        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_NOT_LOGGED_IN, "log in first");
+        return false;
+    }
+    if (hb_dir_get(&set->srv->dir, c->uid) != HB_LOC(set->id, hb_conn_slot(set, c))) {
+        HB_INC(set->st.replaced);
+        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
+        return false;
+    }
+    return true;
+}
+
+/* ---- login ---------------------------------------------------------------------- */
+
+static void deliver(hb_set *set, hb_conn *c, hb_msg *m);
+
+static void on_login(hb_set *set, hb_conn *c, const Hb__Login *l)
+{
+    hb_server *s = set->srv;
+    if (c->state != HB_CONN_NEW) {
+        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_ALREADY_LOGGED_IN, "already logged in");
+        return;
+    }
+    if (l->uid >= s->dir.users) {
+        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_UID, "uid out of range");
+        return;
+    }
+    if (s->secret_len && !hb_token_check(s->secret, s->secret_len, l->uid, l->token.data, l->token.len)) {
+        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_TOKEN, "bad token");
+        return;
+    }
+    uint32_t slot = hb_conn_slot(set, c);
+    c->uid = l->uid;
+    c->state = HB_CONN_ACTIVE;
+    HB_INC(set->st.active);
+    HB_INC(set->st.logins);
+    hb_pend *parked;
+    uint64_t mine = HB_LOC(set->id, slot);
+    uint64_t prev = hb_dir_login(&s->dir, c->uid, mine, &parked);
+    if (prev && prev != mine) {
+        /* A second login for this uid: the old session is told and closed. */
+        int ps = HB_LOC_SET(prev);
+        if (ps == set->id) {
+            hb_conn *old = &set->conns[HB_LOC_SLOT(prev)];
+            if (old->state == HB_CONN_ACTIVE && old->uid == c->uid) {
+                HB_INC(set->st.replaced);
+                hb_conn_fail(set, old, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
+            }
+        } else if (ps >= 0 && ps < s->nsets) {
+            hb_msg k = {.type = HB_MSG_KICK, .uid = c->uid, .slot = HB_LOC_SLOT(prev)};
+            hb_set *t = s->sets[ps];
+            if (hb_inbox_push(&t->inbox, &k))
+                ev_async_send(t->loop, &t->wake);
+            /* if that inbox is full, the old session still cannot act:
+             * still_current() refuses it on its next request */
+        }
+    }
+    Hb__LoginOk ok = HB__LOGIN_OK__INIT;
+    ok.uid = c->uid;
+    ok.set = (uint32_t)set->id;
+    ok.server_time_us = hb_now_us();
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_LOGIN_OK;
+    f.login_ok = &ok;
+    hb_conn_send_frame(set, c, &f);
+    for (hb_pend *p = parked; p; p = p->next)
+        deliver(set, c, &p->m);
+    hb_dir_free_list(parked);
+}
+
+/* ---- shake ------------------------------------------------------------------------ */
+
+static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
+{
+    hb_server *s = set->srv;
+    if (!still_current(set, c))
+        return;
+    HB_INC(set->st.shakes);
+    uint8_t buf[64];
+    size_t n;
+    if (s->cfg.shake_limit > 0) {
+        uint32_t sec = (uint32_t)(ev_now(set->loop));
+        if (c->rl_sec != sec) {
+            c->rl_sec = sec;
+            c->rl_n = 0;
+        }
+        if (c->rl_n >= s->cfg.shake_limit) {
+            HB_INC(set->st.rate_limited);
+            HB_INC(set->st.replies);
+            n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_RATE_LIMITED, 0, 0);
+            hb_conn_send(set, c, buf, n);
+            return;
+        }
+        c->rl_n++;
+    }
+    if (sh->retry) {
+        /* A resend after a reconnect: if that shake already won, answer
+         * with the same packet (once the grant is durable), never a new one. */
+        uint64_t pid;
+        uint32_t amount;
+        HB_INC(set->st.retries);
+        if (hb_registry_find_grant(&s->reg, c->uid, sh->seq, &pid, &amount)) {
+            HB_INC(set->st.retry_replayed);
+            n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_WIN, pid, amount);
+            defer(set, c, hb_journal_appended(&s->journal), buf, n, true);
+            return;
+        }
+    }
+    hb_packet pk;
+    if (!atomic_load_explicit(&s->event_started, memory_order_relaxed)) {
+        HB_INC(set->st.not_yet);
+        n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_NOT_YET, 0, 0);
+    } else if (hb_pqueue_pop(&set->q, &pk)) {
+        HB_INC(set->st.wins);
+        HB_ADD(set->st.amount_won, pk.amount);
+        Hb__Record rec = HB__RECORD__INIT;
+        rec.type = HB__RECORD_TYPE__REC_WIN;
+        rec.kind = HB__PACKET_KIND__KIND_SHAKE;
+        rec.packet_id = pk.id;
+        rec.amount = pk.amount;
+        rec.uid = c->uid;
+        rec.seq = sh->seq;
+        rec.time_us = hb_now_us();
+        uint64_t jseq = hb_journal_append(&s->journal, &rec, set->id);
+        hb_registry_add_grant(&s->reg, c->uid, sh->seq, pk.id, pk.amount);
+        n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_WIN, pk.id, pk.amount);
+        defer(set, c, jseq, buf, n, true);
+        return;
+    } else {
+        HB_INC(set->st.losses);
+        n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_LOSE, 0, 0);
+    }
+    HB_INC(set->st.replies);
+    hb_conn_send(set, c, buf, n);
+}
+
+/* ---- open ---------------------------------------------------------------------------- */
+
+static void on_open(hb_set *set, hb_conn *c, const Hb__Open *o)
+{
+    hb_server *s = set->srv;
+    if (!still_current(set, c))
+        return;
+    HB_INC(set->st.opens);
+    uint32_t share;
+    uint64_t jseq;
+    Hb__OpenStatus st = hb_registry_open(&s->reg, &s->journal, set->id, o->packet_id, c->uid, &share, &jseq);
+    uint8_t buf[64];
+    size_t n = pack_open_reply(buf, sizeof buf, o->packet_id, st, st == HB__OPEN_STATUS__OPEN_OK || st == HB__OPEN_STATUS__OPEN_ALREADY ? share : 0);
+    if (st == HB__OPEN_STATUS__OPEN_OK) {
+        HB_INC(set->st.opens_ok);
+        HB_ADD(set->st.share_amount, share);
+    } else {
+        HB_INC(set->st.opens_rejected);
+    }
+    if (jseq)
+        defer(set, c, jseq, buf, n, false);
+    else
+        hb_conn_send(set, c, buf, n);
+}
+
+/* ---- chat ------------------------------------------------------------------------------ */
+
+static void on_chat(hb_set *set, hb_conn *c, const Hb__Chat *ch)
+{
+    hb_server *s = set->srv;
+    if (!still_current(set, c))
+        return;
+    size_t len = ch->text ? strlen(ch->text) : 0;
+    if (len > HB_CHAT_MAX || ch->to_uid >= s->dir.users) {
+        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_CHAT_INVALID,
+                     len > HB_CHAT_MAX ? "chat text too long" : "chat target uid out of range");
+        return;
+    }
+    HB_INC(set->st.chats_in);
+    hb_msg m = {.type = HB_MSG_CHAT, .uid = ch->to_uid, .from = c->uid, .textlen = (uint8_t)len};
+    memcpy(m.text, ch->text, len);
+    if (!hb_route(s, &m))
+        HB_INC(set->st.route_dropped);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+bool hb_handle_frame(hb_set *set, hb_conn *c, const uint8_t *body, size_t len)
+{
+    Hb__Frame *f = hb_frame_unpack(&set->arena, body, len);
+    if (!f) {
+        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_MESSAGE, "not a valid hb.Frame");
+        return false;
+    }
+    switch (f->body_case) {
+    case HB__FRAME__BODY_LOGIN: on_login(set, c, f->login); break;
+    case HB__FRAME__BODY_SHAKE: on_shake(set, c, f->shake); break;
+    case HB__FRAME__BODY_OPEN: on_open(set, c, f->open); break;
+    case HB__FRAME__BODY_CHAT: on_chat(set, c, f->chat); break;
+    case HB__FRAME__BODY__NOT_SET:
+        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_UNKNOWN_TYPE, "frame has no known message");
+        break;
+    default:
+        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_NOT_ALLOWED, "clients may not send this message");
+        break;
+    }
+    return c->state == HB_CONN_ACTIVE || c->state == HB_CONN_NEW;
+}
+
+/* ---- routed messages ------------------------------------------------------------------------ */
+
+static void deliver(hb_set *set, hb_conn *c, hb_msg *m)
+{
+    Hb__Frame f = HB__FRAME__INIT;
+    if (m->type == HB_MSG_NOTICE) {
+        Hb__Notice nt = HB__NOTICE__INIT;
+        nt.packet_id = m->packet_id;
+        nt.amount = m->amount;
+        nt.split = m->split;
+        f.body_case = HB__FRAME__BODY_NOTICE;
+        f.notice = &nt;
+        hb_conn_send_frame(set, c, &f);
+        HB_INC(set->st.notices);
+    } else if (m->type == HB_MSG_CHAT) {
+        char text[HB_CHAT_MAX + 1];
+        memcpy(text, m->text, m->textlen);
+        text[m->textlen] = 0;
+        Hb__Chat ch = HB__CHAT__INIT;
+        ch.from_uid = m->from;
+        ch.to_uid = m->uid;
+        ch.text = text;
+        f.body_case = HB__FRAME__BODY_CHAT;
+        f.chat = &ch;
+        hb_conn_send_frame(set, c, &f);
+        HB_INC(set->st.chats_out);
+    }
+}
+
+void hb_handle_msg(hb_set *set, hb_msg *m)
+{
+    hb_server *s = set->srv;
+    if (m->type == HB_MSG_KICK) {
+        hb_conn *old = &set->conns[m->slot];
+        if (m->slot && m->slot <= set->hwm && old->state == HB_CONN_ACTIVE && old->uid == m->uid &&
+            hb_dir_get(&s->dir, m->uid) != HB_LOC(set->id, m->slot)) {
+            HB_INC(set->st.replaced);
+            hb_conn_fail(set, old, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
+        }
+        return;
+    }
+    uint64_t loc = hb_dir_get(&s->dir, m->uid);
+    if (loc && HB_LOC_SET(loc) == set->id) {
+        hb_conn *c = &set->conns[HB_LOC_SLOT(loc)];
+        if (c->state == HB_CONN_ACTIVE && c->uid == m->uid) {
+            deliver(set, c, m);
+            return;
+        }
+    }
+    /* The user moved or left since the message was routed: route again
+     * (a bounded number of times). */
+    HB_INC(set->st.rerouted);
+    if (++m->hops > 4 || !hb_route(s, m))
+        HB_INC(set->st.route_dropped);
+}

@@ -1,0 +1,62 @@
+/* journal.h -- the grant journal: every win and every opened share is on
+ * disk before its reply leaves the server.
+ *
+ * Appenders (SETs, the producer) pack a record and copy it into the current
+ * batch under a mutex; that is all they wait for.  A writer thread takes the
+ * whole batch, write()s it and fdatasync()s once (group commit), then
+ * publishes the highest record number that is now durable and wakes the SETs
+ * that have replies waiting for it.  The SET loops never block on the disk.
+ * File format: proto/jfile.h. */
+#ifndef HB_JOURNAL_H
+#define HB_JOURNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "jfile.h"
+#include "util.h"
+
+typedef void (*hb_journal_notify_fn)(void *ctx, int set);
+
+typedef struct hb_journal {
+    int fd;
+    bool fsync;
+    pthread_mutex_t mu;
+    pthread_cond_t more, room;
+    uint8_t *buf, *wbuf; /* filling / being written */
+    size_t len, cap;
+    uint64_t next;       /* number of the next record (first is 1) */
+    _Atomic uint64_t appended;  /* highest number handed out */
+    _Atomic uint64_t committed; /* every record <= this is on disk */
+    uint8_t *notify;     /* SETs with replies waiting on the current batch */
+    uint8_t *wnotify;
+    int nsets;
+    hb_journal_notify_fn notify_fn;
+    void *notify_ctx;
+    pthread_t th;
+    bool started, stop;
+    int64_t batch_delay_us; /* optional wait to gather more per batch */
+    /* figures */
+    _Atomic uint64_t appends, batches, bytes, max_batch, sync_us;
+} hb_journal;
+
+/* Open for appending; the file is first cut to `valid` bytes (the end of the
+ * last intact entry found by the replay).  0, or -1 with err. */
+int hb_journal_open(hb_journal *j, const char *path, bool fsync, size_t valid, char *err, size_t errlen);
+int hb_journal_start(hb_journal *j, int nsets, hb_journal_notify_fn fn, void *ctx);
+/* Append; returns the record's number.  `set` >= 0 asks for a wake-up of that
+ * SET when the record is durable. */
+uint64_t hb_journal_append(hb_journal *j, const Hb__Record *r, int set);
+static inline uint64_t hb_journal_committed(hb_journal *j)
+{
+    return atomic_load_explicit(&j->committed, memory_order_acquire);
+}
+static inline uint64_t hb_journal_appended(hb_journal *j)
+{
+    return atomic_load_explicit(&j->appended, memory_order_acquire);
+}
+/* Write out everything appended so far and stop the writer. */
+void hb_journal_close(hb_journal *j);
+
+#endif

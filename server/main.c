@@ -1,0 +1,157 @@
+/* main.c -- hb-server: settings, start-up, signals, the once-a-second tick,
+ * clean shutdown. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ev.h>
+#include "conf.h"
+#include "server.h"
+#include "set.h"
+#include "stats.h"
+
+static hb_server srv = {
+    .cfg = {
+        .listen = "0.0.0.0",
+        .ports = "7000",
+        .sets = 64,
+        .max_conns = 0,
+        .users = 1000000,
+        .private_fds = true,
+        .backlog = 65535,
+        .rate = 200,
+        .total = 40000,
+        .amount_min = 1,
+        .amount_max = 20000,
+        .start_delay = 0,
+        .queue = 4096,
+        .send_rate = 200,
+        .send_total = 0,
+        .send_split = 3,
+        .send_amount_min = 3,
+        .send_amount_max = 30000,
+        .send_concurrent = false,
+        .inbox = 1024,
+        .pending_max = 1000000,
+        .pending_per_uid = 16,
+        .journal = "hongbao.journal",
+        .fsync = true,
+        .secret_file = NULL,
+        .login_timeout = 5,
+        .frame_timeout = 5,
+        .linger = 2,
+        .shake_limit = 1,
+        .addr_limit = 0,
+        .monitor = NULL,
+        .instance = "server",
+        .stats_file = NULL,
+        .progress = false,
+        .seed = 0,
+    },
+};
+
+static const hb_opt opts[] = {
+    {"listen", HB_OPT_STR, &srv.cfg.listen, "ADDR", "IPv4 address to listen on", 0, 0},
+    {"port", HB_OPT_STR, &srv.cfg.ports, "PORTS", "port, FIRST-LAST range or list; every SET listens on each (SO_REUSEPORT)", 0, 0},
+    {"sets", HB_OPT_INT, &srv.cfg.sets, "N", "number of SETs (threads, each with its own loop, queue and fd table)", 1, 1024},
+    {"max-conns", HB_OPT_INT, &srv.cfg.max_conns, "N", "connections per SET, 0 = what a descriptor table allows", 0, 10000000},
+    {"users", HB_OPT_INT, &srv.cfg.users, "N", "uids are 0..N-1", 1, 4000000000.0},
+    {"private-fds", HB_OPT_BOOL, &srv.cfg.private_fds, NULL, "give every SET its own descriptor table (unshare CLONE_FILES)", 0, 0},
+    {"backlog", HB_OPT_INT, &srv.cfg.backlog, "N", "listen() backlog per listener", 1, 1000000},
+    {"rate", HB_OPT_DOUBLE, &srv.cfg.rate, "N", "shake-flow packets produced per second", 0, 1e7},
+    {"total", HB_OPT_INT, &srv.cfg.total, "N", "shake-flow packets to produce in all", 0, 1e12},
+    {"amount-min", HB_OPT_INT, &srv.cfg.amount_min, "CENTS", "smallest shake-flow packet", 1, 1e9},
+    {"amount-max", HB_OPT_INT, &srv.cfg.amount_max, "CENTS", "largest shake-flow packet", 1, 1e9},
+    {"start-delay", HB_OPT_DOUBLE, &srv.cfg.start_delay, "SEC", "seconds before the event starts (shakes get NOT_YET)", 0, 86400},
+    {"queue", HB_OPT_INT, &srv.cfg.queue, "N", "packet queue capacity per SET", 1, 1 << 24},
+    {"send-rate", HB_OPT_DOUBLE, &srv.cfg.send_rate, "N", "send-flow packets per second", 0, 1e6},
+    {"send-total", HB_OPT_INT, &srv.cfg.send_total, "N", "send-flow packets in all (0 = no send flow)", 0, 1e9},
+    {"send-split", HB_OPT_INT, &srv.cfg.send_split, "N", "recipients per send-flow packet", 1, 8},
+    {"send-amount-min", HB_OPT_INT, &srv.cfg.send_amount_min, "CENTS", "smallest send-flow packet", 1, 1e9},
+    {"send-amount-max", HB_OPT_INT, &srv.cfg.send_amount_max, "CENTS", "largest send-flow packet", 1, 1e9},
+    {"send-concurrent", HB_OPT_BOOL, &srv.cfg.send_concurrent, NULL, "run the send flow alongside the shake flow, not after it", 0, 0},
+    {"inbox", HB_OPT_INT, &srv.cfg.inbox, "N", "routed-message inbox capacity per SET", 2, 1 << 22},
+    {"pending-max", HB_OPT_INT, &srv.cfg.pending_max, "N", "messages kept for offline users, all together", 0, 1e9},
+    {"pending-per-uid", HB_OPT_INT, &srv.cfg.pending_per_uid, "N", "messages kept for one offline user", 0, 1024},
+    {"journal", HB_OPT_STR, &srv.cfg.journal, "FILE", "grant journal (replayed at start)", 0, 0},
+    {"fsync", HB_OPT_BOOL, &srv.cfg.fsync, NULL, "fdatasync each journal batch before replying", 0, 0},
+    {"secret", HB_OPT_STR, &srv.cfg.secret_file, "FILE", "login tokens are HMAC-SHA256(secret, uid); unset = no auth", 0, 0},
+    {"login-timeout", HB_OPT_DOUBLE, &srv.cfg.login_timeout, "SEC", "close connections that do not log in within SEC", 0.1, 3600},
+    {"frame-timeout", HB_OPT_DOUBLE, &srv.cfg.frame_timeout, "SEC", "close connections that leave a frame or output unfinished for SEC", 0.1, 3600},
+    {"linger", HB_OPT_DOUBLE, &srv.cfg.linger, "SEC", "after an error, wait SEC for the peer to close", 0.1, 60},
+    {"shake-limit", HB_OPT_INT, &srv.cfg.shake_limit, "N", "shakes per connection per second, 0 = unlimited", 0, 255},
+    {"addr-limit", HB_OPT_INT, &srv.cfg.addr_limit, "N", "connections per source address, 0 = unlimited", 0, 1e9},
+    {"monitor", HB_OPT_STR, &srv.cfg.monitor, "HOST:PORT", "send counters to hb-monitor (UDP) every second", 0, 0},
+    {"instance", HB_OPT_STR, &srv.cfg.instance, "NAME", "name in monitor reports", 0, 0},
+    {"stats-file", HB_OPT_STR, &srv.cfg.stats_file, "FILE", "write all counters to FILE every second and at exit", 0, 0},
+    {"progress", HB_OPT_BOOL, &srv.cfg.progress, NULL, "print one line of figures per second", 0, 0},
+    {"seed", HB_OPT_INT, &srv.cfg.seed, "N", "random seed (0 = from the clock)", 0, 9e18},
+    {NULL, 0, NULL, NULL, NULL, 0, 0},
+};
+
+static const hb_cli cli = {
+    .synopsis = "hb-server [OPTIONS]",
+    .description =
+        "The hongbao red-packet server: holds many long-lived TCP connections in SETs (one thread, libev loop,\n"
+        "packet queue and descriptor table each), hands out shake-flow packets at a fixed rate, runs the\n"
+        "send-packet flow, and journals every grant before replying.  SIGINT/SIGTERM stop it cleanly.",
+    .epilog = "Example:\n  hb-server --port 7000-7003 --sets 8 --users 20000 --rate 200 --total 4000 \\\n"
+              "            --send-total 1000 --journal run.journal --stats-file run.stats --progress",
+    .opts = opts,
+};
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    hb_log("signal %d: stopping", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static ev_timer tick;
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    int64_t now = hb_now_us();
+    hb_stats_tick(&srv, now / 1000000);
+    /* Next tick just after the next second boundary, so reports line up
+     * with the clients' seconds. */
+    w->repeat = (double)(1000000 - now % 1000000) / 1e6 + 0.001;
+    ev_timer_again(loop, w);
+}
+
+int main(int argc, char **argv)
+{
+    hb_prog = "hb-server";
+    int first = hb_cli_parse(&cli, argc, argv);
+    if (first < argc) {
+        fprintf(stderr, "hb-server: unexpected argument '%s'\nhb-server: see 'hb-server --help'\n", argv[first]);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char err[512];
+    if (hb_server_init(&srv, err, sizeof err) < 0 || hb_server_start(&srv, err, sizeof err) < 0) {
+        hb_log("%s", err);
+        return 1;
+    }
+    hb_log("listening on %s port %s with %d SETs (%s descriptor tables, %lld connections each), %lld users; "
+           "shake flow %g/s x %lld, send flow %g/s x %lld split %lld; journal %s%s",
+           srv.cfg.listen, srv.cfg.ports, srv.nsets, srv.sets[0]->unshared ? "private" : "one shared",
+           (long long)srv.cfg.max_conns, (long long)srv.cfg.users, srv.cfg.rate, (long long)srv.cfg.total,
+           srv.cfg.send_rate, (long long)srv.cfg.send_total, (long long)srv.cfg.send_split, srv.cfg.journal,
+           srv.cfg.fsync ? "" : " (no fsync)");
+
+    struct ev_loop *loop = EV_DEFAULT;
+    ev_signal sint, sterm;
+    ev_signal_init(&sint, on_signal, SIGINT);
+    ev_signal_init(&sterm, on_signal, SIGTERM);
+    ev_signal_start(loop, &sint);
+    ev_signal_start(loop, &sterm);
+    ev_init(&tick, on_tick);
+    tick.repeat = 1.0;
+    ev_timer_again(loop, &tick);
+    ev_run(loop, 0);
+
+    hb_server_stop(&srv);
+    hb_stats_summary(&srv);
+    hb_server_free(&srv);
+    return 0;
+}

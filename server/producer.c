@@ -1,0 +1,200 @@
+/* producer.c -- fixed-rate packet schedules and round-robin dealing. */
+#include "producer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int hb_producer_init(hb_producer *p, const hb_producer_ops *ops, int nsets, uint64_t seed)
+{
+    memset(p, 0, sizeof *p);
+    p->ops = *ops;
+    p->nsets = nsets;
+    p->rng = seed;
+    p->split = 3;
+    p->dealt = calloc((size_t)nsets, sizeof *p->dealt);
+    return p->dealt ? 0 : -1;
+}
+
+void hb_producer_free(hb_producer *p)
+{
+    free(p->dealt);
+    p->dealt = NULL;
+}
+
+void hb_flow_set(hb_flow *f, double rate, uint64_t total, uint64_t made, uint32_t amin, uint32_t amax)
+{
+    f->rate = rate;
+    f->total = total;
+    f->made = made;
+    f->base = made;
+    f->amin = amin;
+    f->amax = amax < amin ? amin : amax;
+    f->running = false;
+}
+
+void hb_producer_sync_counters(hb_producer *p)
+{
+    HB_SET(p->made_shake, p->shake.made);
+    HB_SET(p->made_send, p->send.made);
+}
+
+static bool flow_done(const hb_flow *f)
+{
+    return f->made >= f->total || f->rate <= 0;
+}
+
+static void flow_begin(hb_flow *f, int64_t t0)
+{
+    f->base = f->made;
+    f->t0 = t0;
+    f->running = true;
+}
+
+/* When packet number `k` (0-based, k >= base) of the flow is due. */
+static int64_t flow_due(const hb_flow *f, uint64_t k)
+{
+    return f->t0 + (int64_t)ceil((double)(k - f->base) * 1e6 / f->rate);
+}
+
+void hb_producer_start(hb_producer *p, int64_t now)
+{
+    if (!flow_done(&p->shake))
+        flow_begin(&p->shake, now);
+    if (p->send_concurrent || flow_done(&p->shake))
+        if (!flow_done(&p->send))
+            flow_begin(&p->send, now);
+}
+
+static uint32_t amount(hb_producer *p, const hb_flow *f)
+{
+    return f->amin + hb_rand_below(&p->rng, f->amax - f->amin + 1);
+}
+
+/* Round-robin, skipping SETs whose queue is full; false if all are. */
+static bool deal(hb_producer *p, const hb_packet *pk)
+{
+    for (int tries = 0; tries < p->nsets; tries++) {
+        int s = p->next_set;
+        p->next_set = (p->next_set + 1) % p->nsets;
+        if (p->ops.deal(p->ops.ctx, s, pk)) {
+            HB_INC(p->dealt[s]);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void make_shake(hb_producer *p)
+{
+    hb_flow *f = &p->shake;
+    hb_packet pk = {.id = f->made + 1, .amount = amount(p, f)};
+    Hb__Record rec = HB__RECORD__INIT;
+    rec.type = HB__RECORD_TYPE__REC_CREATE;
+    rec.kind = HB__PACKET_KIND__KIND_SHAKE;
+    rec.packet_id = pk.id;
+    rec.amount = pk.amount;
+    rec.time_us = hb_now_us();
+    p->ops.created(p->ops.ctx, &rec);
+    f->made++;
+    HB_SET(p->made_shake, f->made);
+    atomic_store(&p->started, true);
+    if (!deal(p, &pk)) {
+        p->holding = true;
+        p->held = pk;
+    }
+}
+
+static void make_send(hb_producer *p)
+{
+    hb_flow *f = &p->send;
+    hb_sendpkt sp = {.n = (uint8_t)p->split};
+    uint64_t id = hb_send_id(f->made);
+    sp.amount = amount(p, f);
+    if (sp.amount < sp.n)
+        sp.amount = sp.n;
+    for (unsigned i = 0; i < sp.n; i++) {
+        uint32_t u;
+        bool dup;
+        int tries = 0;
+        do { /* distinct recipients (the caller made sure users >= split) */
+            u = p->ops.pick(p->ops.ctx, &p->rng);
+            dup = false;
+            for (unsigned m = 0; m < i; m++)
+                dup |= sp.uid[m] == u;
+        } while (dup && ++tries < 1000);
+        sp.uid[i] = u;
+    }
+    hb_split(&p->rng, sp.amount, sp.n, sp.share);
+    Hb__Record rec = HB__RECORD__INIT;
+    rec.type = HB__RECORD_TYPE__REC_CREATE;
+    rec.kind = HB__PACKET_KIND__KIND_SEND;
+    rec.packet_id = id;
+    rec.amount = sp.amount;
+    rec.n_recipients = sp.n;
+    rec.recipients = sp.uid;
+    rec.n_shares = sp.n;
+    rec.shares = sp.share;
+    rec.time_us = hb_now_us();
+    p->ops.created(p->ops.ctx, &rec);
+    f->made++;
+    HB_SET(p->made_send, f->made);
+    p->ops.sent(p->ops.ctx, id, &sp);
+}
+
+uint64_t hb_producer_step(hb_producer *p, int64_t now)
+{
+    uint64_t n = 0;
+    if (p->holding) {
+        if (!deal(p, &p->held)) {
+            HB_INC(p->stalls);
+            return 0; /* keep order: nothing new until the held packet is placed */
+        }
+        p->holding = false;
+    }
+    hb_flow *s = &p->shake;
+    while (s->running && !flow_done(s) && flow_due(s, s->made) <= now) {
+        make_shake(p);
+        n++;
+        if (p->holding) {
+            HB_INC(p->stalls);
+            return n;
+        }
+    }
+    if (s->running && flow_done(s)) {
+        s->running = false;
+        /* The send flow keeps the cadence: it starts when the next shake
+         * packet would have been due. */
+        if (!p->send_concurrent && !flow_done(&p->send) && !p->send.running)
+            flow_begin(&p->send, s->total > s->base ? flow_due(s, s->total) : now);
+    }
+    hb_flow *d = &p->send;
+    while (d->running && !flow_done(d) && flow_due(d, d->made) <= now) {
+        make_send(p);
+        n++;
+    }
+    if (d->running && flow_done(d))
+        d->running = false;
+    return n;
+}
+
+int64_t hb_producer_next_due(const hb_producer *p)
+{
+    int64_t t = INT64_MAX;
+    if (p->holding)
+        return 0;
+    if (p->shake.running && !flow_done(&p->shake))
+        t = flow_due(&p->shake, p->shake.made);
+    if (p->send.running && !flow_done(&p->send)) {
+        int64_t u = flow_due(&p->send, p->send.made);
+        t = u < t ? u : t;
+    }
+    if (t == INT64_MAX && !p->send_concurrent && !p->send.running && !flow_done(&p->send) && p->shake.running)
+        t = flow_due(&p->shake, p->shake.total);
+    return t;
+}
+
+bool hb_producer_done(const hb_producer *p)
+{
+    return !p->holding && flow_done(&p->shake) && flow_done(&p->send);
+}

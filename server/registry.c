@@ -1,0 +1,200 @@
+/* registry.c -- send packets, shake grants, splitting. */
+#include "registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include "util.h"
+
+int hb_registry_init(hb_registry *r, uint64_t send_cap)
+{
+    memset(r, 0, sizeof *r);
+    r->send_cap = send_cap;
+    r->send = calloc(send_cap ? send_cap : 1, sizeof *r->send);
+    for (int i = 0; i < 64; i++)
+        pthread_mutex_init(&r->send_mu[i], NULL);
+    pthread_mutex_init(&r->grant_mu, NULL);
+    r->gcap = 1024;
+    r->g = calloc(r->gcap, sizeof *r->g);
+    return r->send && r->g ? 0 : -1;
+}
+
+void hb_registry_free(hb_registry *r)
+{
+    free(r->send);
+    free(r->g);
+    r->send = NULL;
+    r->g = NULL;
+}
+
+static int64_t index_of(hb_registry *r, uint64_t id)
+{
+    if (id <= HB_SEND_ID_BASE)
+        return -1;
+    uint64_t k = id - HB_SEND_ID_BASE - 1;
+    return k < atomic_load_explicit(&r->send_count, memory_order_acquire) ? (int64_t)k : -1;
+}
+
+int hb_registry_put_send(hb_registry *r, uint64_t id, const hb_sendpkt *p)
+{
+    if (id <= HB_SEND_ID_BASE || id - HB_SEND_ID_BASE - 1 >= r->send_cap)
+        return -1;
+    uint64_t k = id - HB_SEND_ID_BASE - 1;
+    pthread_mutex_lock(&r->send_mu[k % 64]);
+    r->send[k] = *p;
+    pthread_mutex_unlock(&r->send_mu[k % 64]);
+    if (k + 1 > atomic_load(&r->send_count))
+        atomic_store_explicit(&r->send_count, k + 1, memory_order_release);
+    return 0;
+}
+
+bool hb_registry_get_send(hb_registry *r, uint64_t id, hb_sendpkt *out)
+{
+    int64_t k = index_of(r, id);
+    if (k < 0)
+        return false;
+    pthread_mutex_lock(&r->send_mu[k % 64]);
+    *out = r->send[k];
+    pthread_mutex_unlock(&r->send_mu[k % 64]);
+    return out->n > 0;
+}
+
+Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t id, uint32_t uid, uint32_t *share,
+                                uint64_t *jseq)
+{
+    int64_t k = index_of(r, id);
+    *share = 0;
+    *jseq = 0;
+    if (k < 0)
+        return HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET;
+    pthread_mutex_t *mu = &r->send_mu[k % 64];
+    pthread_mutex_lock(mu);
+    hb_sendpkt *p = &r->send[k];
+    Hb__OpenStatus st = HB__OPEN_STATUS__OPEN_NOT_RECIPIENT;
+    for (unsigned i = 0; i < p->n; i++) {
+        if (p->uid[i] != uid)
+            continue;
+        *share = p->share[i];
+        if (p->opened & (1u << i)) {
+            st = HB__OPEN_STATUS__OPEN_ALREADY;
+            *jseq = hb_journal_appended(j);
+        } else {
+            p->opened |= (uint8_t)(1u << i);
+            Hb__Record rec = HB__RECORD__INIT;
+            rec.type = HB__RECORD_TYPE__REC_SHARE;
+            rec.kind = HB__PACKET_KIND__KIND_SEND;
+            rec.packet_id = id;
+            rec.amount = p->share[i];
+            rec.uid = uid;
+            rec.time_us = hb_now_us();
+            *jseq = hb_journal_append(j, &rec, set);
+            st = HB__OPEN_STATUS__OPEN_OK;
+        }
+        break;
+    }
+    pthread_mutex_unlock(mu);
+    return st;
+}
+
+bool hb_registry_mark_opened(hb_registry *r, uint64_t id, uint32_t uid, uint32_t amount)
+{
+    int64_t k = index_of(r, id);
+    if (k < 0)
+        return false;
+    hb_sendpkt *p = &r->send[k];
+    for (unsigned i = 0; i < p->n; i++)
+        if (p->uid[i] == uid) {
+            if ((p->opened & (1u << i)) || p->share[i] != amount)
+                return false;
+            p->opened |= (uint8_t)(1u << i);
+            return true;
+        }
+    return false;
+}
+
+/* ---- grants: open addressing on (uid, seq) ------------------------------- */
+
+static uint64_t gkey(uint32_t uid, uint32_t seq)
+{
+    return ((uint64_t)uid + 1) << 32 | seq;
+}
+
+static size_t gslot(hb_grant *g, size_t cap, uint64_t key)
+{
+    uint64_t h = key * 0x9e3779b97f4a7c15ULL;
+    size_t i = (size_t)(h >> 20) & (cap - 1);
+    while (g[i].key && g[i].key != key)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+void hb_registry_add_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount)
+{
+    pthread_mutex_lock(&r->grant_mu);
+    if ((r->glen + 1) * 2 > r->gcap) {
+        size_t ncap = r->gcap * 2;
+        hb_grant *ng = calloc(ncap, sizeof *ng);
+        if (ng) {
+            for (size_t i = 0; i < r->gcap; i++)
+                if (r->g[i].key)
+                    ng[gslot(ng, ncap, r->g[i].key)] = r->g[i];
+            free(r->g);
+            r->g = ng;
+            r->gcap = ncap;
+        }
+    }
+    if ((r->glen + 1) < r->gcap) {
+        uint64_t key = gkey(uid, seq);
+        size_t i = gslot(r->g, r->gcap, key);
+        if (!r->g[i].key)
+            r->glen++;
+        r->g[i] = (hb_grant){.key = key, .packet_id = packet_id, .amount = amount};
+    }
+    pthread_mutex_unlock(&r->grant_mu);
+}
+
+bool hb_registry_find_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount)
+{
+    pthread_mutex_lock(&r->grant_mu);
+    size_t i = gslot(r->g, r->gcap, gkey(uid, seq));
+    bool found = r->g[i].key != 0;
+    if (found) {
+        *packet_id = r->g[i].packet_id;
+        *amount = r->g[i].amount;
+    }
+    pthread_mutex_unlock(&r->grant_mu);
+    return found;
+}
+
+/* ---- splitting -------------------------------------------------------------- */
+
+int hb_split(uint64_t *rng, uint32_t amount, unsigned n, uint32_t *shares)
+{
+    if (n < 1 || n > HB_SPLIT_MAX || amount < n)
+        return -1;
+    /* n-1 distinct cut points in 1..amount-1, uniformly: every composition
+     * of amount into n positive parts is equally likely. */
+    uint32_t cut[HB_SPLIT_MAX];
+    unsigned k = 0;
+    while (k < n - 1) {
+        uint32_t c = 1 + hb_rand_below(rng, amount - 1);
+        unsigned i = k;
+        bool dup = false;
+        for (unsigned m = 0; m < k; m++)
+            dup |= cut[m] == c;
+        if (dup)
+            continue;
+        while (i > 0 && cut[i - 1] > c) { /* insertion keeps cut[] sorted */
+            cut[i] = cut[i - 1];
+            i--;
+        }
+        cut[i] = c;
+        k++;
+    }
+    uint32_t prev = 0;
+    for (unsigned i = 0; i < n - 1; i++) {
+        shares[i] = cut[i] - prev;
+        prev = cut[i];
+    }
+    shares[n - 1] = amount - prev;
+    return 0;
+}

@@ -1,0 +1,72 @@
+/* registry.h -- what the server must remember about money between requests:
+ * the send-flow packets (recipients, shares, who opened) and the shake wins
+ * by (uid, seq), so a retried shake is answered with its original win.
+ * Both are touched only on the rare paths (a few hundred times a second at
+ * the seed's rates), under striped locks; the plain shake path never is. */
+#ifndef HB_REGISTRY_H
+#define HB_REGISTRY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "hongbao.pb-c.h"
+#include "journal.h"
+
+#define HB_SPLIT_MAX 8
+/* Send-flow packet ids start here so the two flows never share an id and a
+ * ledger line tells its flow at a glance: shake packets are 1, 2, 3 ... */
+#define HB_SEND_ID_BASE 1000000000000ULL
+
+typedef struct hb_sendpkt {
+    uint32_t amount;
+    uint8_t n;      /* recipients */
+    uint8_t opened; /* bit i: recipient i has opened */
+    uint32_t uid[HB_SPLIT_MAX];
+    uint32_t share[HB_SPLIT_MAX];
+} hb_sendpkt;
+
+typedef struct hb_grant {
+    uint64_t key; /* (uid + 1) << 32 | seq; 0 = empty */
+    uint64_t packet_id;
+    uint32_t amount;
+} hb_grant;
+
+typedef struct hb_registry {
+    hb_sendpkt *send;
+    uint64_t send_cap;
+    _Atomic uint64_t send_count; /* packets 0..count-1 are published */
+    pthread_mutex_t send_mu[64];
+    pthread_mutex_t grant_mu;
+    hb_grant *g;
+    size_t gcap, glen;
+} hb_registry;
+
+int hb_registry_init(hb_registry *r, uint64_t send_cap);
+void hb_registry_free(hb_registry *r);
+
+static inline uint64_t hb_send_id(uint64_t k) { return HB_SEND_ID_BASE + 1 + k; }
+
+/* Producer and replay only (one thread at a time): publish packet `id`. */
+int hb_registry_put_send(hb_registry *r, uint64_t id, const hb_sendpkt *p);
+/* A snapshot of packet id under its lock; false if unknown. */
+bool hb_registry_get_send(hb_registry *r, uint64_t id, hb_sendpkt *out);
+
+/* A recipient opens packet id.  On OPEN_OK the share is journaled (record
+ * number in *jseq) under the packet's lock, so two opens cannot both pay.
+ * On OPEN_ALREADY *share repeats the earlier share and *jseq is the newest
+ * record number: the caller replies only once that is durable. */
+Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t id, uint32_t uid, uint32_t *share,
+                                uint64_t *jseq);
+/* Replay: uid opened packet id and got `amount`; false if that is not a
+ * consistent record (not a recipient, twice, wrong amount). */
+bool hb_registry_mark_opened(hb_registry *r, uint64_t id, uint32_t uid, uint32_t amount);
+
+void hb_registry_add_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount);
+bool hb_registry_find_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount);
+
+/* Split `amount` cents into n shares, each >= 1, summing exactly to amount,
+ * uniformly over all such splits.  -1 if amount < n or n is out of range. */
+int hb_split(uint64_t *rng, uint32_t amount, unsigned n, uint32_t *shares);
+
+#endif

@@ -1,0 +1,127 @@
+/* replay.c -- journal -> registry, unwon packets, producer positions. */
+#include "replay.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "jfile.h"
+#include "server.h"
+
+typedef struct shake_state {
+    uint32_t amount;
+    uint8_t created, won;
+} shake_state;
+
+int hb_replay(hb_server *s, const char *path, hb_replay_t *rp, char *err, size_t errlen)
+{
+    memset(rp, 0, sizeof *rp);
+    hb_jfile jf;
+    if (hb_jfile_open(&jf, path, err, errlen) < 0)
+        return -1;
+    shake_state *sh = NULL;
+    size_t shcap = 0;
+    Hb__Record *r;
+    while (hb_jfile_next(&jf, &r)) {
+        rp->records++;
+        if (r->type == HB__RECORD_TYPE__REC_CREATE && r->kind == HB__PACKET_KIND__KIND_SHAKE) {
+            if (r->packet_id == 0 || r->packet_id > (uint64_t)1 << 40) {
+                rp->anomalies++;
+                continue;
+            }
+            if (r->packet_id > shcap) {
+                size_t ncap = shcap ? shcap : 4096;
+                while (ncap < r->packet_id)
+                    ncap *= 2;
+                shake_state *n = realloc(sh, ncap * sizeof *n);
+                if (!n) {
+                    snprintf(err, errlen, "replay: out of memory");
+                    free(sh);
+                    hb_jfile_close(&jf);
+                    return -1;
+                }
+                memset(n + shcap, 0, (ncap - shcap) * sizeof *n);
+                sh = n;
+                shcap = ncap;
+            }
+            sh[r->packet_id - 1].amount = r->amount;
+            sh[r->packet_id - 1].created = 1;
+            if (r->packet_id > rp->shake_made)
+                rp->shake_made = r->packet_id;
+        } else if (r->type == HB__RECORD_TYPE__REC_CREATE && r->kind == HB__PACKET_KIND__KIND_SEND) {
+            hb_sendpkt p = {.amount = r->amount, .n = (uint8_t)r->n_recipients};
+            if (r->n_recipients == 0 || r->n_recipients > HB_SPLIT_MAX || r->n_shares != r->n_recipients) {
+                rp->anomalies++;
+                continue;
+            }
+            memcpy(p.uid, r->recipients, r->n_recipients * sizeof *p.uid);
+            memcpy(p.share, r->shares, r->n_shares * sizeof *p.share);
+            if (hb_registry_put_send(&s->reg, r->packet_id, &p) < 0) {
+                hb_log("replay: send packet %llu beyond --send-total; raise --send-total to keep it",
+                       (unsigned long long)r->packet_id);
+                rp->anomalies++;
+                continue;
+            }
+            uint64_t k = r->packet_id - HB_SEND_ID_BASE;
+            if (k > rp->send_made)
+                rp->send_made = k;
+        } else if (r->type == HB__RECORD_TYPE__REC_WIN) {
+            uint64_t id = r->packet_id;
+            if (id == 0 || id > shcap || !sh[id - 1].created || sh[id - 1].won || sh[id - 1].amount != r->amount) {
+                hb_log("replay: ANOMALY: win of packet %llu by uid %u (%s)", (unsigned long long)id, r->uid,
+                       id == 0 || id > shcap || !sh[id - 1].created ? "never created"
+                       : sh[id - 1].won                              ? "already won"
+                                                                     : "amount differs");
+                rp->anomalies++;
+                continue;
+            }
+            sh[id - 1].won = 1;
+            rp->wins++;
+            rp->win_amount += r->amount;
+            hb_registry_add_grant(&s->reg, r->uid, r->seq, id, r->amount);
+        } else if (r->type == HB__RECORD_TYPE__REC_SHARE) {
+            if (!hb_registry_mark_opened(&s->reg, r->packet_id, r->uid, r->amount)) {
+                hb_log("replay: ANOMALY: share of packet %llu to uid %u is not consistent",
+                       (unsigned long long)r->packet_id, r->uid);
+                rp->anomalies++;
+                continue;
+            }
+            rp->shares++;
+            rp->share_amount += r->amount;
+        } else {
+            rp->anomalies++;
+        }
+    }
+    rp->valid = jf.valid;
+    rp->size = jf.size;
+    rp->stop_reason = jf.stop_reason;
+    hb_jfile_close(&jf);
+
+    /* Ids are dense from 1: a gap means a CREATE was lost, which group commit
+     * cannot produce; count it, the packet is simply not there. */
+    for (uint64_t i = 0; i < rp->shake_made; i++) {
+        if (!sh[i].created)
+            rp->anomalies++;
+        else if (!sh[i].won)
+            rp->n_unwon++;
+    }
+    if (rp->n_unwon) {
+        rp->unwon = malloc(rp->n_unwon * sizeof *rp->unwon);
+        if (!rp->unwon) {
+            free(sh);
+            snprintf(err, errlen, "replay: out of memory");
+            return -1;
+        }
+        size_t k = 0;
+        for (uint64_t i = 0; i < rp->shake_made; i++)
+            if (sh[i].created && !sh[i].won)
+                rp->unwon[k++] = (hb_packet){.id = i + 1, .amount = sh[i].amount};
+    }
+    free(sh);
+    return 0;
+}
+
+void hb_replay_free(hb_replay_t *rp)
+{
+    free(rp->unwon);
+    rp->unwon = NULL;
+}

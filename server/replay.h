@@ -1,0 +1,32 @@
+/* replay.h -- rebuilding the server's money state from the grant journal at
+ * start-up: which packets exist, which were won or opened, what the
+ * producers have already made.  After a crash nothing granted is granted
+ * again and nothing created is lost: packets created but not won go back
+ * into the SET queues, unopened send-flow shares are notified again. */
+#ifndef HB_REPLAY_H
+#define HB_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "pqueue.h"
+
+struct hb_server;
+
+typedef struct hb_replay {
+    uint64_t records;
+    uint64_t shake_made, send_made;   /* CREATE records per flow */
+    uint64_t wins, win_amount;        /* WIN records */
+    uint64_t shares, share_amount;    /* SHARE records */
+    uint64_t anomalies;               /* inconsistent records (logged) */
+    size_t valid;                     /* bytes of intact entries */
+    size_t size;                      /* file size */
+    const char *stop_reason;          /* torn tail etc., NULL if clean */
+    hb_packet *unwon;                 /* created, not won: to deal again */
+    size_t n_unwon;
+} hb_replay_t;
+
+/* Fills s->reg (send packets, grants) and rp.  0, or -1 with err. */
+int hb_replay(struct hb_server *s, const char *path, hb_replay_t *rp, char *err, size_t errlen);
+void hb_replay_free(hb_replay_t *rp);
+
+#endif

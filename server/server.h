@@ -1,0 +1,115 @@
+/* server.h -- the hongbao server: configuration and the objects every server
+ * module shares.
+ *
+ * Threads (see README "Architecture"):
+ *   main       parses settings, replays the journal, builds every SET's loop
+ *              and wake-up eventfd, starts the threads, then runs its own loop
+ *              for signals and the once-a-second stats/report timer.
+ *   SET x N    one libev loop each, over the connections it accepted on its
+ *              own SO_REUSEPORT listeners, in its own descriptor table
+ *              (unshare(CLONE_FILES)), with its own packet queue and inbox.
+ *   producer   creates packets at a fixed rate and deals them round-robin
+ *              into the SETs' queues; creates send-flow packets and routes
+ *              their notices.
+ *   journal    group-commits grant records (write + fdatasync per batch) and
+ *              wakes the SETs whose replies waited for that commit. */
+#ifndef HB_SERVER_H
+#define HB_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include "auth.h"
+#include "directory.h"
+#include "journal.h"
+#include "net.h"
+#include "producer.h"
+#include "registry.h"
+#include "report.h"
+#include "util.h"
+
+typedef struct hb_set hb_set;
+
+typedef struct hb_config {
+    char *listen;        /* address to listen on */
+    char *ports;         /* "7000" or "7000-7003" */
+    int64_t sets;
+    int64_t max_conns;   /* per SET; 0 = what the descriptor table allows */
+    int64_t users;       /* uids are 0..users-1 */
+    bool private_fds;    /* unshare(CLONE_FILES) in every SET thread */
+    int64_t backlog;
+
+    /* shake flow */
+    double rate;
+    int64_t total;
+    int64_t amount_min, amount_max;
+    double start_delay;  /* seconds before the first packet; shakes get NOT_YET before */
+    int64_t queue;       /* per-SET packet queue capacity */
+
+    /* send flow */
+    double send_rate;
+    int64_t send_total;
+    int64_t send_split;
+    int64_t send_amount_min, send_amount_max;
+    bool send_concurrent; /* run with the shake flow instead of after it */
+
+    /* routing */
+    int64_t inbox;
+    int64_t pending_max, pending_per_uid;
+
+    /* journal */
+    char *journal;
+    bool fsync;
+
+    /* hardening */
+    char *secret_file;
+    double login_timeout, frame_timeout, linger;
+    int64_t shake_limit; /* shakes per uid per second, 0 = unlimited */
+    int64_t addr_limit;  /* connections per source address, 0 = unlimited */
+
+    /* reporting */
+    char *monitor, *instance, *stats_file;
+    bool progress;
+    int64_t seed;
+} hb_config;
+
+typedef struct hb_server {
+    hb_config cfg;
+    int nports;
+    int ports[HB_MAX_PORTS];
+    struct in_addr listen_addr;
+    uint8_t secret[HB_SECRET_MAX];
+    size_t secret_len; /* 0: logins are not authenticated */
+
+    hb_set **sets;
+    int nsets;
+    hb_dir dir;
+    hb_registry reg;
+    hb_journal journal;
+    hb_producer prod;
+    hb_reporter reporter;
+    struct hb_addr_limit *addrs;
+
+    _Atomic bool stopping;
+    _Atomic bool event_started; /* the first shake packet was dealt */
+    int64_t start_us;           /* wall clock at start */
+    uint64_t rng_seed;
+    /* what the journal held at start-up (the counters below restart at 0) */
+    uint64_t replayed_wins, replayed_win_amount, replayed_shares, replayed_share_amount;
+} hb_server;
+
+/* server.c */
+int hb_server_init(hb_server *s, char *err, size_t errlen);  /* validate settings, allocate */
+int hb_server_start(hb_server *s, char *err, size_t errlen); /* replay, SETs, journal, producer */
+void hb_server_stop(hb_server *s);
+void hb_server_free(hb_server *s);
+uint64_t hb_server_route_drops(void);
+
+/* Route a message to the user it names, wherever that user is connected,
+ * from any thread.  Offline users get it on their next login (bounded).
+ * Returns false when it was dropped (counted). */
+bool hb_route(hb_server *s, hb_msg *m);
+
+#endif

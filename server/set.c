@@ -1,0 +1,297 @@
+/* set.c -- a SET's thread: its descriptor table, listeners, accept loop,
+ * wake-ups and timers.  Connection I/O is in conn.c, messages in handlers.c. */
+#include "set.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "addrlimit.h"
+
+uint32_t hb_set_now_ms(hb_set *set)
+{
+    return (uint32_t)((hb_mono_us() - set->t0_mono) / 1000);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void wake_cb(struct ev_loop *loop, ev_async *w, int revents);
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* Called by main, before any SET thread runs: everything another thread will
+ * ever write to (the loop's wake-up eventfd) is created here, in the shared
+ * descriptor table, so it is valid in every table copied from it later. */
+int hb_set_create(hb_server *s, int id, char *err, size_t errlen)
+{
+    hb_set *set = calloc(1, sizeof *set);
+    if (!set) {
+        snprintf(err, errlen, "SET %d: out of memory", id);
+        return -1;
+    }
+    s->sets[id] = set;
+    set->id = id;
+    set->srv = s;
+    set->spare_fd = -1;
+    set->rng = (uint64_t)s->rng_seed ^ ((uint64_t)(id + 1) * 0x9e3779b97f4a7c15ULL);
+    set->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+    if (!set->loop) {
+        snprintf(err, errlen, "SET %d: cannot create an epoll loop", id);
+        return -1;
+    }
+    ev_set_userdata(set->loop, set);
+    ev_async_init(&set->wake, wake_cb);
+    ev_async_start(set->loop, &set->wake); /* creates the eventfd, here, now */
+    ev_timer_init(&set->tick, tick_cb, 0.1, 0.1);
+    ev_timer_start(set->loop, &set->tick);
+    if (hb_pqueue_init(&set->q, (uint32_t)s->cfg.queue) < 0 || hb_inbox_init(&set->inbox, (size_t)s->cfg.inbox) < 0) {
+        snprintf(err, errlen, "SET %d: out of memory for queues", id);
+        return -1;
+    }
+    hb_arena_init(&set->arena, set->arena_mem, sizeof set->arena_mem);
+    /* Enough chunks for 1 in 4 connections to hold one; beyond that the pool
+     * refuses and the connection that asked is closed. */
+    hb_pool_init(&set->pool, 1024 + (uint32_t)(s->cfg.max_conns / 4));
+    set->tl[HB_TL_LOGIN].timeout_ms = (uint32_t)(s->cfg.login_timeout * 1000);
+    set->tl[HB_TL_STALL].timeout_ms = (uint32_t)(s->cfg.frame_timeout * 1000);
+    set->tl[HB_TL_LINGER].timeout_ms = (uint32_t)(s->cfg.linger * 1000);
+    set->cap = (uint32_t)s->cfg.max_conns;
+    /* Slots are reserved address space, touched only as connections arrive
+     * (a fresh anonymous mapping reads as zero = HB_CONN_FREE). */
+    size_t bytes = ((size_t)set->cap + 1) * sizeof(hb_conn);
+    set->conns = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (set->conns == MAP_FAILED) {
+        set->conns = NULL;
+        snprintf(err, errlen, "SET %d: cannot reserve %zu bytes for connections", id, bytes);
+        return -1;
+    }
+    set->free_head = 0;
+    set->hwm = 0; /* slots 1..hwm have been used; beyond hwm they are fresh */
+    return 0;
+}
+
+static int make_listeners(hb_set *set, char *err, size_t errlen)
+{
+    hb_server *s = set->srv;
+    for (int i = 0; i < s->nports; i++) {
+        int fd = hb_listen_tcp(&s->listen_addr, s->ports[i], (int)s->cfg.backlog, true, err, errlen);
+        if (fd < 0)
+            return -1;
+        set->lfd[set->nl] = fd;
+        ev_io_init(&set->lio[set->nl], accept_cb, fd, EV_READ);
+        ev_io_start(set->loop, &set->lio[set->nl]);
+        set->nl++;
+    }
+    /* The spare descriptor of libev's manual: at EMFILE, close it, accept
+     * and close the connection, reopen it; so a full table cannot make the
+     * listener spin. */
+    set->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return 0;
+}
+
+typedef struct start_sync {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done; /* 1 ok, -1 failed */
+    char err[256];
+} start_sync;
+
+static void *set_main(void *arg)
+{
+    void **args = arg;
+    hb_set *set = args[0];
+    start_sync *sync = args[1];
+    char err[256] = "";
+    int rc = 0;
+
+    if (set->srv->cfg.private_fds) {
+        /* From here on this thread has its own descriptor table (its own
+         * RLIMIT_NOFILE worth of sockets).  Descriptors inherited from the
+         * shared table (eventfds, epoll fds, the journal) stay valid. */
+        if (unshare(CLONE_FILES) == 0)
+            set->unshared = true;
+        else if (set->id == 0)
+            hb_log("warning: unshare(CLONE_FILES) failed (%s): all SETs share one descriptor table", strerror(errno));
+    }
+    set->t0_mono = hb_mono_us();
+    if (make_listeners(set, err, sizeof err) < 0)
+        rc = -1;
+
+    pthread_mutex_lock(&sync->mu);
+    sync->done = rc < 0 ? -1 : 1;
+    if (rc < 0)
+        snprintf(sync->err, sizeof sync->err, "SET %d: %s", set->id, err);
+    pthread_cond_signal(&sync->cv);
+    pthread_mutex_unlock(&sync->mu);
+    if (rc < 0)
+        return NULL;
+
+    ev_run(set->loop, 0);
+
+    /* Stopped: close what this table holds. */
+    for (uint32_t i = 1; i <= set->hwm; i++)
+        if (set->conns[i].state != HB_CONN_FREE)
+            hb_conn_close(set, &set->conns[i]);
+    for (int i = 0; i < set->nl; i++)
+        close(set->lfd[i]);
+    if (set->spare_fd >= 0)
+        close(set->spare_fd);
+    return NULL;
+}
+
+int hb_set_start(hb_set *set, char *err, size_t errlen)
+{
+    start_sync sync = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    void *args[2] = {set, &sync};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    int e = pthread_create(&set->th, &attr, set_main, args);
+    pthread_attr_destroy(&attr);
+    if (e) {
+        snprintf(err, errlen, "SET %d: pthread_create: %s", set->id, strerror(e));
+        return -1;
+    }
+    /* Wait until it listens (or failed): bind errors are reported here, in
+     * order, before the server says it is up. */
+    pthread_mutex_lock(&sync.mu);
+    while (!sync.done)
+        pthread_cond_wait(&sync.cv, &sync.mu);
+    pthread_mutex_unlock(&sync.mu);
+    if (sync.done < 0) {
+        snprintf(err, errlen, "%s", sync.err);
+        pthread_join(set->th, NULL);
+        set->th = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void hb_set_stop(hb_set *set)
+{
+    if (!set->th)
+        return;
+    ev_async_send(set->loop, &set->wake); /* wake_cb sees srv->stopping */
+    pthread_join(set->th, NULL);
+    set->th = 0;
+}
+
+void hb_set_destroy(hb_set *set)
+{
+    if (!set)
+        return;
+    if (set->loop)
+        ev_loop_destroy(set->loop);
+    hb_pqueue_free(&set->q);
+    hb_inbox_free(&set->inbox);
+    hb_pool_destroy(&set->pool);
+    if (set->conns)
+        munmap(set->conns, ((size_t)set->cap + 1) * sizeof(hb_conn));
+    free(set->dq);
+    free(set);
+}
+
+/* ---- accepting ----------------------------------------------------------- */
+
+static void refuse(hb_set *set, int fd, Hb__ErrorCode code, const char *detail)
+{
+    /* A refused peer gets one Error frame (best effort, the socket buffer is
+     * empty so it fits) and a close: a clear answer, no state kept. */
+    Hb__Error e = HB__ERROR__INIT;
+    e.code = code;
+    e.detail = (char *)detail;
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_ERROR;
+    f.error = &e;
+    uint8_t buf[128];
+    size_t n = hb_frame_pack(&f, buf, sizeof buf);
+    if (n)
+        (void)!send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(fd);
+    HB_INC(set->st.err[code]);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    hb_set *set = ev_userdata(loop);
+    hb_server *s = set->srv;
+    /* Bounded batch: a connect storm on one SET must not starve its
+     * established connections. */
+    for (int i = 0; i < 256; i++) {
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof sa;
+        int fd = accept4(w->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if ((errno == EMFILE || errno == ENFILE) && set->spare_fd >= 0) {
+                HB_INC(set->st.emfile);
+                close(set->spare_fd);
+                int victim = accept(w->fd, NULL, NULL);
+                if (victim >= 0)
+                    close(victim);
+                set->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                continue;
+            }
+            if (errno == EMFILE || errno == ENFILE) {
+                HB_INC(set->st.emfile);
+                /* No spare to sacrifice: stop accepting until a tick. */
+                ev_io_stop(loop, w);
+            }
+            return; /* EAGAIN, or an error the next event will repeat */
+        }
+        HB_INC(set->st.accepted);
+        if (HB_GET(set->st.conns) >= set->cap) {
+            HB_INC(set->st.refused_full);
+            refuse(set, fd, HB__ERROR_CODE__ERR_SERVER_FULL, "server full (--max-conns)");
+            continue;
+        }
+        uint32_t addr = sa.sin_family == AF_INET ? sa.sin_addr.s_addr : 0;
+        if (s->cfg.addr_limit > 0 && !hb_addr_acquire(s->addrs, addr, (uint32_t)s->cfg.addr_limit)) {
+            HB_INC(set->st.refused_addr);
+            refuse(set, fd, HB__ERROR_CODE__ERR_TOO_MANY_CONNS_FROM_ADDR, "too many connections from your address");
+            continue;
+        }
+        hb_conn_accepted(set, fd, addr);
+    }
+}
+
+/* ---- wake-ups and ticks --------------------------------------------------- */
+
+static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    hb_set *set = ev_userdata(loop);
+    if (atomic_load(&set->srv->stopping)) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    hb_msg m;
+    /* Bounded per wake-up so a flood of routed messages cannot starve I/O;
+     * whatever is left triggers another round at once. */
+    int n = 0;
+    while (n < 1024 && hb_inbox_pop(&set->inbox, &m)) {
+        hb_handle_msg(set, &m);
+        n++;
+    }
+    if (n == 1024)
+        ev_async_send(loop, &set->wake);
+    hb_flush_deferred(set);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    hb_set *set = ev_userdata(loop);
+    hb_tlist_expire(set);
+    HB_SET(set->st.queued, hb_pqueue_size(&set->q));
+    HB_SET(set->st.deferred, set->dq_len);
+    /* A listener stopped at EMFILE without a spare gets another chance. */
+    for (int i = 0; i < set->nl; i++)
+        if (!ev_is_active(&set->lio[i]))
+            ev_io_start(loop, &set->lio[i]);
+    if (set->spare_fd < 0)
+        set->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}

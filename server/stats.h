@@ -1,0 +1,76 @@
+/* stats.h -- counters.  Each SET owns one hb_set_stats and is its only
+ * writer (HB_INC: no lock, no atomic read-modify-write); the main thread reads
+ * them once a second for the stats file, the monitor report and --progress. */
+#ifndef HB_STATS_H
+#define HB_STATS_H
+
+#include <stdio.h>
+#include "hongbao.pb-c.h"
+#include "util.h"
+
+/* name, meaning (shown in the stats file header comments and README) */
+#define HB_SET_COUNTERS(X)                                                        \
+    X(accepted, "connections accepted")                                           \
+    X(closed, "connections closed")                                               \
+    X(logins, "successful logins")                                                \
+    X(replaced, "sessions taken over by a newer login of the same uid")           \
+    X(frames, "frames received")                                                  \
+    X(shakes, "shake requests")                                                   \
+    X(replies, "shake replies sent")                                              \
+    X(wins, "shakes that won a packet")                                           \
+    X(losses, "shakes answered lose")                                             \
+    X(not_yet, "shakes answered not-yet (before the event starts)")              \
+    X(rate_limited, "shakes answered rate-limited")                               \
+    X(retries, "shakes resent after a reconnect (retry flag)")                    \
+    X(retry_replayed, "retried shakes answered from the grant record")            \
+    X(amount_won, "cents granted by shakes")                                      \
+    X(opens, "open requests")                                                     \
+    X(opens_ok, "opens that paid a share")                                        \
+    X(opens_rejected, "opens refused (not recipient, again, unknown packet)")     \
+    X(share_amount, "cents paid by opens")                                        \
+    X(notices, "send-flow notices delivered to a connection")                     \
+    X(chats_in, "chat messages received from users")                              \
+    X(chats_out, "chat messages delivered to users")                              \
+    X(rerouted, "inbox messages whose user had moved, routed again")              \
+    X(route_dropped, "routed messages dropped (inbox full, parking full, loops)") \
+    X(refused_full, "connections refused: --max-conns reached")                   \
+    X(refused_addr, "connections refused: --addr-limit reached")                  \
+    X(emfile, "accept() hit the descriptor limit")                                \
+    X(pool_exhausted, "connections closed: buffer pool exhausted")                \
+    X(bytes_in, "bytes read")                                                     \
+    X(bytes_out, "bytes written")
+
+#define HB_ERR_N 18 /* ErrorCode values 0..17 (proto/hongbao.proto) */
+
+typedef struct hb_set_stats {
+#define X(name, help) hb_counter name;
+    HB_SET_COUNTERS(X)
+#undef X
+    hb_counter err[HB_ERR_N]; /* connections closed with each ErrorCode */
+    hb_counter conns;         /* gauge: open connections */
+    hb_counter active;        /* gauge: logged-in connections */
+    hb_counter deferred;      /* gauge: replies waiting for a journal commit */
+    hb_counter queued;        /* gauge: packets in this SET's queue */
+} hb_set_stats;
+
+/* Sum of all SETs plus server-wide figures, as the main thread sees them. */
+typedef struct hb_totals {
+#define X(name, help) uint64_t name;
+    HB_SET_COUNTERS(X)
+#undef X
+    uint64_t err[HB_ERR_N];
+    uint64_t conns, active, deferred, queued;
+} hb_totals;
+
+struct hb_server;
+void hb_stats_sum(struct hb_server *s, hb_totals *t);
+/* The stats file: `name value` lines, rewritten atomically. */
+void hb_stats_write(struct hb_server *s, const hb_totals *t, const char *path, bool final);
+/* Monitor report + one --progress line; called once a second by main. */
+void hb_stats_tick(struct hb_server *s, int64_t second);
+/* The final summary line on stderr. */
+void hb_stats_summary(struct hb_server *s);
+
+const char *hb_err_name(int code);
+
+#endif
