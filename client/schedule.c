@@ -3,6 +3,40 @@
 
 #include <stdlib.h>
 
+static uint64_t gcd(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static void stride_init(hb_stride *s, uint64_t n)
+{
+    s->n = n ? n : 1;
+    uint64_t a = (uint64_t)((double)s->n * 0.6180339887498949 + 0.5) % s->n;
+    if (a == 0)
+        a = 1;
+    while (gcd(a, s->n) != 1)
+        a = a + 1 == s->n ? 1 : a + 1;
+    s->a = a;
+    /* modular inverse by extended Euclid */
+    int64_t t = 0, nt = 1, r = (int64_t)s->n, nr = (int64_t)a;
+    while (nr) {
+        int64_t qt = r / nr, tmp;
+        tmp = t - qt * nt, t = nt, nt = tmp;
+        tmp = r - qt * nr, r = nr, nr = tmp;
+    }
+    s->ainv = (uint64_t)(t < 0 ? t + (int64_t)s->n : t) % s->n;
+}
+
+static uint64_t mulmod(uint64_t x, uint64_t y, uint64_t n)
+{
+    return (uint64_t)((unsigned __int128)x * y % n);
+}
+
 void hb_layout_init(hb_layout *l, uint64_t users, uint64_t qps, uint64_t groups)
 {
     if (users == 0)
@@ -17,12 +51,15 @@ void hb_layout_init(hb_layout *l, uint64_t users, uint64_t qps, uint64_t groups)
     l->groups = groups;
     l->q = users / groups;
     l->r = users % groups;
+    stride_init(&l->big, l->q + 1);
+    stride_init(&l->small, l->q);
 }
 
 uint64_t hb_layout_pos(const hb_layout *l, uint64_t uid)
 {
     uint64_t c = uid % l->groups, k = uid / l->groups;
-    return c * l->q + (c < l->r ? c : l->r) + k;
+    const hb_stride *s = c < l->r ? &l->big : &l->small;
+    return c * l->q + (c < l->r ? c : l->r) + mulmod(k, s->a, s->n);
 }
 
 uint64_t hb_layout_uid(const hb_layout *l, uint64_t pos)
@@ -30,10 +67,10 @@ uint64_t hb_layout_uid(const hb_layout *l, uint64_t pos)
     uint64_t big = l->r * (l->q + 1), c, k;
     if (pos < big) {
         c = pos / (l->q + 1);
-        k = pos % (l->q + 1);
+        k = mulmod(pos % (l->q + 1), l->big.ainv, l->big.n);
     } else {
         c = l->r + (pos - big) / l->q;
-        k = (pos - big) % l->q;
+        k = mulmod((pos - big) % l->q, l->small.ainv, l->small.n);
     }
     return k * l->groups + c;
 }

@@ -22,9 +22,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Inside one class the uids are visited in golden-ratio stride order
+ * (k -> k * a mod n), not in uid order: a contiguous stretch of a class then
+ * holds uids of every client process in proportion, so a window edge that
+ * cuts a class does not favour the processes holding low or high uids. */
+typedef struct hb_stride {
+    uint64_t n, a, ainv; /* a * ainv = 1 (mod n) */
+} hb_stride;
+
 typedef struct hb_layout {
     uint64_t users, groups;
     uint64_t q, r; /* users = q * groups + r: the first r classes have q+1 uids */
+    hb_stride big, small; /* for classes of q+1 and of q uids */
 } hb_layout;
 
 /* groups = 0 picks ceil(users / qps). */

@@ -1,0 +1,230 @@
+/* Journal: group commit writes what was appended; the reader stops at a torn
+ * or corrupt tail and the writer cuts it; replay rebuilds the money state;
+ * opens are refused to non-recipients, repeats and unknown packets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "jfile.h"
+#include "journal.h"
+#include "registry.h"
+#include "replay.h"
+#include "server.h"
+
+static char path[256];
+
+static int setup(void **st)
+{
+    snprintf(path, sizeof path, "/tmp/hb-test-journal-%d", getpid());
+    unlink(path);
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    unlink(path);
+    return 0;
+}
+
+static Hb__Record rec(Hb__RecordType t, Hb__PacketKind k, uint64_t id, uint32_t amount, uint32_t uid)
+{
+    Hb__Record r = HB__RECORD__INIT;
+    r.type = t;
+    r.kind = k;
+    r.packet_id = id;
+    r.amount = amount;
+    r.uid = uid;
+    return r;
+}
+
+static uint64_t count_records(const char *p, const char **why, size_t *valid)
+{
+    hb_jfile jf;
+    char err[256];
+    assert_int_equal(hb_jfile_open(&jf, p, err, sizeof err), 0);
+    Hb__Record *r;
+    uint64_t n = 0;
+    while (hb_jfile_next(&jf, &r))
+        n++;
+    *why = jf.stop_reason;
+    *valid = jf.valid;
+    hb_jfile_close(&jf);
+    return n;
+}
+
+static void test_group_commit(void **st)
+{
+    hb_journal j;
+    char err[256];
+    assert_int_equal(hb_journal_open(&j, path, true, 0, err, sizeof err), 0);
+    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    uint64_t last = 0;
+    for (int i = 1; i <= 5000; i++) {
+        Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, (uint64_t)i, 100, 0);
+        last = hb_journal_append(&j, &r, 0);
+    }
+    assert_int_equal(last, 5000);
+    while (hb_journal_committed(&j) < last)
+        usleep(1000);
+    uint64_t batches = atomic_load(&j.batches);
+    assert_true(batches >= 1 && batches <= 5000);
+    hb_journal_close(&j);
+    const char *why;
+    size_t valid;
+    assert_int_equal(count_records(path, &why, &valid), 5000);
+    assert_null(why);
+}
+
+static void test_torn_and_corrupt_tail(void **st)
+{
+    hb_journal j;
+    char err[256];
+    assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    for (int i = 1; i <= 10; i++) {
+        Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, (uint64_t)i, 100, 0);
+        hb_journal_append(&j, &r, -1);
+    }
+    hb_journal_close(&j);
+    const char *why;
+    size_t valid, good;
+    count_records(path, &why, &good);
+    /* a crash mid-write: half an entry at the end */
+    uint8_t buf[64];
+    Hb__Record r = rec(HB__RECORD_TYPE__REC_WIN, HB__PACKET_KIND__KIND_SHAKE, 3, 100, 9);
+    size_t n = hb_jrec_pack(&r, buf, sizeof buf);
+    FILE *f = fopen(path, "ab");
+    fwrite(buf, 1, n / 2, f);
+    fclose(f);
+    assert_int_equal(count_records(path, &why, &valid), 10);
+    assert_non_null(why);
+    assert_int_equal(valid, good);
+    /* reopening for append cuts the torn tail; new entries follow good ones */
+    assert_int_equal(hb_journal_open(&j, path, false, valid, err, sizeof err), 0);
+    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    hb_journal_append(&j, &r, -1);
+    hb_journal_close(&j);
+    assert_int_equal(count_records(path, &why, &valid), 11);
+    assert_null(why);
+    /* a flipped bit inside the last entry is caught by its CRC */
+    f = fopen(path, "r+b");
+    fseek(f, -6, SEEK_END);
+    int c = fgetc(f);
+    fseek(f, -6, SEEK_END);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+    assert_int_equal(count_records(path, &why, &valid), 10);
+    assert_string_equal(why, "CRC mismatch");
+}
+
+static void test_open_security(void **st)
+{
+    hb_journal j;
+    char err[256];
+    hb_registry reg;
+    assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    assert_int_equal(hb_registry_init(&reg, 10), 0);
+    hb_sendpkt p = {.amount = 100, .n = 3, .uid = {7, 8, 9}, .share = {10, 30, 60}};
+    assert_int_equal(hb_registry_put_send(&reg, hb_send_id(0), &p), 0);
+    uint32_t share;
+    uint64_t jseq;
+    /* not a recipient */
+    assert_int_equal(hb_registry_open(&reg, &j, 0, hb_send_id(0), 5, &share, &jseq),
+                     HB__OPEN_STATUS__OPEN_NOT_RECIPIENT);
+    assert_int_equal(share, 0);
+    /* unknown packets: never created, a shake-flow id, id 0 */
+    assert_int_equal(hb_registry_open(&reg, &j, 0, hb_send_id(1), 7, &share, &jseq),
+                     HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
+    assert_int_equal(hb_registry_open(&reg, &j, 0, 5, 7, &share, &jseq), HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
+    assert_int_equal(hb_registry_open(&reg, &j, 0, 0, 7, &share, &jseq), HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
+    /* a recipient opens once: paid its share, journaled */
+    assert_int_equal(hb_registry_open(&reg, &j, 0, hb_send_id(0), 8, &share, &jseq), HB__OPEN_STATUS__OPEN_OK);
+    assert_int_equal(share, 30);
+    assert_true(jseq > 0);
+    /* twice: refused, told what it got, nothing new journaled */
+    uint64_t before = hb_journal_appended(&j);
+    assert_int_equal(hb_registry_open(&reg, &j, 0, hb_send_id(0), 8, &share, &jseq), HB__OPEN_STATUS__OPEN_ALREADY);
+    assert_int_equal(share, 30);
+    assert_int_equal(hb_journal_appended(&j), before);
+    hb_journal_close(&j);
+    /* exactly one SHARE record in the journal */
+    hb_jfile jf;
+    assert_int_equal(hb_jfile_open(&jf, path, err, sizeof err), 0);
+    Hb__Record *r;
+    int shares = 0;
+    while (hb_jfile_next(&jf, &r))
+        shares += r->type == HB__RECORD_TYPE__REC_SHARE;
+    hb_jfile_close(&jf);
+    assert_int_equal(shares, 1);
+    hb_registry_free(&reg);
+}
+
+static void test_replay(void **st)
+{
+    hb_journal j;
+    char err[256];
+    assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    Hb__Record r;
+    for (uint64_t id = 1; id <= 4; id++) {
+        r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, id, (uint32_t)(100 * id), 0);
+        hb_journal_append(&j, &r, -1);
+    }
+    r = rec(HB__RECORD_TYPE__REC_WIN, HB__PACKET_KIND__KIND_SHAKE, 2, 200, 42);
+    r.seq = 77;
+    hb_journal_append(&j, &r, -1);
+    r = rec(HB__RECORD_TYPE__REC_WIN, HB__PACKET_KIND__KIND_SHAKE, 2, 200, 43); /* a double pay: must be refused */
+    hb_journal_append(&j, &r, -1);
+    uint32_t uids[3] = {5, 6, 7}, shares[3] = {1, 2, 3};
+    r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SEND, hb_send_id(0), 6, 0);
+    r.n_recipients = r.n_shares = 3;
+    r.recipients = uids;
+    r.shares = shares;
+    hb_journal_append(&j, &r, -1);
+    r = rec(HB__RECORD_TYPE__REC_SHARE, HB__PACKET_KIND__KIND_SEND, hb_send_id(0), 2, 6);
+    hb_journal_append(&j, &r, -1);
+    hb_journal_close(&j);
+
+    static hb_server s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(hb_registry_init(&s.reg, 10), 0);
+    hb_replay_t rp;
+    assert_int_equal(hb_replay(&s, path, &rp, err, sizeof err), 0);
+    assert_int_equal(rp.shake_made, 4);
+    assert_int_equal(rp.send_made, 1);
+    assert_int_equal(rp.wins, 1);
+    assert_int_equal(rp.win_amount, 200);
+    assert_int_equal(rp.anomalies, 1);
+    assert_int_equal(rp.n_unwon, 3); /* 1, 3, 4 go back into the queues */
+    assert_int_equal(rp.unwon[0].id, 1);
+    assert_int_equal(rp.unwon[1].id, 3);
+    assert_int_equal(rp.unwon[2].amount, 400);
+    assert_int_equal(rp.shares, 1);
+    uint64_t pid;
+    uint32_t amount;
+    assert_true(hb_registry_find_grant(&s.reg, 42, 77, &pid, &amount)); /* a retried shake finds its win */
+    assert_int_equal(pid, 2);
+    assert_false(hb_registry_find_grant(&s.reg, 43, 77, &pid, &amount));
+    hb_sendpkt p;
+    assert_true(hb_registry_get_send(&s.reg, hb_send_id(0), &p));
+    assert_int_equal(p.opened, 2); /* recipient 1 (uid 6) opened */
+    hb_replay_free(&rp);
+    hb_registry_free(&s.reg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_and_corrupt_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_security, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,197 @@
+/* Producer: with a simulated clock, the rate is exact, every SET gets its
+ * round-robin share, a full queue never loses a packet, the send flow follows
+ * the shake flow, and a restart continues ids and totals. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "producer.h"
+
+#define NSETS 7
+
+typedef struct fake {
+    uint64_t per_set[NSETS];
+    uint64_t cap[NSETS]; /* queue capacity, UINT64_MAX = unbounded */
+    uint64_t created_shake, created_send, sent;
+    uint64_t last_id;
+    uint64_t amount_sum;
+    uint64_t rng;
+} fake;
+
+static void created(void *ctx, const Hb__Record *r)
+{
+    fake *f = ctx;
+    if (r->kind == HB__PACKET_KIND__KIND_SHAKE) {
+        assert_int_equal(r->packet_id, f->last_id + 1); /* dense ids, in order */
+        f->last_id = r->packet_id;
+        f->created_shake++;
+    } else {
+        f->created_send++;
+    }
+}
+
+static bool deal(void *ctx, int set, const hb_packet *p)
+{
+    fake *f = ctx;
+    if (f->per_set[set] >= f->cap[set])
+        return false;
+    f->per_set[set]++;
+    f->amount_sum += p->amount;
+    return true;
+}
+
+static void sent(void *ctx, uint64_t id, const hb_sendpkt *p)
+{
+    fake *f = ctx;
+    uint64_t sum = 0;
+    for (int i = 0; i < p->n; i++)
+        sum += p->share[i];
+    assert_int_equal(sum, p->amount);
+    f->sent++;
+}
+
+static uint32_t pick(void *ctx, uint64_t *rng)
+{
+    return hb_rand_below(rng, 1000);
+}
+
+static hb_producer_ops ops(fake *f)
+{
+    return (hb_producer_ops){.ctx = f, .created = created, .deal = deal, .sent = sent, .pick = pick};
+}
+
+static void test_rate_exact(void **st)
+{
+    fake f = {0};
+    for (int i = 0; i < NSETS; i++)
+        f.cap[i] = UINT64_MAX;
+    hb_producer p;
+    hb_producer_ops o = ops(&f);
+    assert_int_equal(hb_producer_init(&p, &o, NSETS, 42), 0);
+    hb_flow_set(&p.shake, 200, 1000000, 0, 1, 100);
+    int64_t t0 = 5000000;
+    hb_producer_start(&p, t0);
+    /* step at irregular intervals (1..97 ms) for 60 simulated seconds */
+    int64_t now = t0;
+    uint64_t step = 0;
+    while (now < t0 + 60000000) {
+        now += 1000 + (int64_t)((step++ * 7919) % 97) * 1000;
+        hb_producer_step(&p, now);
+        /* packet k is due at t0 + k/rate: exactly floor(elapsed*rate)+1 made */
+        uint64_t want = (uint64_t)((now - t0) * 200 / 1000000) + 1;
+        assert_int_equal(p.shake.made, want);
+    }
+    /* round-robin: shares differ by at most one */
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < NSETS; i++) {
+        lo = f.per_set[i] < lo ? f.per_set[i] : lo;
+        hi = f.per_set[i] > hi ? f.per_set[i] : hi;
+        assert_int_equal(HB_GET(p.dealt[i]), f.per_set[i]);
+    }
+    assert_true(hi - lo <= 1);
+    assert_int_equal(f.created_shake, p.shake.made);
+    hb_producer_free(&p);
+}
+
+static void test_total_then_send_flow(void **st)
+{
+    fake f = {0};
+    for (int i = 0; i < NSETS; i++)
+        f.cap[i] = UINT64_MAX;
+    hb_producer p;
+    hb_producer_ops o = ops(&f);
+    hb_producer_init(&p, &o, NSETS, 7);
+    hb_flow_set(&p.shake, 100, 500, 0, 1, 100);     /* 5 s */
+    hb_flow_set(&p.send, 50, 100, 0, 10, 1000);     /* then 2 s */
+    p.split = 3;
+    hb_producer_start(&p, 0);
+    for (int64_t now = 0; now <= 10000000; now += 10000)
+        hb_producer_step(&p, now);
+    assert_true(hb_producer_done(&p));
+    assert_int_equal(f.created_shake, 500);
+    assert_int_equal(f.created_send, 100);
+    assert_int_equal(f.sent, 100);
+    /* the send flow started where the shake flow ended (5 s), so by 6 s it
+     * had made about 50 */
+    hb_producer p2;
+    fake g = {0};
+    for (int i = 0; i < NSETS; i++)
+        g.cap[i] = UINT64_MAX;
+    hb_producer_ops o2 = ops(&g);
+    hb_producer_init(&p2, &o2, NSETS, 7);
+    hb_flow_set(&p2.shake, 100, 500, 0, 1, 100);
+    hb_flow_set(&p2.send, 50, 100, 0, 10, 1000);
+    hb_producer_start(&p2, 0);
+    for (int64_t now = 0; now <= 6000000; now += 10000)
+        hb_producer_step(&p2, now);
+    assert_int_equal(g.created_shake, 500);
+    assert_int_equal(g.created_send, 51); /* packets 0..50 due at 5.00 .. 6.00 s */
+    hb_producer_free(&p);
+    hb_producer_free(&p2);
+}
+
+static void test_full_queues_lose_nothing(void **st)
+{
+    fake f = {0};
+    for (int i = 0; i < NSETS; i++)
+        f.cap[i] = 3; /* tiny queues */
+    hb_producer p;
+    hb_producer_ops o = ops(&f);
+    hb_producer_init(&p, &o, NSETS, 1);
+    hb_flow_set(&p.shake, 1000, 100, 0, 5, 5);
+    hb_producer_start(&p, 0);
+    for (int64_t now = 0; now < 1000000; now += 1000)
+        hb_producer_step(&p, now);
+    /* 21 fit; the 22nd is held, none after it is made */
+    uint64_t placed = 0;
+    for (int i = 0; i < NSETS; i++)
+        placed += f.per_set[i];
+    assert_int_equal(placed, 21);
+    assert_int_equal(f.created_shake, 22);
+    assert_true(p.holding);
+    assert_true(HB_GET(p.stalls) > 0);
+    /* space appears: the held packet goes first, then production resumes */
+    for (int i = 0; i < NSETS; i++)
+        f.cap[i] = UINT64_MAX;
+    hb_producer_step(&p, 1000000);
+    assert_false(p.holding);
+    placed = 0;
+    for (int i = 0; i < NSETS; i++)
+        placed += f.per_set[i];
+    assert_int_equal(placed, f.created_shake);
+    assert_int_equal(f.amount_sum, 5 * placed);
+    hb_producer_free(&p);
+}
+
+static void test_restart_continues(void **st)
+{
+    fake f = {0};
+    for (int i = 0; i < NSETS; i++)
+        f.cap[i] = UINT64_MAX;
+    f.last_id = 300; /* the journal had ids 1..300 */
+    hb_producer p;
+    hb_producer_ops o = ops(&f);
+    hb_producer_init(&p, &o, NSETS, 1);
+    hb_flow_set(&p.shake, 100, 400, 300, 1, 10);
+    hb_producer_start(&p, 0);
+    for (int64_t now = 0; now <= 5000000; now += 1000)
+        hb_producer_step(&p, now);
+    assert_int_equal(f.created_shake, 100); /* only the remaining 100 */
+    assert_int_equal(f.last_id, 400);
+    assert_true(hb_producer_done(&p));
+    hb_producer_free(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rate_exact),
+        cmocka_unit_test(test_total_then_send_flow),
+        cmocka_unit_test(test_full_queues_lose_nothing),
+        cmocka_unit_test(test_restart_continues),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
