@@ -173,6 +173,8 @@ static void write_stats(const totals *t, bool final)
         if (t->err[e])
             P("err_%d %llu\n", e, (unsigned long long)t->err[e]);
     P("target_qps %llu\n", (unsigned long long)my_target_qps());
+    P("reports_sent %llu\nreports_dropped %llu\n", (unsigned long long)HB_GET(cl.reporter.sent),
+      (unsigned long long)HB_GET(cl.reporter.dropped));
     P("clock_offset_us %lld\nclock_delay_us %lld\n", (long long)atomic_load(&cl.offset_us),
       (long long)atomic_load(&cl.offset_delay_us));
     P("lat_count %llu\nlat_p50_us %llu\nlat_p90_us %llu\nlat_p99_us %llu\nlat_p999_us %llu\nlat_max_us %llu\n",

@@ -106,7 +106,11 @@ uint64_t hb_plan_due(const hb_plan *p, int64_t now_us)
     }
     if (t < p->t0)
         return p->c0;
-    return hb_plan_cursor(p, t) + (uint64_t)((unsigned __int128)frac * p->qps / 1000000);
+    /* Position k of second t is due at t + ceil(k/qps s): those with
+     * k <= frac * qps are due now, k = 0 exactly at the second boundary. */
+    if (p->qps == 0)
+        return hb_plan_cursor(p, t);
+    return hb_plan_cursor(p, t) + (uint64_t)((unsigned __int128)frac * p->qps / 1000000) + 1;
 }
 
 int64_t hb_plan_time_of(const hb_plan *p, int64_t t, uint64_t x)

@@ -55,7 +55,7 @@ uint64_t hb_plan_cursor(const hb_plan *p, int64_t t);
 /* Change to qps from second T (T >= p->t0). */
 void hb_plan_change(hb_plan *p, int64_t T, uint64_t qps);
 /* The absolute cursor due at time now_us (unix microseconds): positions
- * below it are due.  cursor(t) + floor(frac * qps). */
+ * below it are due.  cursor(t) + floor(frac * qps) + 1. */
 uint64_t hb_plan_due(const hb_plan *p, int64_t now_us);
 /* When absolute cursor x is due (unix us), for x within the second starting
  * at second t (cursor(t) <= x < cursor(t+1)). */

@@ -155,10 +155,19 @@ static void test_spread_inside_second(void **st)
     hb_plan_init(&plan, 30000);
     int64_t t = 1795000000;
     uint64_t c = hb_plan_cursor(&plan, t);
-    assert_int_equal(hb_plan_due(&plan, t * 1000000), c);
-    assert_int_equal(hb_plan_due(&plan, t * 1000000 + 500000), c + 15000);
-    assert_int_equal(hb_plan_due(&plan, (t + 1) * 1000000), c + 30000);
+    /* position 0 is due exactly at the boundary, position 15000 at mid-second */
+    assert_int_equal(hb_plan_due(&plan, t * 1000000 - 1), c);
+    assert_int_equal(hb_plan_due(&plan, t * 1000000), c + 1);
+    assert_int_equal(hb_plan_due(&plan, t * 1000000 + 499999), c + 15000);
+    assert_int_equal(hb_plan_due(&plan, t * 1000000 + 500000), c + 15001);
+    assert_int_equal(hb_plan_due(&plan, (t + 1) * 1000000 - 1), c + 30000);
     assert_int_equal(hb_plan_when(&plan, c + 15000), t * 1000000 + 500000);
+    /* every position is released exactly at its due time, never later */
+    for (uint64_t k = 0; k < 30000; k += 7) {
+        int64_t when = hb_plan_when(&plan, c + k);
+        assert_true(hb_plan_due(&plan, when) > c + k);
+        assert_true(hb_plan_due(&plan, when - 1) <= c + k);
+    }
 }
 
 static void test_rate_change_continuous(void **st)
