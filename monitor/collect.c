@@ -171,8 +171,8 @@ void mon_collect_add(mon_collect *c, const mon_report *r, int64_t now)
         c->ev.future++;
         return;
     }
-    if (c->next == 0)
-        c->next = r->second; /* the first report opens the log */
+    if (c->next == 0) /* the first report opens the log; older seconds would be settled already */
+        c->next = r->second < now - c->cfg.settle ? r->second : now - c->cfg.settle;
     if (r->second < c->next) {
         c->ev.late++;
         return;
