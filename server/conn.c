@@ -105,7 +105,7 @@ static void io_events(hb_set *set, hb_conn *c, int ev)
     ev_io_start(set->loop, &c->io);
 }
 
-void hb_conn_accepted(hb_set *set, int fd, uint32_t addr)
+hb_conn *hb_conn_accepted(hb_set *set, int fd, uint32_t addr)
 {
     uint32_t slot;
     if (set->free_head) {
@@ -125,6 +125,7 @@ void hb_conn_accepted(hb_set *set, int fd, uint32_t addr)
     ev_io_start(set->loop, &c->io);
     tl_add(set, c, HB_TL_LOGIN);
     HB_INC(set->st.conns);
+    return c;
 }
 
 /* The connection stops being uid's session. */

@@ -16,8 +16,9 @@ int hb_dir_init(hb_dir *d, uint32_t users, uint64_t pending_max, uint64_t per_ui
     /* calloc of a large block maps fresh zero pages: untouched users cost no
      * resident memory. */
     d->loc = calloc(users ? users : 1, sizeof *d->loc);
+    d->rate = calloc(users ? users : 1, sizeof *d->rate);
     d->stripes = calloc(HB_DIR_STRIPES, sizeof *d->stripes);
-    if (!d->loc || !d->stripes)
+    if (!d->loc || !d->rate || !d->stripes)
         return -1;
     for (int i = 0; i < HB_DIR_STRIPES; i++)
         pthread_mutex_init(&d->stripes[i].mu, NULL);
@@ -33,8 +34,10 @@ void hb_dir_free(hb_dir *d)
         }
     free(d->stripes);
     free((void *)d->loc);
+    free((void *)d->rate);
     d->stripes = NULL;
     d->loc = NULL;
+    d->rate = NULL;
 }
 
 static hb_pend_stripe *stripe(hb_dir *d, uint32_t uid)

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "inbox.h"
 
@@ -34,6 +35,11 @@ typedef struct hb_pend_stripe {
 typedef struct hb_dir {
     uint32_t users;
     _Atomic uint64_t *loc;
+    /* per-uid shake rate state: (unix second & 0xffffff) << 8 | shakes in it.
+     * Per uid, not per connection, so reconnecting does not reset it.  Only
+     * the SET holding the uid's session writes it (relaxed: a race during a
+     * session hand-over can at worst miscount one shake). */
+    _Atomic uint32_t *rate;
     hb_pend_stripe *stripes;
     uint64_t pending_max, per_uid;
     _Atomic uint64_t pending;   /* parked now */
@@ -62,5 +68,17 @@ enum { HB_PARK_DROPPED = -1, HB_PARK_ONLINE = 0, HB_PARK_STORED = 1 };
 int hb_dir_park(hb_dir *d, const hb_msg *m, uint64_t *loc);
 
 void hb_dir_free_list(hb_pend *p);
+
+/* Count a shake by uid in unix second `sec`; false if it is over `limit`
+ * shakes in that second (limit > 0). */
+static inline bool hb_dir_shake_ok(hb_dir *d, uint32_t uid, uint32_t sec, uint32_t limit)
+{
+    uint32_t v = atomic_load_explicit(&d->rate[uid], memory_order_relaxed);
+    uint32_t s = sec & 0xffffff, n = (v >> 8) == s ? v & 0xff : 0;
+    if (n >= limit)
+        return false;
+    atomic_store_explicit(&d->rate[uid], s << 8 | (n + 1), memory_order_relaxed);
+    return true;
+}
 
 #endif

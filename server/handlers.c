@@ -176,20 +176,14 @@ static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
     HB_INC(set->st.shakes);
     uint8_t buf[64];
     size_t n;
-    if (s->cfg.shake_limit > 0) {
-        uint32_t sec = (uint32_t)(ev_now(set->loop));
-        if (c->rl_sec != sec) {
-            c->rl_sec = sec;
-            c->rl_n = 0;
-        }
-        if (c->rl_n >= s->cfg.shake_limit) {
-            HB_INC(set->st.rate_limited);
-            HB_INC(set->st.replies);
-            n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_RATE_LIMITED, 0, 0);
-            hb_conn_send(set, c, buf, n);
-            return;
-        }
-        c->rl_n++;
+    if (s->cfg.shake_limit > 0 &&
+        !hb_dir_shake_ok(&s->dir, c->uid, (uint32_t)ev_now(set->loop), (uint32_t)s->cfg.shake_limit)) {
+        /* a bot shaking faster than a thumb can: answered, never a win */
+        HB_INC(set->st.rate_limited);
+        HB_INC(set->st.replies);
+        n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_RATE_LIMITED, 0, 0);
+        hb_conn_send(set, c, buf, n);
+        return;
     }
     if (sh->retry) {
         /* A resend after a reconnect: if that shake already won, answer

@@ -229,12 +229,17 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if ((errno == EMFILE || errno == ENFILE) && set->spare_fd >= 0) {
-                HB_INC(set->st.emfile);
                 close(set->spare_fd);
                 int victim = accept(w->fd, NULL, NULL);
-                if (victim >= 0)
-                    close(victim);
+                if (victim >= 0) {
+                    close(victim); /* before reopening the spare: it needs that slot */
+                    HB_INC(set->st.emfile); /* one connection refused */
+                }
                 set->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                /* accept() says EMFILE even when nobody is waiting: stop at
+                 * the first empty round instead of looping on it */
+                if (victim < 0)
+                    return;
                 continue;
             }
             if (errno == EMFILE || errno == ENFILE) {

@@ -18,7 +18,7 @@
 
 /* Bytes of a partial frame kept inside the connection; longer partials (a
  * login with its token split by TCP, a long chat) borrow a pool chunk. */
-#define HB_CONN_INLINE 19
+#define HB_CONN_INLINE 24
 
 enum hb_conn_state {
     HB_CONN_FREE = 0, /* slot on the free list */
@@ -36,7 +36,8 @@ enum hb_tlist_id {
     HB_TL_COUNT
 };
 
-/* Per-connection state: fixed size, no pointers to owned memory, 112 bytes.
+/* Per-connection state: fixed size, no pointers to owned memory, 112 bytes
+ * (checked at compile time below).
  * Connections live in a per-SET array and are named by slot index; the
  * timeout list links are slot indices too. */
 typedef struct hb_conn {
@@ -48,14 +49,13 @@ typedef struct hb_conn {
     uint32_t addr;     /* peer IPv4, network order */
     uint32_t spill;    /* pool chunk holding the partial frame, 0 = in[] */
     uint32_t out;      /* pool chunk holding unsent output, 0 = none */
-    uint32_t rl_sec;   /* rate-limit window: unix second of the last shakes */
     uint16_t outlen, outoff;
     uint16_t inlen;    /* bytes of the partial frame */
-    uint8_t rl_n;      /* shakes in rl_sec */
     uint8_t state;
     uint8_t tl;        /* enum hb_tlist_id */
     uint8_t in[HB_CONN_INLINE];
 } hb_conn;
+_Static_assert(sizeof(hb_conn) == 112, "hb_conn grew: memory per connection is a measured figure");
 
 /* One timeout list per kind of deadline ("Be smart about timeouts"): every
  * member has the same timeout, so appending at the tail keeps the list
@@ -120,7 +120,7 @@ void hb_set_destroy(hb_set *set);
 uint32_t hb_set_now_ms(hb_set *set);
 
 /* conn.c */
-void hb_conn_accepted(hb_set *set, int fd, uint32_t addr);
+hb_conn *hb_conn_accepted(hb_set *set, int fd, uint32_t addr);
 void hb_conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 /* Queue a packed frame for c (gathered into one write when c is being
  * served, written at once otherwise). */

@@ -35,7 +35,7 @@
     X(route_dropped, "routed messages dropped (inbox full, parking full, loops)") \
     X(refused_full, "connections refused: --max-conns reached")                   \
     X(refused_addr, "connections refused: --addr-limit reached")                  \
-    X(emfile, "accept() hit the descriptor limit")                                \
+    X(emfile, "connections accepted and closed at once: descriptor table full")                                \
     X(pool_exhausted, "connections closed: buffer pool exhausted")                \
     X(bytes_in, "bytes read")                                                     \
     X(bytes_out, "bytes written")

@@ -26,10 +26,17 @@ crash() {
   stop server KILL
   log "server killed with SIGKILL ($why): wins so far $(stat "$WORK/server.stats" wins)"
   sleep 1
+  rm -f "$WORK/server.stats"
   start server "$BIN/hb-server" "${SERVER_ARGS[@]}"
+  local t0; t0=$(date +%s%N)
   wait_until 10 listening "$(first_port "$PORTS")" || fail "server did not come back"
   grep -q "records replayed" "$WORK/server.log" || fail "restarted server did not replay the journal"
   log "server restarted: $(grep 'records replayed' "$WORK/server.log" | tail -1 | cut -c1-160)"
+  # Back-off cap 1 s, full jitter: everyone is back within the cap plus the
+  # time to connect 20,000 (about 1 s here) plus one stats-file period.
+  wait_until 5 bash -c "[ \"\$(awk '\$1==\"logins\"{print \$2}' '$WORK/server.stats' 2>/dev/null)\" -ge $USERS ]" \
+    || fail "not all $USERS clients came back within 5 s of the restart"
+  ok "all $USERS clients back $(( ($(date +%s%N) - t0) / 1000000 )) ms after the restart (back-off cap 1 s)"
 }
 sleep 6
 crash "mid shake flow"

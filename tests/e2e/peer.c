@@ -60,6 +60,11 @@ static bool can_connect(int port)
 
 void peer_server_start(peer_server *s, int nports, const char *const *flags)
 {
+    peer_server_start_wrapped(s, nports, NULL, flags);
+}
+
+void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wrap, const char *const *flags)
+{
     signal(SIGPIPE, SIG_IGN);
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "/tmp/hb-peer.XXXXXX");
@@ -88,6 +93,8 @@ void peer_server_start(peer_server *s, int nports, const char *const *flags)
     snprintf(exe, sizeof exe, "%s/hb-server", bin);
     const char *argv[64];
     int n = 0;
+    for (int i = 0; wrap && wrap[i] && n < 16; i++)
+        argv[n++] = wrap[i];
     argv[n++] = exe;
     argv[n++] = "--port";
     argv[n++] = ports;
@@ -103,7 +110,7 @@ void peer_server_start(peer_server *s, int nports, const char *const *flags)
         int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
-        execv(exe, (char **)argv);
+        execvp(argv[0], (char **)argv);
         _exit(127);
     }
     running[nrunning++] = s;
@@ -142,6 +149,37 @@ void peer_server_kill(peer_server *s)
     s->pid = 0;
 }
 
+uint64_t peer_server_rss_kb(peer_server *s)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)s->pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+uint64_t peer_server_cpu_ms(peer_server *s)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)s->pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* fields after the command name */
+    unsigned long long ut = 0, st = 0;
+    if (p)
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st);
+    return (ut + st) * 1000 / (uint64_t)sysconf(_SC_CLK_TCK);
+}
+
 static uint64_t read_stat(peer_server *s, const char *name, int *found)
 {
     FILE *f = fopen(s->stats, "r");
@@ -178,6 +216,14 @@ uint64_t peer_stat(peer_server *s, const char *name)
     return v;
 }
 
+uint64_t peer_stat_now(peer_server *s, const char *name)
+{
+    int found;
+    uint64_t v = read_stat(s, name, &found);
+    CHECK(found, "counter %s not in %s", name, s->stats);
+    return v;
+}
+
 uint64_t peer_wait_stat(peer_server *s, const char *name, uint64_t want, int ms)
 {
     int64_t end = now_ms() + ms;
@@ -196,11 +242,27 @@ uint64_t peer_wait_stat(peer_server *s, const char *name, uint64_t want, int ms)
 
 peer *peer_connect(int port)
 {
+    peer *p = peer_connect_from(port, NULL);
+    CHECK(p, "connect: %s", strerror(errno));
+    return p;
+}
+
+peer *peer_connect_from(int port, const char *src)
+{
     peer *p = calloc(1, sizeof *p);
     p->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (src) {
+        struct sockaddr_in la = {.sin_family = AF_INET};
+        inet_pton(AF_INET, src, &la.sin_addr);
+        CHECK(bind(p->fd, (struct sockaddr *)&la, sizeof la) == 0, "bind %s: %s", src, strerror(errno));
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    CHECK(connect(p->fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s", strerror(errno));
+    if (connect(p->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(p->fd);
+        free(p);
+        return NULL;
+    }
     int one = 1;
     setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     hb_stream_init(&p->in, HB_FRAME_MAX);

@@ -23,12 +23,19 @@ typedef struct peer_server {
 /* Start hb-server (from $HB_BIN) with the given extra flags (NULL-terminated)
  * on a free port range of `nports`; waits until it listens. */
 void peer_server_start(peer_server *s, int nports, const char *const *flags);
+/* The same, run under a wrapper command (e.g. {"prlimit", "--nofile=100:100", "--", NULL}). */
+void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wrap, const char *const *flags);
+/* Resident memory (kB) and CPU time used so far (ms) of the running server. */
+uint64_t peer_server_rss_kb(peer_server *s);
+uint64_t peer_server_cpu_ms(peer_server *s);
 /* SIGTERM and wait (the stats file then holds the final counters). */
 void peer_server_stop(peer_server *s);
 void peer_server_kill(peer_server *s); /* SIGKILL */
 /* Counter `name` from the server's stats file (waits up to 3 s for the next
  * rewrite so values are fresh). */
 uint64_t peer_stat(peer_server *s, const char *name);
+/* The same without waiting for a rewrite (for values taken before an action). */
+uint64_t peer_stat_now(peer_server *s, const char *name);
 /* Wait until counter `name` >= want, up to `ms`; returns the last value. */
 uint64_t peer_wait_stat(peer_server *s, const char *name, uint64_t want, int ms);
 
@@ -44,6 +51,8 @@ typedef struct peer {
 } peer;
 
 peer *peer_connect(int port);
+/* Connect from a given local address (e.g. "127.0.0.2"); NULL if refused. */
+peer *peer_connect_from(int port, const char *src);
 void peer_close(peer *p);
 void peer_send_raw(peer *p, const void *data, size_t n);
 void peer_send(peer *p, const Hb__Frame *f);
