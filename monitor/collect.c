@@ -245,8 +245,8 @@ static bool contribute(mon_collect *c, source *s, int64_t t, mon_row *row)
         sample got = *e;
         e->second = 0; /* consumed */
         row->conns[role] += got.conns;
-        if (role == MON_CLIENT && got.target > row->target_qps)
-            row->target_qps = got.target;
+        if (role == MON_CLIENT)
+            row->target_qps += got.target;
         bool attributed = false;
         if (!s->has_base) {
             c->ev.baselines++;
@@ -290,8 +290,8 @@ static bool contribute(mon_collect *c, source *s, int64_t t, mon_row *row)
         }
         mid.conns = interp(s->base.conns, f->conns, num, den);
         row->conns[role] += mid.conns;
-        if (role == MON_CLIENT && mid.target > row->target_qps)
-            row->target_qps = mid.target;
+        if (role == MON_CLIENT)
+            row->target_qps += mid.target;
         row->filled[role]++;
         c->ev.filled++;
         s->base = mid;

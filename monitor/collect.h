@@ -75,7 +75,7 @@ typedef struct mon_row {
                                       after more than max_gap seconds (no rates from them) */
     uint64_t conns[MON_NROLES];    /* gauge: logged-in connections */
     uint64_t d[MON_NROLES][MON_NCTR]; /* counts attributed to this second */
-    uint64_t target_qps;           /* the aggregate rate the clients apply (largest reported) */
+    uint64_t target_qps;           /* sum of the clients' target rates (each reports its share) */
     uint64_t lat_count, lat_p50, lat_p90, lat_p99, lat_max; /* client reply latency, us */
 } mon_row;
 

@@ -18,7 +18,7 @@
     X(filled, r->filled[S_] + r->filled[C_], "processes whose report for this second was lost and was interpolated") \
     X(server_conns, r->conns[S_], "logged-in connections at the server(s)")                              \
     X(client_conns, r->conns[C_], "logged-in connections the clients hold")                             \
-    X(target_qps, r->target_qps, "aggregate shake rate the clients are told to apply")                 \
+    X(target_qps, r->target_qps, "shake rate the clients are told to apply, all together (sum of their shares)")                 \
     X(client_send_qps, r->d[C_][MON_requests], "shakes sent by all clients, per second")               \
     X(client_reply_qps, r->d[C_][MON_replies], "shake replies received by all clients, per second")    \
     X(server_recv_qps, r->d[S_][MON_requests], "shakes received by the server(s), per second")         \

@@ -145,8 +145,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
 int mon_http_start(mon_state *st, const char *addr, char *err, size_t errlen)
 {
     struct sockaddr_in sa;
-    if (hb_parse_hostport(addr, &sa, err, errlen) < 0)
+    char why[256];
+    if (hb_parse_hostport(addr, &sa, why, sizeof why) < 0) {
+        snprintf(err, errlen, "--http %s", why);
         return -1;
+    }
     state = st;
     daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, ntohs(sa.sin_port), NULL, NULL,
                                handle, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

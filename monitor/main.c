@@ -133,8 +133,11 @@ static void on_udp(struct ev_loop *loop, ev_io *w, int revents)
 static int udp_open(const char *addr, char *err, size_t errlen)
 {
     struct sockaddr_in sa;
-    if (hb_parse_hostport(addr, &sa, err, errlen) < 0)
+    char why[256];
+    if (hb_parse_hostport(addr, &sa, why, sizeof why) < 0) {
+        snprintf(err, errlen, "--udp %s", why);
         return -1;
+    }
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "--udp %s: socket: %s", addr, strerror(errno));

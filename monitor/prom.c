@@ -67,7 +67,7 @@ void mon_prom_render(mon_buf *b, const mon_collect *c, int64_t start_time)
     for (int r = 0; r < MON_NROLES; r++)
         mon_buf_printf(b, "hongbao_connections{role=\"%s\"} %llu\n", mon_role_name(r),
                        (unsigned long long)(last ? last->conns[r] : 0));
-    head(b, "hongbao_target_qps", "gauge", "Aggregate shake rate the clients apply.");
+    head(b, "hongbao_target_qps", "gauge", "Shake rate the clients apply, all together (sum of their shares).");
     mon_buf_printf(b, "hongbao_target_qps %llu\n", (unsigned long long)(last ? last->target_qps : 0));
 
     for (int i = 0; i < MON_NCTR; i++) {

@@ -13,6 +13,7 @@ set grid
 set key below horizontal
 set xlabel "time since the first merged second (s)"
 set yrange [0:*]
+set autoscale xfix
 
 # x: seconds since the first line; t0 from the data
 stats log using (column("second")) nooutput

@@ -105,14 +105,14 @@ function redraw() {
   }
   for (const c of CHARTS)
     if (!charts[c.id]) document.getElementById('pts-' + c.id).textContent = String(rows.length);
-  if (CHECK) // after uPlot has committed the frame
-    requestAnimationFrame(() => {
+  if (CHECK) // uPlot draws in a microtask after setData: look once it is done
+    setTimeout(() => {
       for (const id in charts) {
         const counts = ink(charts[id]);
         charts[id].box.setAttribute('data-ink', counts.join(','));
         document.getElementById('ink-' + id).textContent = counts.join(',');
       }
-    });
+    }, 0);
 }
 
 function showLatest(data) {

@@ -52,6 +52,7 @@ static void add(mon_collect *c, int role, const char *inst, uint64_t boot, int64
     r.c[MON_wins] = base / 10;
     r.c[MON_created] = base / 5;
     r.conns = conns;
+    r.target_qps = role == MON_CLIENT ? conns * 10 : 0; /* each client reports its share */
     mon_collect_add(c, &r, now);
 }
 
@@ -97,6 +98,7 @@ static void test_in_order(void **state)
         assert_int_equal(r->reported[MON_SERVER], 1);
         assert_int_equal(r->conns[MON_CLIENT], 30);
         assert_int_equal(r->conns[MON_SERVER], 30);
+        assert_int_equal(r->target_qps, 300); /* 100 + 200: the clients' shares add up */
         assert_int_equal(r->filled[MON_CLIENT], 0);
     }
     mon_collect_flush(c);

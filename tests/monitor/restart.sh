@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The monitor is down when a real hb-server and hb-client start, comes up,
+# is killed (SIGKILL) mid-run and comes back: server and client never stall
+# (their counters and their report counters keep moving), reports resume by
+# themselves, the restarted monitor logs fresh seconds without a spike from
+# the senders' cumulative counters, and SIGTERM flushes its log with a
+# summary line.
+. "$(dirname "$0")/lib.sh"
+
+# stats_moving FILE COUNTER SECONDS: the counter grows within SECONDS
+stats_moving() {
+  local a; a=$(stat_or0 "$1" "$2")
+  wait_until "$3" bash -c "[ \$(awk -v k=$2 '\$1 == k { print \$2 }' '$1') -gt $a ]"
+}
+
+# 1. no monitor: both run and count reports they could not deliver
+start_server
+start_client 40
+wait_until 10 test -f "$WORK/client.stats" || fail "client wrote no stats file"
+stats_moving "$WORK/client.stats" shakes 5 || fail "client is not shaking with the monitor down"
+stats_moving "$WORK/server.stats" replies 5 || fail "server is not replying with the monitor down"
+stats_moving "$WORK/server.stats" reports_dropped 5 || fail "server: reports_dropped does not grow with the monitor down"
+stats_moving "$WORK/client.stats" reports_dropped 5 || fail "client: reports_dropped does not grow with the monitor down"
+ok "monitor down: server and client run, reports_dropped grows ($(stat "$WORK/server.stats" reports_dropped) server, $(stat "$WORK/client.stats" reports_dropped) client)"
+
+# 2. the monitor comes up: seconds with both roles appear
+start_monitor mon1 "$WORK/mon1.tsv"
+has_rows() { [ "$(tsv_count "$1" 'v("servers") == 1 && v("clients") == 1 && v("client_send_qps") > 0')" -ge "$2" ]; }
+for _ in $(seq 120); do has_rows "$WORK/mon1.tsv" 3 && break; sleep 0.1; done
+has_rows "$WORK/mon1.tsv" 3 || fail "monitor 1: no merged seconds with the server and the client"
+ok "monitor 1 merged $(tsv_count "$WORK/mon1.tsv" 1) seconds"
+# the senders had been running for seconds: their totals must not show up as one huge second
+expect_le "monitor 1: largest client send rate" "$(tsv_max "$WORK/mon1.tsv" client_send_qps)" $((QPS * 3 / 2))
+expect_le "monitor 1: largest server reply rate" "$(tsv_max "$WORK/mon1.tsv" server_reply_qps)" $((QPS * 3 / 2))
+
+# 3. killed mid-run: nothing stalls, reports are dropped and counted again
+stop mon1 KILL
+tsv_complete "$WORK/mon1.tsv" || fail "monitor 1's log has a partial line after SIGKILL"
+stats_moving "$WORK/client.stats" shakes 5 || fail "client stalled after the monitor was killed"
+stats_moving "$WORK/server.stats" replies 5 || fail "server stalled after the monitor was killed"
+stats_moving "$WORK/server.stats" reports_dropped 5 || fail "server: reports_dropped does not grow after the kill"
+stats_moving "$WORK/client.stats" reports_dropped 5 || fail "client: reports_dropped does not grow after the kill"
+kill -0 "$PID_server" && kill -0 "$PID_client" || fail "a sender died with the monitor"
+ok "monitor killed: server and client keep running"
+
+# 4. back: reports resume by themselves, fresh seconds in the log and the JSON
+t_back=$(date +%s)
+start_monitor mon2 "$WORK/mon2.tsv"
+fresh() { [ "$(tsv_count "$WORK/mon2.tsv" "v(\"second\") >= $t_back && v(\"servers\") == 1 && v(\"clients\") == 1 && v(\"client_send_qps\") > 0")" -ge 3 ]; }
+for _ in $(seq 120); do fresh && break; sleep 0.1; done
+fresh || fail "monitor 2: no fresh seconds from both roles"
+ok "monitor 2: $(tsv_count "$WORK/mon2.tsv" "v(\"second\") >= $t_back") fresh seconds in the log"
+newest=$(json_seconds | tail -n 1 || true)
+expect_ge "monitor 2: newest second in /api/series" "${newest:-0}" "$t_back"
+expect_le "monitor 2: largest client send rate" "$(tsv_max "$WORK/mon2.tsv" client_send_qps)" $((QPS * 3 / 2))
+expect_ge "monitor 2: client connections" "$(tsv_max "$WORK/mon2.tsv" client_conns)" $USERS
+
+# 5. SIGTERM: exit 0, summary line, complete log
+kill -TERM "$PID_mon2"
+wait "$PID_mon2" || fail "monitor 2 exited with status $? on SIGTERM"
+grep -q "summary: .* seconds merged into $WORK/mon2.tsv" "$WORK/mon2.log" || fail "no summary line on SIGTERM"
+tsv_complete "$WORK/mon2.tsv" || fail "monitor 2's log is not complete after SIGTERM"
+ok "$(grep summary: "$WORK/mon2.log")"
