@@ -58,6 +58,12 @@ tsv_max() {
     $c + 0 > m { m = $c + 0 } END { print m + 0 }' "$1"
 }
 
+# tsv_sum FILE COLUMN UPTO: sum of a column over the lines with second <= UPTO
+tsv_sum() {
+  awk -F'\t' -v k="$2" -v upto="$3" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == k) c = i; if (!c) exit 3; next }
+    $1 + 0 <= upto + 0 { s += $c } END { print s + 0 }' "$1"
+}
+
 # tsv_complete FILE: every line has as many fields as the header
 tsv_complete() {
   awk -F'\t' 'NR == 1 { n = NF; next } NF != n { bad++ } END { exit bad > 0 }' "$1"
