@@ -12,7 +12,7 @@
 #define C_ MON_CLIENT
 /* name, value (from const mon_row *r), meaning */
 #define MON_COLUMNS(X)                                                                                  \
-    X(second, (uint64_t)r->second, "unix second the figures belong to (the senders' clock)")            \
+    X(second, (uint64_t)r->second, "unix second stamped on the merged reports (senders' clock); the counts are those of the second ending there")            \
     X(servers, r->reported[S_] + r->filled[S_] + r->rebased[S_], "server processes with figures for this second") \
     X(clients, r->reported[C_] + r->filled[C_] + r->rebased[C_], "client processes with figures for this second") \
     X(filled, r->filled[S_] + r->filled[C_], "processes whose report for this second was lost and was interpolated") \

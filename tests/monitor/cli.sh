@@ -42,3 +42,14 @@ expect_fail 2 "not an hb-monitor log" "$ROOT/tools/plot.sh" "$WORK/notalog.tsv"
 expect_fail 2 "no such interface 'nope0'" "$ROOT/tools/netmon" -i nope0 -n 1
 expect_fail 2 "is not a whole number" "$ROOT/tools/netmon" -n x
 expect_fail 2 "bad port '70a'" "$ROOT/tools/conns" -p 70a
+
+# netmon without -n runs until signalled, then prints its averages and exits 0
+"$ROOT/tools/netmon" -i lo >"$WORK/netmon.out" 2>&1 &
+NM=$!
+PIDS+=($NM)
+sleep 1.5
+kill -TERM $NM
+rc=0; wait $NM || rc=$?
+expect_eq "netmon status after SIGTERM" $rc 0
+grep -q '^# average over' "$WORK/netmon.out" || { cat "$WORK/netmon.out"; fail "netmon printed no averages"; }
+expect_ge "netmon lines for lo before the signal" "$(awk '$2 == "lo" && $1 != "avg"' "$WORK/netmon.out" | wc -l)" 1

@@ -18,6 +18,16 @@ wait_until 15 bash -c "[ \"\$(curl -sf $M | awk '\$1 == \"hongbao_connections{ro
 wait_until 10 bash -c "[ \"\$(curl -sf $M | awk '\$1 == \"hongbao_requests_total{role=\\\"client\\\"}\" { print \$2 }')\" -ge $((QPS * 2)) ]" ||
   fail "client requests in /metrics never reached $((QPS * 2))"
 
+# datagrams that are not reports are counted and change nothing
+# (dd writes each file in one write(), so each is one datagram)
+printf 'not a frame' >"$WORK/bad1"
+printf '\x05\x0a\x03abc' >"$WORK/bad2"                      # a frame, but no report in it
+head -c 9000 /dev/zero | tr '\0' '\200' >"$WORK/bad3"        # a run of varint continuation bytes
+for f in bad1 bad2 bad3; do dd if="$WORK/$f" bs=65536 count=1 status=none >/dev/udp/127.0.0.1/$UDP; done
+wait_until 5 bash -c "curl -sf $M | grep -q '^hongbao_monitor_datagrams_total{outcome=\"bad\"} 3\$'" ||
+  fail "bad datagrams not counted: $(curl -sf "$M" | grep 'outcome="bad"')"
+ok "3 bad datagrams counted"
+
 curl -sf -D "$WORK/headers" "$M" >"$WORK/metrics.txt"
 grep -qi '^content-type: text/plain; version=0.0.4' "$WORK/headers" || fail "wrong Content-Type: $(grep -i content-type "$WORK/headers")"
 promtool check metrics <"$WORK/metrics.txt" >"$WORK/promtool.out" 2>&1 || { cat "$WORK/promtool.out"; fail "promtool check metrics"; }
