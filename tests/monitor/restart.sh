@@ -3,8 +3,8 @@
 # is killed (SIGKILL) mid-run and comes back: server and client never stall
 # (their counters and their report counters keep moving), reports resume by
 # themselves, the restarted monitor logs fresh seconds without a spike from
-# the senders' cumulative counters, and SIGTERM flushes its log with a
-# summary line.
+# the senders' cumulative counters, a client restart is detected without a
+# spike either, and SIGTERM flushes the monitor's log with a summary line.
 . "$(dirname "$0")/lib.sh"
 
 # stats_moving FILE COUNTER SECONDS: the counter grows within SECONDS
@@ -55,7 +55,23 @@ expect_ge "monitor 2: newest second in /api/series" "${newest:-0}" "$t_back"
 expect_le "monitor 2: largest client send rate" "$(tsv_max "$WORK/mon2.tsv" client_send_qps)" $((QPS * 3 / 2))
 expect_ge "monitor 2: client connections" "$(tsv_max "$WORK/mon2.tsv" client_conns)" $USERS
 
-# 5. SIGTERM: exit 0, summary line, complete log
+# 5. the client restarts under the same instance name: a new boot_id, its
+# counters from zero; the monitor counts a restart, and no second goes
+# negative (it would print as a huge number) or spikes
+stop client TERM
+start_client 30
+restarted() { curl -sf "http://127.0.0.1:$HTTP/metrics" | grep -q '^hongbao_monitor_events_total{event="restarts"} 1$'; }
+wait_until 15 restarted || fail "monitor 2 did not see the client restart"
+t_new=$(date +%s)
+for _ in $(seq 100); do
+  [ "$(tsv_count "$WORK/mon2.tsv" "v(\"second\") > $t_new && v(\"client_send_qps\") > 0")" -ge 2 ] && break
+  sleep 0.1
+done
+expect_ge "seconds after the client restart" "$(tsv_count "$WORK/mon2.tsv" "v(\"second\") > $t_new && v(\"client_send_qps\") > 0")" 2
+expect_le "monitor 2: largest client send rate across the restart" "$(tsv_max "$WORK/mon2.tsv" client_send_qps)" $((QPS * 3 / 2))
+expect_le "monitor 2: largest client reply rate across the restart" "$(tsv_max "$WORK/mon2.tsv" client_reply_qps)" $((QPS * 3 / 2))
+
+# 6. SIGTERM: exit 0, summary line, complete log
 kill -TERM "$PID_mon2"
 wait "$PID_mon2" || fail "monitor 2 exited with status $? on SIGTERM"
 grep -q "summary: .* seconds merged into $WORK/mon2.tsv" "$WORK/mon2.log" || fail "no summary line on SIGTERM"
