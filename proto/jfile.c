@@ -93,6 +93,15 @@ int hb_jfile_open(hb_jfile *j, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+void hb_jfile_open_mem(hb_jfile *j, const uint8_t *data, size_t size)
+{
+    memset(j, 0, sizeof *j);
+    hb_arena_init(&j->arena, j->arena_mem, sizeof j->arena_mem);
+    j->data = (uint8_t *)data;
+    j->size = size;
+    j->borrowed = true;
+}
+
 int hb_jfile_next(hb_jfile *j, Hb__Record **r)
 {
     size_t prefix, body;
@@ -126,6 +135,7 @@ int hb_jfile_next(hb_jfile *j, Hb__Record **r)
 
 void hb_jfile_close(hb_jfile *j)
 {
-    free(j->data);
+    if (!j->borrowed)
+        free(j->data);
     j->data = NULL;
 }

@@ -9,6 +9,7 @@
 #ifndef HB_JFILE_H
 #define HB_JFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -25,6 +26,7 @@ size_t hb_jrec_pack(const Hb__Record *r, uint8_t *out, size_t cap);
 typedef struct hb_jfile {
     uint8_t *data; /* the whole file */
     size_t size;
+    bool borrowed; /* data belongs to the caller */
     size_t off;    /* next entry */
     size_t valid;  /* end of the last good entry */
     hb_arena arena;
@@ -35,6 +37,8 @@ typedef struct hb_jfile {
 /* Read the file into memory.  A missing file is an empty journal.  0, or -1
  * with a message in err. */
 int hb_jfile_open(hb_jfile *j, const char *path, char *err, size_t errlen);
+/* Read entries from memory the caller owns (not freed by hb_jfile_close). */
+void hb_jfile_open_mem(hb_jfile *j, const uint8_t *data, size_t size);
 /* Next record: 1 and *r set (valid until the next call), 0 at the end or at
  * a torn/corrupt entry (then stop_reason says which and valid says where the
  * good data ends). */

@@ -14,14 +14,19 @@ typedef struct shake_state {
 
 int hb_replay(hb_server *s, const char *path, hb_replay_t *rp, char *err, size_t errlen)
 {
-    memset(rp, 0, sizeof *rp);
     hb_jfile jf;
     if (hb_jfile_open(&jf, path, err, errlen) < 0)
         return -1;
+    return hb_replay_jfile(s, &jf, rp, err, errlen);
+}
+
+int hb_replay_jfile(hb_server *s, hb_jfile *jfp, hb_replay_t *rp, char *err, size_t errlen)
+{
+    memset(rp, 0, sizeof *rp);
     shake_state *sh = NULL;
     size_t shcap = 0;
     Hb__Record *r;
-    while (hb_jfile_next(&jf, &r)) {
+    while (hb_jfile_next(jfp, &r)) {
         rp->records++;
         if (r->type == HB__RECORD_TYPE__REC_CREATE && r->kind == HB__PACKET_KIND__KIND_SHAKE) {
             if (r->packet_id == 0 || r->packet_id > (uint64_t)1 << 40) {
@@ -36,7 +41,7 @@ int hb_replay(hb_server *s, const char *path, hb_replay_t *rp, char *err, size_t
                 if (!n) {
                     snprintf(err, errlen, "replay: out of memory");
                     free(sh);
-                    hb_jfile_close(&jf);
+                    hb_jfile_close(jfp);
                     return -1;
                 }
                 memset(n + shcap, 0, (ncap - shcap) * sizeof *n);
@@ -91,10 +96,10 @@ int hb_replay(hb_server *s, const char *path, hb_replay_t *rp, char *err, size_t
             rp->anomalies++;
         }
     }
-    rp->valid = jf.valid;
-    rp->size = jf.size;
-    rp->stop_reason = jf.stop_reason;
-    hb_jfile_close(&jf);
+    rp->valid = jfp->valid;
+    rp->size = jfp->size;
+    rp->stop_reason = jfp->stop_reason;
+    hb_jfile_close(jfp);
 
     /* Ids are dense from 1: a gap means a CREATE was lost, which group commit
      * cannot produce; count it, the packet is simply not there. */

@@ -27,6 +27,9 @@ typedef struct hb_replay {
 
 /* Fills s->reg (send packets, grants) and rp.  0, or -1 with err. */
 int hb_replay(struct hb_server *s, const char *path, hb_replay_t *rp, char *err, size_t errlen);
+/* The same from an opened journal (closed by the call). */
+struct hb_jfile;
+int hb_replay_jfile(struct hb_server *s, struct hb_jfile *jf, hb_replay_t *rp, char *err, size_t errlen);
 void hb_replay_free(hb_replay_t *rp);
 
 #endif

@@ -12,6 +12,11 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   sleep 0.3
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  # A sanitizer report in any log fails the test (sanitized builds).
+  if [ $rc = 0 ] && grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$WORK"/*.log 2>/dev/null; then
+    echo "FAIL: sanitizer report in the logs above" >&2
+    rc=1
+  fi
   if [ $rc != 0 ] || [ "${HB_KEEP:-0}" = 1 ]; then
     echo "(files kept in $WORK)"
     for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- tail $f"; tail -n 5 "$f"; }; done

@@ -19,6 +19,35 @@
 
 static peer_server *running[8];
 static int nrunning;
+/* every open peer, so a test that ends without closing some does not leak */
+static peer **peers;
+static size_t npeers;
+
+static void track(peer *p)
+{
+    peer **n = realloc(peers, (npeers + 1) * sizeof *peers);
+    if (n) {
+        peers = n;
+        peers[npeers++] = p;
+    }
+}
+
+static void untrack(peer *p)
+{
+    for (size_t i = 0; i < npeers; i++)
+        if (peers[i] == p) {
+            peers[i] = peers[--npeers];
+            return;
+        }
+}
+
+/* A sanitizer report in the server's log fails the test. */
+static void check_log(peer_server *s)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' %s", s->log);
+    CHECK(system(cmd) != 0, "sanitizer report in %s", s->log);
+}
 
 void peer_abort(void)
 {
@@ -137,6 +166,9 @@ void peer_server_stop(peer_server *s)
     int st;
     waitpid(s->pid, &st, 0);
     s->pid = 0;
+    check_log(s);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "hb-server exited with status %d (see %s)",
+          WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), s->log);
 }
 
 void peer_server_kill(peer_server *s)
@@ -267,6 +299,7 @@ peer *peer_connect_from(int port, const char *src)
     setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     hb_stream_init(&p->in, HB_FRAME_MAX);
     hb_arena_init(&p->arena, p->mem, sizeof p->mem);
+    track(p);
     return p;
 }
 
@@ -274,6 +307,7 @@ void peer_close(peer *p)
 {
     if (!p)
         return;
+    untrack(p);
     close(p->fd);
     free(p);
 }

@@ -1,0 +1,97 @@
+/* fuzz_server.c -- libFuzzer target: every message handler, through the real
+ * connection code.  One in-process SET (its loop is never run; we call the
+ * callbacks), the journal writing to /dev/null, a few send packets and a
+ * packet queue kept stocked.  Each input is written into a socketpair as the
+ * bytes of one client connection, which the SET accepts and reads to the
+ * end: login, shakes, opens, chats, garbage, whatever the fuzzer makes of
+ * the seeds in tests/fuzz/corpus/server. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "set.h"
+
+static hb_server srv;
+static hb_set *set;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    hb_prog = "fuzz_server";
+    hb_config *c = &srv.cfg;
+    c->listen = "127.0.0.1";
+    c->ports = "1";
+    c->sets = 1;
+    c->max_conns = 64;
+    c->users = 1000;
+    c->queue = 16;
+    c->inbox = 64;
+    c->pending_max = 1000;
+    c->pending_per_uid = 4;
+    c->send_total = 8;
+    c->send_split = 3;
+    c->amount_min = 1;
+    c->amount_max = 100;
+    c->send_amount_min = 3;
+    c->send_amount_max = 1000;
+    c->login_timeout = c->frame_timeout = c->linger = 1;
+    c->shake_limit = 3;
+    c->journal = "/dev/null";
+    char err[256];
+    if (hb_server_init(&srv, err, sizeof err) < 0 ||
+        hb_journal_open(&srv.journal, "/dev/null", false, 0, err, sizeof err) < 0 ||
+        hb_journal_start(&srv.journal, 1, NULL, NULL) < 0 || hb_set_create(&srv, 0, err, sizeof err) < 0) {
+        fprintf(stderr, "fuzz_server: %s\n", err);
+        exit(1);
+    }
+    set = srv.sets[0];
+    set->t0_mono = hb_mono_us();
+    /* send packets 1..8 for uids 1, 2, 3 */
+    for (uint64_t k = 0; k < 8; k++) {
+        hb_sendpkt p = {.amount = 600, .n = 3, .uid = {1, 2, 3}, .share = {100, 200, 300}};
+        hb_registry_put_send(&srv.reg, hb_send_id(k), &p);
+    }
+    atomic_store(&srv.event_started, true);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static uint64_t next_id = 1;
+    while (hb_pqueue_size(&set->q) < 2) {
+        hb_packet p = {.id = next_id++, .amount = 100};
+        hb_pqueue_push(&set->q, &p);
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
+        abort();
+    int big = 1 << 20;
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    hb_conn *c = hb_conn_accepted(set, sv[0], 0x0100007f);
+    uint32_t gen = c->gen;
+    size_t off = 0;
+    while (off < size) {
+        ssize_t w = write(sv[1], data + off, size - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    shutdown(sv[1], SHUT_WR);
+    uint8_t sink[65536];
+    for (int i = 0; i < 256 && c->gen == gen && c->state != HB_CONN_FREE; i++) {
+        hb_conn_io_cb(set->loop, &c->io, EV_READ | (c->outlen ? EV_WRITE : 0));
+        while (read(sv[1], sink, sizeof sink) > 0) /* the client side drains replies */
+            ;
+        hb_msg m;
+        while (hb_inbox_pop(&set->inbox, &m))
+            hb_handle_msg(set, &m);
+        hb_flush_deferred(set);
+    }
+    if (c->gen == gen && c->state != HB_CONN_FREE)
+        hb_conn_close(set, c);
+    close(sv[1]);
+    return 0;
+}
