@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# tools/bench-c1m.sh -- the seed's experiment on one box, measured: hb-server
+# and 17 client hosts (network namespaces) holding 1,000,000 connections, the
+# three stages (idle; 30,000 shakes/s; 60,000 shakes/s, packets dispensed at
+# 200/s), then the highest sustained shake rate of hb-server and of the echo
+# floor (hb-echo-floor driven by the same clients in --echo mode), the ledger
+# check, and a report.  Not part of tools/test.sh: it takes ~10 GB of kernel
+# memory and most of the machine for ~15 minutes at full scale.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+usage() {
+  cat <<'EOF'
+Usage: tools/bench-c1m.sh [OPTIONS]
+
+Scale (defaults: the seed's):
+  --users N          connections / users in all (1000000)
+  --hosts H          client hosts, one hb-client each (17)
+  --threads T        worker threads per hb-client (4; each holds at most
+                     ~19,900 connections: its own descriptor table)
+  --addrs K          source addresses per host (2)
+  --ports N          server ports, 7000.. (16); connections are spread over
+                     (source, port) pairs so none is over half full
+  --sets S           hb-server SETs (users/15,625, at least 4)
+The stages:
+  --idle SEC         stage 1, all connected and idle (30)
+  --qps1 Q --qps2 Q  aggregate shakes/s of stages 2 and 3 (30000, 60000)
+  --rate R           packets dispensed per second (200)
+  --packets P        shake-flow packets per stage (40000 x users/1M)
+  --send-packets S   send-flow packets, 3 recipients each (20000 x users/1M)
+  --connect-budget SEC  time allowed to connect everyone (users/12,500 + 20)
+The rate search (hb-server, then the echo floor with the same clients):
+  --step-from Q      first rate tried (10000; 5000 below 200,000 users)
+  --step-max Q       highest rate tried (90% of users: one shake per user
+                     and second is hb-server's default --shake-limit)
+  --step-seconds S   seconds per step, the first 2 not judged (10)
+  --max-p99-ms MS    a step fails when p99 passes this (10) or when replies
+                     fall behind (mean < 97% of the rate)
+  --no-steps         skip the search;  --no-floor  skip the echo floor
+Other:
+  --out DIR          results (out/bench-c1m-DATE)
+  --build DIR        build directory (build); built if needed
+  --prefix P --net A.B   client host names and /16 (hb, 10.77)
+  -h, --help
+
+Reduced scale, a few minutes:  tools/bench-c1m.sh --users 100000 --hosts 4
+Files in DIR: report.md (printed at the end), result.txt (key=value),
+reports.tsv (every per-second report), phases.tsv, facts.txt, logs,
+server.journal/.stats and the client ledgers; monitor.tsv when
+build/bin/hb-monitor exists (it is fed the same reports, dashboard live).
+EOF
+}
+
+USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS= IDLE=30 QPS1=30000 QPS2=60000 RATE=200
+PACKETS= SEND= BUDGET= STEP_FROM= STEP_MAX= STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
+OUT= BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000
+while [ $# -gt 0 ]; do
+  case $1 in
+    --users) USERS=$2; shift ;;
+    --hosts) HOSTS=$2; shift ;;
+    --threads) THREADS=$2; shift ;;
+    --addrs) ADDRS=$2; shift ;;
+    --ports) NPORTS=$2; shift ;;
+    --sets) SETS=$2; shift ;;
+    --idle) IDLE=$2; shift ;;
+    --qps1) QPS1=$2; shift ;;
+    --qps2) QPS2=$2; shift ;;
+    --rate) RATE=$2; shift ;;
+    --packets) PACKETS=$2; shift ;;
+    --send-packets) SEND=$2; shift ;;
+    --connect-budget) BUDGET=$2; shift ;;
+    --step-from) STEP_FROM=$2; shift ;;
+    --step-max) STEP_MAX=$2; shift ;;
+    --step-seconds) STEP_S=$2; shift ;;
+    --max-p99-ms) MAX_P99=$2; shift ;;
+    --no-steps) STEPS=0 ;;
+    --no-floor) FLOOR=0 ;;
+    --out) OUT=$2; shift ;;
+    --build) BUILD=$2; shift ;;
+    --prefix) PREFIX=$2; shift ;;
+    --net) NET=$2; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "bench-c1m.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+die() { echo "bench-c1m.sh: $*" >&2; exit 1; }
+for v in USERS HOSTS THREADS ADDRS NPORTS IDLE QPS1 QPS2 RATE STEP_S; do
+  [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || die "--${v,,} must be a positive whole number"
+done
+[ "$(id -u)" = 0 ] || die "must run as root (sysctls, network namespaces)"
+SETS=${SETS:-$(((USERS + 15624) / 15625))}
+[ "$SETS" -ge 4 ] || SETS=4
+PACKETS=${PACKETS:-$((40000 * USERS / 1000000))}
+SEND=${SEND:-$((20000 * USERS / 1000000))}
+BUDGET=${BUDGET:-$((USERS / 12500 + 20))}
+[ "$USERS" -ge 200000 ] && def_step=10000 || def_step=5000
+STEP_FROM=${STEP_FROM:-$def_step}
+STEP_MAX=${STEP_MAX:-$((USERS * 9 / 10))}
+PER=$((USERS / HOSTS))
+[ $((PER * HOSTS)) = "$USERS" ] || die "--users must be a multiple of --hosts"
+[ $(((PER + THREADS - 1) / THREADS)) -le 19900 ] || die "$PER connections per host need --threads >= $(((PER + 19899) / 19900)) (20,000 descriptors per table)"
+[ "$QPS2" -le "$USERS" ] || die "--qps2 above --users: a user shakes at most once a second"
+PORTS="$BASE_PORT-$((BASE_PORT + NPORTS - 1))"
+OUT=${OUT:-$ROOT/out/bench-c1m-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/bench.log") 2>&1
+
+T0=$(date +%s)
+say() { echo "[$(($(date +%s) - T0))s] $*"; }
+fact() { echo "$1=$2" >>"$OUT/facts.txt"; }
+stat() { awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$1" 2>/dev/null || echo 0; }
+meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+NOTES=()
+note() { NOTES+=("$*"); say "note: $*"; }
+: >"$OUT/facts.txt"
+: >"$OUT/phases.tsv"
+
+tools/setup.sh
+command -v python3 >/dev/null || die "python3 is needed for the report (apt-get install python3)"
+tools/build.sh "$BUILD" >/dev/null
+B=$ROOT/$BUILD/bin
+[ -x "$B/hb-echo-floor" ] || die "$B/hb-echo-floor is missing"
+hosts() { tools/hosts.sh --prefix "$PREFIX" --net "$NET" "$@"; }
+
+# ---- cleanup: whatever happens, nothing of ours stays ------------------------------------
+PIDS=()
+cleanup() {
+  local rc=$?
+  set +e
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  hosts down >/dev/null 2>&1 # also ends what still runs inside the hosts
+  sleep 1
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  sysctl/revert.sh --holder $$ >"$OUT/revert.log" 2>&1 || echo "bench-c1m.sh: sysctl/revert.sh failed, see $OUT/revert.log" >&2
+  [ $rc = 0 ] || echo "bench-c1m.sh: failed (exit $rc); everything it made was removed; files in $OUT" >&2
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+bg() { # bg NAME CMD...: run in the background, log to OUT/NAME.log, PID_NAME
+  local name=$1; shift
+  "$@" >"$OUT/$name.log" 2>&1 &
+  PIDS+=($!)
+  printf -v "PID_$name" %s $!
+}
+pid_of() { local v="PID_$1"; echo "${!v:-}"; }
+stop_wait() { # stop_wait NAME SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL
+  local p; p=$(pid_of "$1")
+  kill -TERM "$p" 2>/dev/null || return 0
+  for _ in $(seq $(($2 * 5))); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$p" 2>/dev/null && note "$1 did not stop within $2 s: killed"
+  wait "$p" 2>/dev/null || true
+}
+ctl_addr() { hosts addr "$1" | cut -d, -f1; }
+post_all() { # post_all PATH: the same request to every client host, in parallel
+  local i p fails=0 curls=()
+  for ((i = 1; i <= HOSTS; i++)); do
+    curl -sf -m 5 -X POST "http://$(ctl_addr $i):980$1" >/dev/null &
+    curls+=($!)
+  done
+  for p in "${curls[@]}"; do wait "$p" || fails=$((fails + 1)); done
+  [ $fails = 0 ] || note "POST $1 failed on $fails host(s)"
+}
+sleep_until() { local d; d=$(echo "$1 - $(date +%s.%N)" | bc -l); [ "${d:0:1}" = - ] || sleep "$d"; }
+
+# ---- kernel settings, hosts, collector ------------------------------------------------------
+fact users "$USERS"; fact hosts "$HOSTS"; fact sets "$SETS"; fact client_threads "$THREADS"
+fact ports "$NPORTS"; fact addrs "$ADDRS"; fact date "$(date -u +%Y-%m-%dT%H:%MZ)"
+fact machine "$(nproc) cores, $(($(meminfo MemTotal) / 1048576)) GiB, Linux $(uname -r)"
+fact max_p99_ms "$MAX_P99"; fact step_max "$STEP_MAX"
+say "sysctls (sysctl/apply.sh server; reverted at the end)"
+sysctl/apply.sh server --holder $$ >"$OUT/apply.log" || die "sysctl/apply.sh failed (see $OUT/apply.log)"
+sysctl/check.sh server --conns "$USERS" --one-box >"$OUT/check.log" 2>&1 || { cat "$OUT/check.log"; die "sysctl/check.sh: not ready"; }
+say "client hosts: $HOSTS x $ADDRS address(es), server on $NET.0.1 ports $PORTS"
+hosts up "$HOSTS" --addrs "$ADDRS" >"$OUT/hosts.log" || die "tools/hosts.sh up failed (see $OUT/hosts.log)"
+SERVER=$(hosts server)
+hosts run 1 sysctl/check.sh client --conns $PER --tuples $((NPORTS * ADDRS)) >>"$OUT/check.log" 2>&1 ||
+  { tail -20 "$OUT/check.log"; die "client host 1 is not ready (sysctl/check.sh client)"; }
+
+MON=$SERVER:9100
+relay=()
+if [ -x "$B/hb-monitor" ]; then
+  mp=18080
+  while ss -Htan "sport = :$mp or sport = :$((mp + 1))" | grep -q .; do mp=$((mp + 2)); done
+  bg monitor "$B/hb-monitor" --udp 127.0.0.1:$((mp + 1)) --http 127.0.0.1:$mp --log "$OUT/monitor.tsv"
+  relay=(--relay 127.0.0.1:$((mp + 1)))
+  say "hb-monitor: dashboard on http://127.0.0.1:$mp/"
+fi
+bg collect python3 tools/bench/collect.py --listen "$MON" --out "$OUT/reports.tsv" "${relay[@]}"
+
+# ---- the server; the event (stage 2) starts at a planned unix second --------------------------
+launch=$(date +%s.%N)
+AT2=$(( ${launch%.*} + BUDGET + IDLE + 1 ))
+delay=$(echo "$AT2 - $launch" | bc -l)
+bg server "$B/hb-server" --listen "$SERVER" --port "$PORTS" --sets "$SETS" --users "$USERS" --rate "$RATE" \
+  --total $((2 * PACKETS)) --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay" \
+  --journal "$OUT/server.journal" --stats-file "$OUT/server.stats" --monitor "$MON" --instance server --progress
+for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sleep 0.1; done
+ss -Htln "sport = :$BASE_PORT" | grep -q . || die "hb-server did not listen (see $OUT/server.log)"
+SPID=$(pid_of server)
+sleep 1
+fact rss_base_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/$SPID/status)"
+fact slab_before_kb "$(meminfo Slab)"; fact memavail_before_kb "$(meminfo MemAvailable)"
+
+
+# ---- clients ---------------------------------------------------------------------------------
+# start_clients PREFIX MODE: one hb-client per host (instance PREFIX<I>), at
+# --qps 0 until told; --groups as for stage 2's rate (the seed's rule).
+# MODE shake: a ledger each; echo: --echo (no login, for hb-echo-floor).
+start_clients() {
+  local pre=$1 mode=$2 i from extra
+  for ((i = 1; i <= HOSTS; i++)); do
+    from=$(((i - 1) * PER))
+    extra=(--stats-file "$OUT/$pre$i.stats")
+    if [ "$mode" = echo ]; then extra+=(--echo); else extra+=(--ledger "$OUT/$pre$i.ledger"); fi
+    bg "$pre$i" tools/hosts.sh --prefix "$PREFIX" run $i "$B/hb-client" --server "$SERVER" --port "$PORTS" \
+      --source "$(hosts addr $i)" --uid-from $from --uid-to $((from + PER)) --users "$USERS" --qps 0 \
+      --groups $(((USERS + QPS1 - 1) / QPS1)) --threads "$THREADS" --drain 30 --control "$(ctl_addr $i):980" \
+      --monitor "$MON" --instance "$pre$i" "${extra[@]}"
+  done
+}
+stop_clients() { # stop_clients PREFIX: SIGTERM all (they drain, then exit), wait
+  local i
+  for ((i = 1; i <= HOSTS; i++)); do kill -TERM "$(pid_of "$1$i")" 2>/dev/null || true; done
+  for ((i = 1; i <= HOSTS; i++)); do stop_wait "$1$i" 60; done
+}
+wait_conns() { # wait_conns FILE KEY DEADLINE: until FILE's KEY reaches USERS; prints when
+  while [ "$(stat "$1" "$2")" -lt "$USERS" ] && [ "$(date +%s)" -lt "$3" ]; do sleep 0.2; done
+  date +%s.%N
+}
+
+# ---- the rate search ---------------------------------------------------------------------------
+# step_once TARGET PREFIX QPS: all clients at QPS from a common second for
+# STEP_S seconds; judge.py decides on all but the first 2; sets VERDICT.
+step_once() {
+  local at=$(($(date +%s) + 2)) first last out rc=0
+  post_all "/qps?qps=$3&at=$at"
+  first=$((at + 2)) last=$((at + STEP_S - 1))
+  sleep_until "$((last + 1)).8" # the reports stamped last+1 leave just after that second begins
+  out=$(python3 tools/bench/judge.py --tsv "$OUT/reports.tsv" --prefix "$2" --first $first --last $last \
+    --qps "$3" --max-p99-ms "$MAX_P99") || rc=$?
+  [ $rc = 0 ] && VERDICT=pass || VERDICT=fail
+  say "  $1: $out"
+  printf 'step\t%s\t%s\t%s\t%s\t%s\n' "$1" $first $last "$3" $VERDICT >>"$OUT/phases.tsv"
+  if [ $VERDICT = fail ]; then # let the backlog drain before the next, lower step
+    post_all "/qps?qps=0"
+    sleep 5
+  fi
+}
+# step TARGET PREFIX QPS: step_once, and once more if it failed: on a
+# shared 2-core box one stray second (another build, a teardown) must not
+# end the search.
+step() {
+  step_once "$@"
+  [ $VERDICT = pass ] || step_once "$@"
+}
+# search TARGET PREFIX: double from STEP_FROM until a step fails (or
+# STEP_MAX), then halve the interval down to 5%; sets BEST.
+search() {
+  local lo=0 hi=0 q=$STEP_FROM
+  while :; do
+    step "$1" "$2" $q
+    if [ $VERDICT = pass ]; then
+      lo=$q
+      [ $q -ge "$STEP_MAX" ] && break
+      q=$((2 * q > STEP_MAX ? STEP_MAX : 2 * q))
+    else
+      hi=$q
+      break
+    fi
+  done
+  while [ $hi -gt 0 ] && [ $((hi - lo)) -gt $((hi / 20)) ] && [ $((hi - lo)) -gt 1000 ]; do
+    q=$(((lo + hi) / 1000 * 500))
+    [ $q -gt $lo ] || break
+    step "$1" "$2" $q
+    if [ $VERDICT = pass ]; then lo=$q; else hi=$q; fi
+  done
+  post_all "/qps?qps=0"
+  BEST=$lo
+}
+
+# ---- stage 1: connect everyone, then idle -------------------------------------------------------
+say "stage 1: $USERS connections from $HOSTS hosts; stage 2 starts at +$((AT2 - T0)) s"
+c0=$(date +%s.%N)
+start_clients c shake
+tc=$(wait_conns "$OUT/server.stats" logins $((AT2 - 3)))
+connected=$(stat "$OUT/server.stats" logins)
+fact connected "$connected"
+fact connect_s "$(echo "$tc - $c0" | bc -l | xargs printf %.1f)"
+[ "$connected" -ge "$USERS" ] || note "only $connected of $USERS connected within the connect budget ($BUDGET s)"
+say "stage 1: $connected connected after $(echo "$tc - $c0" | bc -l | xargs printf %.1f) s; idle"
+# Memory once the connections settle (5 s), still inside the idle stage.
+m=$(( ${tc%.*} + 6 < AT2 - 3 ? ${tc%.*} + 6 : AT2 - 3 ))
+sleep_until $m
+fact rss_idle_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/$SPID/status)"
+fact slab_idle_kb "$(meminfo Slab)"; fact memavail_idle_kb "$(meminfo MemAvailable)"
+printf 'stage\tidle\t%s\t%s\t0\n' $(( ${tc%.*} + 1 )) $((AT2 - 1)) >>"$OUT/phases.tsv"
+
+# ---- stages 2 and 3 -------------------------------------------------------------------------
+# hb-server makes one shake flow, then one send flow: --total 2P, then S.
+# Stage 2 lasts while it makes the first P, stage 3 the next P and the send flow.
+AT3=$((AT2 + (PACKETS + RATE - 1) / RATE))
+END3=$((AT2 + (2 * PACKETS + SEND + RATE - 1) / RATE + 3))
+note "hb-server runs one producer cycle: stage 2 dispenses shake-flow packets 1..$PACKETS, stage 3 packets $((PACKETS + 1))..$((2 * PACKETS)) and then the send flow ($SEND packets); a send flow in stage 2 as well needs a second cycle in hb-server"
+sleep_until $((AT2 - 2))
+post_all "/qps?qps=$QPS1&at=$AT2"
+say "stage 2: $QPS1 shakes/s from $(date -d @$AT2 +%T), $PACKETS packets at $RATE/s"
+sleep_until $((AT3 - 2))
+post_all "/qps?qps=$QPS2&at=$AT3"
+say "stage 3: $QPS2 shakes/s from $(date -d @$AT3 +%T), $PACKETS packets then $SEND send-flow packets at $RATE/s"
+sleep_until $END3
+for _ in $(seq 60); do
+  [ "$(stat "$OUT/server.stats" made_shake)" -ge $((2 * PACKETS)) ] && [ "$(stat "$OUT/server.stats" made_send)" -ge "$SEND" ] && break
+  sleep 1
+done
+printf 'stage\tstage2\t%s\t%s\t%s\nstage\tstage3\t%s\t%s\t%s\n' $AT2 $((AT3 - 1)) "$QPS1" $AT3 $((END3 - 1)) "$QPS2" >>"$OUT/phases.tsv"
+say "stages done: made $(stat "$OUT/server.stats" made_shake) shake + $(stat "$OUT/server.stats" made_send) send packets, $(stat "$OUT/server.stats" wins) won"
+
+if [ $STEPS = 1 ]; then
+  say "rate search against hb-server: from $STEP_FROM/s, $STEP_S s steps"
+  search server c
+  fact max_qps_server $BEST
+fi
+say "stopping the clients and hb-server"
+post_all "/qps?qps=0"
+stop_clients c
+stop_wait server 60
+lr=0
+"$B/hb-reconcile" --journal "$OUT/server.journal" --server-stats "$OUT/server.stats" --expect-all-won \
+  --expect-all-opened "$OUT"/c*.ledger >"$OUT/ledger.txt" 2>&1 || lr=$?
+fact ledger_rc $lr
+fact ledger_summary "$(tail -n 1 "$OUT/ledger.txt")"
+
+# ---- the echo floor: the same clients, the same connections, a server that does nothing ---------
+# settle: until the kernel has let go of the closed connections (at 1M their
+# teardown takes a while and would load the floor's first steps)
+settle() {
+  local t
+  for t in $(seq 120); do
+    [ "$(awk '/^TCP:/ { print $3 + $5 }' /proc/net/sockstat)" -lt 5000 ] && return
+    sleep 1
+  done
+  note "closed connections still being torn down after 120 s"
+}
+
+if [ $STEPS = 1 ] && [ $FLOOR = 1 ]; then
+  settle
+  say "echo floor: hb-echo-floor with $SETS threads, $USERS connections again"
+  bg echo "$B/hb-echo-floor" --listen "$SERVER" --port "$PORTS" --threads "$SETS" --stats-file "$OUT/echo.stats"
+  for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sleep 0.1; done
+  e0=$(date +%s.%N)
+  start_clients e echo
+  te=$(wait_conns "$OUT/echo.stats" conns $(($(date +%s) + BUDGET)))
+  say "echo floor: $(stat "$OUT/echo.stats" conns) connected after $(echo "$te - $e0" | bc -l | xargs printf %.1f) s"
+  sleep 3
+  search echo e
+  fact max_qps_echo $BEST
+  stop_clients e
+  stop_wait echo 30
+fi
+
+# ---- put the machine back, then the report ------------------------------------------------------
+stop_wait collect 10
+[ -n "$(pid_of monitor 2>/dev/null)" ] && stop_wait monitor 10
+hosts down >/dev/null
+sysctl/revert.sh --holder $$ >"$OUT/revert.log" 2>&1 || note "sysctl/revert.sh failed: see revert.log"
+sleep 2
+fact slab_end_kb "$(meminfo Slab)"
+fact notes "$(printf '%s | ' "${NOTES[@]}")"
+say "report"
+echo
+python3 tools/bench/report.py --dir "$OUT"
+echo
+say "files in $OUT"
+[ "$lr" = 0 ] || die "ledger check failed (see $OUT/ledger.txt)"

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""report.py -- the result file and the short report of tools/bench-c1m.sh.
+
+Inputs (all in --dir, written by the benchmark):
+  reports.tsv  every monitor report of the run (collect.py)
+  phases.tsv   "stage NAME FIRST LAST QPS" and "step TARGET FIRST LAST QPS VERDICT" lines:
+               activity seconds (series.py), inclusive
+  facts.txt    "key=value" measured by the script (times, RSS, /proc/meminfo, ledger, ...)
+Outputs: result.txt ("key=value", one figure a line, for machines) and
+report.md (for people), which is also printed."""
+import argparse
+import os
+
+import series
+
+
+def facts_of(path):
+    f = {}
+    with open(path) as fh:
+        for line in fh:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                f[k] = v
+    return f
+
+
+def phases_of(path):
+    stages, steps = [], []
+    with open(path) as fh:
+        for line in fh:
+            p = line.split()
+            if p and p[0] == "stage":
+                stages.append({"name": p[1], "first": int(p[2]), "last": int(p[3]), "qps": int(p[4])})
+            elif p and p[0] == "step":
+                steps.append({"target": p[1], "first": int(p[2]), "last": int(p[3]), "qps": int(p[4]),
+                              "verdict": p[5]})
+    return stages, steps
+
+
+def fnum(x, d=0):
+    return "-" if x is None else ("{:,.%df}" % d).format(x)
+
+
+def ms(us):
+    return "-" if us is None else "%.2f" % (us / 1000.0)
+
+
+def producing(srv, st):
+    """Packets created per second over the seconds the producer ran in this
+    stage, leaving out its first and last second (partial)."""
+    secs = [s for s in range(st["first"], st["last"] + 1) if s in srv and srv[s]["packets_created"] > 0.5]
+    made = sum(srv[s]["packets_created"] for s in secs)
+    full = secs[1:-1] if len(secs) > 2 else secs
+    return made, series.rate_stats({s: srv[s] for s in full}, "packets_created", min(full), max(full)) if full else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dir", required=True)
+    a = ap.parse_args()
+    F = facts_of(os.path.join(a.dir, "facts.txt"))
+    stages, steps = phases_of(os.path.join(a.dir, "phases.tsv"))
+    rows = series.load(os.path.join(a.dir, "reports.tsv"))
+    srv_rows = series.select(rows, "server")
+    cli_rows = series.select(rows, "client", "c")
+    srv, cli = series.per_second(srv_rows), series.per_second(cli_rows)
+    R = {}  # result.txt
+    users = int(F["users"])
+    R.update({k: F[k] for k in ("users", "hosts", "sets", "client_threads", "ports", "addrs") if k in F})
+
+    L = ["# hongbao C1000K benchmark: %s users on %s client hosts (%s)" % (fnum(users), F.get("hosts"), F.get("date")),
+         "",
+         "Machine: %s.  Server: %s SETs on %s ports; each host: one hb-client, %s worker threads, %s source address(es)."
+         % (F.get("machine"), F.get("sets"), F.get("ports"), F.get("client_threads"), F.get("addrs")), ""]
+
+    # -- connections and memory
+    conn_s = float(F.get("connect_s", "nan"))
+    R["connected"] = F.get("connected")
+    R["connect_s"] = F.get("connect_s")
+    L += ["## Connections and memory", "",
+          "- connected: %s of %s in %.1f s (%s/s; 1 s resolution)" % (
+              fnum(int(F.get("connected", 0))), fnum(users), conn_s,
+              fnum(int(F.get("connected", 0)) / conn_s if conn_s > 0 else None))]
+    if "rss_idle_kb" in F:
+        rss, base = int(F["rss_idle_kb"]) * 1024, int(F["rss_base_kb"]) * 1024
+        n = max(1, int(F.get("connected", users)))
+        R["server_rss_bytes"], R["server_rss_per_conn"] = rss, round(rss / n, 1)
+        R["server_rss_per_conn_above_empty"] = round((rss - base) / n, 1)
+        L.append("- server RSS with every connection idle: %.1f MiB = %.0f bytes per connection "
+                 "(%.0f above the %.1f MiB of the server before any connection)" % (
+                     rss / 2**20, rss / n, (rss - base) / n, base / 2**20))
+    if "slab_idle_kb" in F:
+        n = max(1, int(F.get("connected", users)))
+        d = (int(F["slab_idle_kb"]) - int(F["slab_before_kb"])) * 1024
+        dm = (int(F["memavail_before_kb"]) - int(F["memavail_idle_kb"])) * 1024
+        R["kernel_slab_per_conn"] = round(d / n)
+        R["memavailable_drop_per_conn"] = round(dm / n)
+        L.append("- kernel memory: Slab +%.0f MiB = %.0f bytes per connection, both ends in this kernel "
+                 "(MemAvailable -%.0f MiB = %.0f bytes per connection, all users of memory together)" % (
+                     d / 2**20, d / n, dm / 2**20, dm / n))
+    L.append("")
+
+    # -- stages
+    L += ["## Stages", "",
+          "Rates are per second over the stage's whole seconds: mean / min / stddev.  Latency: from when a shake "
+          "was due to its reply, all clients' histograms merged over the stage.", "",
+          "| stage | target/s | s | server shakes in/s | server replies/s | client replies/s | p50 ms | p99 ms "
+          "| p999 ms | packets made | packets/s mean / min / max |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for st in stages:
+        f, l, name = st["first"], st["last"], st["name"]
+        rin, rout = series.rate_stats(srv, "requests", f, l), series.rate_stats(srv, "replies", f, l)
+        cr = series.rate_stats(cli, "replies", f, l)
+        h = series.hist(cli_rows, f, l)
+        p50, p99, p999 = (series.percentile(h, p) for p in (50, 99, 99.9))
+        made, pk = producing(srv, st)
+
+        def three(s):
+            return "-" if not s else "%s / %s / %s" % (fnum(s["mean"]), fnum(s["min"]), fnum(s["stddev"]))
+        L.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, fnum(st["qps"]), l - f + 1, three(rin), three(rout), fnum(cr["mean"]) if cr else "-",
+            ms(p50), ms(p99), ms(p999), fnum(made),
+            "%s / %s / %s" % (fnum(pk["mean"], 1), fnum(pk["min"]), fnum(pk["max"])) if pk else "-"))
+        for key, s in (("server_in", rin), ("server_reply", rout), ("client_reply", cr), ("packets", pk)):
+            if s:
+                for m in ("mean", "min", "max", "stddev"):
+                    R["%s.%s_per_s_%s" % (name, key, m)] = round(s[m], 1)
+        for p, v in (("p50", p50), ("p99", p99), ("p999", p999)):
+            R["%s.latency_%s_us" % (name, p)] = v
+        R["%s.packets_made" % name] = round(made)
+    L.append("")
+
+    # -- rate search: hb-server against the echo floor
+    best = {}
+    if steps:
+        L += ["## Highest sustained shake rate (replies keep pace, p99 <= %s ms)" % F.get("max_p99_ms", "10"), "",
+              "| target | step rate/s | client replies/s | p50 ms | p99 ms | verdict |", "|---|---|---|---|---|---|"]
+        for sp in steps:
+            prefix = "c" if sp["target"] == "server" else "e"
+            rws = series.select(rows, "client", prefix)
+            s = series.per_second(rws)
+            got = series.rate_stats(s, "replies", sp["first"], sp["last"])
+            h = series.hist(rws, sp["first"], sp["last"])
+            L.append("| %s | %s | %s | %s | %s | %s |" % (
+                "hb-server" if sp["target"] == "server" else "hb-echo-floor", fnum(sp["qps"]),
+                fnum(got["mean"]) if got else "-", ms(series.percentile(h, 50)), ms(series.percentile(h, 99)),
+                sp["verdict"]))
+            if sp["verdict"] == "pass":
+                best[sp["target"]] = max(best.get(sp["target"], 0), sp["qps"])
+        L.append("")
+        for t in ("server", "echo"):
+            if any(sp["target"] == t for sp in steps):
+                R["max_qps_" + t] = best.get(t, 0)
+        cap = F.get("step_max")
+        for t, name in (("server", "hb-server"), ("echo", "echo floor")):
+            if any(sp["target"] == t for sp in steps):
+                hit = cap and best.get(t, 0) >= int(cap)
+                L.append("- %s: %s shakes/s%s" % (name, fnum(best.get(t, 0)),
+                                                 " (the search's ceiling: the real limit is higher)" if hit else ""))
+        if best.get("echo"):
+            frac = best.get("server", 0) / best["echo"]
+            R["server_fraction_of_floor"] = round(frac, 3)
+            L.append("- **hb-server sustains %.0f%% of the echo floor's rate**, measured in the same run" % (100 * frac))
+        L.append("")
+
+    # -- ledger
+    R["ledger"] = "OK" if F.get("ledger_rc") == "0" else "FAIL"
+    L += ["## Ledger", "", "- hb-reconcile: **%s** (exit %s): %s" % (R["ledger"], F.get("ledger_rc"),
+                                                                    F.get("ledger_summary", "")), ""]
+    if F.get("notes"):
+        L += ["## Notes", ""] + ["- " + n for n in F["notes"].split(" | ") if n] + [""]
+
+    with open(os.path.join(a.dir, "result.txt"), "w") as out:
+        for k, v in R.items():
+            out.write("%s=%s\n" % (k, "" if v is None else v))
+    text = "\n".join(L)
+    with open(os.path.join(a.dir, "report.md"), "w") as out:
+        out.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
