@@ -38,6 +38,7 @@ typedef struct cl_config {
     char *control;      /* HTTP control address, NULL = off */
     bool echo;          /* raw echo mode (against tools/echo-floor) */
     bool shake;         /* send shakes (off: only connect, open, chat) */
+    bool wait_connected; /* start shaking once all users are logged in */
     int64_t seed;
 } cl_config;
 

@@ -42,6 +42,7 @@ static cl_client cl = {
         .control = NULL,
         .echo = false,
         .shake = true,
+        .wait_connected = true,
         .seed = 0,
     },
 };
@@ -76,6 +77,7 @@ static const hb_opt opts[] = {
     {"control", HB_OPT_STR, &cl.cfg.control, "ADDR:PORT", "serve the HTTP control interface (GET /stats, POST /qps /pause /resume)", 0, 0},
     {"echo", HB_OPT_BOOL, &cl.cfg.echo, NULL, "raw echo mode: no login, count echoed shakes (for tools/echo-floor)", 0, 0},
     {"shake", HB_OPT_BOOL, &cl.cfg.shake, NULL, "send shakes on schedule", 0, 0},
+    {"wait-connected", HB_OPT_BOOL, &cl.cfg.wait_connected, NULL, "start shaking once every user is logged in (at most 30 s)", 0, 0},
     {"seed", HB_OPT_INT, &cl.cfg.seed, "N", "random seed (0 = from the clock)", 0, 9e18},
     {NULL, 0, NULL, NULL, NULL, 0, 0},
 };
@@ -155,6 +157,8 @@ static uint64_t my_target_qps(void)
     return (uint64_t)((double)atomic_load(&cl.target_qps) * (double)my_users() / (double)cl.cfg.users + 0.5);
 }
 
+static int64_t stats_second;
+
 static void write_stats(const totals *t, bool final)
 {
     if (!cl.cfg.stats_file)
@@ -164,6 +168,7 @@ static void write_stats(const totals *t, bool final)
 #define P(...) n += (size_t)snprintf(buf + n, n < sizeof buf ? sizeof buf - n : 0, __VA_ARGS__)
     P("# hb-client counters: 'name value', rewritten every second%s\n", final ? " (final)" : "");
     P("final %d\nusers %llu\nworkers %d\n", final, (unsigned long long)my_users(), cl.nworkers);
+    P("second %lld\n", (long long)stats_second); /* counters as of the start of this unix second */
 #define X(name, help) P("%s %llu\n", #name, (unsigned long long)t->name);
     CL_COUNTERS(X)
 #undef X
@@ -267,6 +272,7 @@ static void tick(int64_t sec)
     }
     totals t;
     cl_sum(&cl, &t);
+    stats_second = sec;
     if (prev_sec && sec > prev_sec)
         last_actual_qps = (double)(t.shakes - prev.shakes) / (double)(sec - prev_sec);
     write_stats(&t, false);
@@ -497,6 +503,10 @@ int main(int argc, char **argv)
     cl_control_stop();
     for (int i = 0; i < cl.nworkers; i++)
         cl_worker_stop(cl.workers[i]);
+    /* one last report with the counts since the last tick (a second already
+     * reported would be a duplicate to the monitor: use the next one) */
+    int64_t sec = cl_now(&cl) / 1000000;
+    tick(sec > prev_sec ? sec : prev_sec + 1);
     summary();
     hb_ledger_close(&cl.ledger);
     hb_reporter_close(&cl.reporter);

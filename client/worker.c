@@ -588,10 +588,23 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
         w->pend_at = 0;
     }
     uint64_t due = hb_plan_due(&w->plan, snow);
-    if (cl->cfg.shake && !atomic_load(&cl->paused) && !atomic_load(&cl->stop_sending))
-        hb_mine_advance(&w->mine, due, fire, w);
+    /* On the server's clock we shake only once its offset is known: shaking
+     * on the local clock first and then jumping would fire a burst. */
+    bool clock_ready = !cl->server_clock || atomic_load(&cl->offset_delay_us) >= 0;
+    /* Like the seed's stage 1: all users connected first, then shaking (a
+     * bounded wait, so a few refused users cannot hold the run). */
+    if (!w->ramped && (!cl->cfg.wait_connected || HB_GET(w->st.active) >= w->n ||
+                       mono - w->start_mono > 30 * 1000000LL))
+        w->ramped = true;
+    bool sending = cl->cfg.shake && clock_ready && w->ramped && !atomic_load(&cl->paused) &&
+                   !atomic_load(&cl->stop_sending);
+    /* Not sending (paused, clock unknown): what falls due meanwhile is
+     * skipped, not made up; on (re)starting, only what falls due from now. */
+    if (!sending || !w->sending)
+        hb_mine_seek(&w->mine, due);
     else
-        hb_mine_seek(&w->mine, due); /* paused: what falls due meanwhile is skipped, not made up */
+        hb_mine_advance(&w->mine, due, fire, w);
+    w->sending = sending;
 
     /* chat */
     if (cl->cfg.chat_rate > 0 && !atomic_load(&cl->stop_sending)) {
@@ -688,7 +701,7 @@ static void *worker_main(void *arg)
     if (unshare(CLONE_FILES) == 0)
         w->unshared = true;
     atomic_store(&w->ready, true);
-    w->last_tick = hb_mono_us();
+    w->last_tick = w->start_mono = hb_mono_us();
     w->last_second = cl_now(w->cl) / 1000000;
     refresh_plan(w);
     hb_mine_seek(&w->mine, hb_plan_due(&w->plan, cl_sched_now(w->cl)));

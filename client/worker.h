@@ -87,6 +87,9 @@ struct cl_worker {
     hb_mine mine;
     hb_plan plan;
     uint64_t plan_version;
+    bool sending;     /* shaking in the previous tick */
+    bool ramped;      /* all users were logged in once (or the wait ran out) */
+    int64_t start_mono;
     int64_t pend_at;  /* a rate change to apply at this second */
     uint64_t pend_qps;
 

@@ -151,6 +151,7 @@ int main(int argc, char **argv)
     ev_run(loop, 0);
 
     hb_server_stop(&srv);
+    hb_stats_final_report(&srv);
     hb_stats_summary(&srv);
     hb_server_free(&srv);
     return 0;

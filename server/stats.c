@@ -132,6 +132,14 @@ void hb_stats_tick(hb_server *s, int64_t second)
     prev_second = second;
 }
 
+void hb_stats_final_report(hb_server *s)
+{
+    /* The counts since the last tick, in one last report; a second already
+     * reported would be taken as a duplicate, so use the next one. */
+    int64_t sec = hb_now_us() / 1000000;
+    hb_stats_tick(s, sec > prev_second ? sec : prev_second + 1);
+}
+
 void hb_stats_summary(hb_server *s)
 {
     hb_totals t;

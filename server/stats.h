@@ -68,6 +68,8 @@ void hb_stats_sum(struct hb_server *s, hb_totals *t);
 void hb_stats_write(struct hb_server *s, const hb_totals *t, const char *path, bool final);
 /* Monitor report + one --progress line; called once a second by main. */
 void hb_stats_tick(struct hb_server *s, int64_t second);
+/* One last monitor report at exit (counts since the last tick). */
+void hb_stats_final_report(struct hb_server *s);
 /* The final summary line on stderr. */
 void hb_stats_summary(struct hb_server *s);
 

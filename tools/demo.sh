@@ -45,7 +45,8 @@ if [ -x "$B/hb-monitor" ]; then
   while ! port_free "$MONITOR_PORT"; do MONITOR_PORT=$((MONITOR_PORT + 1)); done
   "$B/hb-monitor" --udp 127.0.0.1:$((MONITOR_PORT + 1)) --http 127.0.0.1:$MONITOR_PORT --log "$OUT/monitor.tsv" \
     >"$OUT/monitor.log" 2>&1 &
-  PIDS+=($!)
+  MON_PID=$!
+  PIDS+=($MON_PID)
   MON_ARGS=(--monitor 127.0.0.1:$((MONITOR_PORT + 1)))
   echo "demo: live dashboard on http://127.0.0.1:$MONITOR_PORT/ (Prometheus: /metrics)"
 fi
@@ -79,7 +80,7 @@ up=$(s "$S" uptime_s)
 echo
 echo "== demo summary (measured)"
 printf '  connections          %s of %s users logged in\n' "$(s "$S" logins)" "$USERS"
-printf '  shakes               %s sent, %s answered by the server (%.0f/s over %.0f s of shaking)\n' \
+printf '  shakes               %s sent, %s answered by the server (%.0f/s over the %.0f s run, connect ramp included)\n' \
   $(( $(s "$A" shakes) + $(s "$C" shakes) )) "$(s "$S" replies)" \
   "$(echo "($(s "$A" shakes) + $(s "$C" shakes)) / $DURATION" | bc -l)" "$DURATION"
 printf '  packets              %s shake-flow + %s send-flow made (%.0f/s), %s won by shakes\n' \
@@ -90,6 +91,9 @@ printf '  reply latency        client-a p50 %.2f ms, p99 %.2f ms; client-b p50 %
   "$(echo "$(s "$C" lat_p50_us) / 1000" | bc -l)" "$(echo "$(s "$C" lat_p99_us) / 1000" | bc -l)"
 printf '  server               %s s up, %s errors\n' "$up" "$(s "$S" errors)"
 echo
+if [ -n "${MON_PID:-}" ]; then
+  kill -TERM "$MON_PID" && wait "$MON_PID" || true # flushes the last seconds of the log
+fi
 if [ -x "$ROOT/tools/plot.sh" ] && [ -f "$OUT/monitor.tsv" ]; then
   "$ROOT/tools/plot.sh" "$OUT/monitor.tsv" "$OUT/plots" && echo "demo: charts in $OUT/plots/"
 fi

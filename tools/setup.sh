@@ -13,7 +13,7 @@ PKGS=(
   libcmocka-dev                               # unit tests
   clang libclang-rt-14-dev                    # libFuzzer and sanitizer runtimes
   gnuplot-nox                                 # tools/plot.sh
-  iproute2 procps psmisc curl                 # namespaces, ss, process control, HTTP checks
+  iproute2 procps psmisc curl jq bc           # namespaces, ss, process control, HTTP and JSON in scripts
   prometheus                                  # promtool, to validate /metrics
   chromium                                    # headless dashboard test
   nodejs npm                                  # the dashboard's chart library (from the npm registry)
