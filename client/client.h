@@ -33,6 +33,7 @@ typedef struct cl_config {
     char *monitor, *instance, *stats_file;
     bool progress;
     int64_t backoff_base_ms, backoff_cap_ms, tick_ms;
+    bool backoff_jitter; /* full jitter (default); off only to show the storm it prevents */
     char *clock;        /* "local" or "server" */
     int64_t clock_skew_us; /* tests: pretend the local clock is off by this much */
     char *control;      /* HTTP control address, NULL = off */

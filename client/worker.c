@@ -169,7 +169,10 @@ static void schedule_retry(cl_worker *w, uint32_t i)
         cap = cl->cfg.backoff_cap_ms;
     if (c->attempt < 255)
         c->attempt++;
-    int64_t delay_us = (int64_t)(hb_rand64(&w->rng) % (uint64_t)(cap * 1000 + 1));
+    /* Full jitter: uniform in [0, cap].  "none" (for comparison only) waits
+     * exactly the cap: every client that lost the server at the same moment
+     * comes back at the same moments, the storm jitter prevents. */
+    int64_t delay_us = cl->cfg.backoff_jitter ? (int64_t)(hb_rand64(&w->rng) % (uint64_t)(cap * 1000 + 1)) : cap * 1000;
     heap_push(w, hb_mono_us() + delay_us, i);
 }
 

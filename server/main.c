@@ -45,6 +45,7 @@ static hb_server srv = {
         .monitor = NULL,
         .instance = "server",
         .stats_file = NULL,
+        .stats_every_ms = 1000,
         .progress = false,
         .seed = 0,
     },
@@ -84,6 +85,7 @@ static const hb_opt opts[] = {
     {"monitor", HB_OPT_STR, &srv.cfg.monitor, "HOST:PORT", "send counters to hb-monitor (UDP) every second", 0, 0},
     {"instance", HB_OPT_STR, &srv.cfg.instance, "NAME", "name in monitor reports", 0, 0},
     {"stats-file", HB_OPT_STR, &srv.cfg.stats_file, "FILE", "write all counters to FILE every second and at exit", 0, 0},
+    {"stats-every", HB_OPT_INT, &srv.cfg.stats_every_ms, "MS", "rewrite the stats file this often (reports stay 1/s)", 50, 60000},
     {"progress", HB_OPT_BOOL, &srv.cfg.progress, NULL, "print one line of figures per second", 0, 0},
     {"seed", HB_OPT_INT, &srv.cfg.seed, "N", "random seed (0 = from the clock)", 0, 9e18},
     {NULL, 0, NULL, NULL, NULL, 0, 0},
@@ -106,7 +108,14 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-static ev_timer tick;
+static ev_timer tick, stats_timer;
+
+static void on_stats(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    hb_totals t;
+    hb_stats_sum(&srv, &t);
+    hb_stats_write(&srv, &t, srv.cfg.stats_file, false);
+}
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -148,6 +157,11 @@ int main(int argc, char **argv)
     ev_init(&tick, on_tick);
     tick.repeat = 1.0;
     ev_timer_again(loop, &tick);
+    if (srv.cfg.stats_file && srv.cfg.stats_every_ms != 1000) {
+        double every = (double)srv.cfg.stats_every_ms / 1000.0;
+        ev_timer_init(&stats_timer, on_stats, every, every);
+        ev_timer_start(loop, &stats_timer);
+    }
     ev_run(loop, 0);
 
     hb_server_stop(&srv);

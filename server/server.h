@@ -71,6 +71,7 @@ typedef struct hb_config {
 
     /* reporting */
     char *monitor, *instance, *stats_file;
+    int64_t stats_every_ms; /* stats file period (monitor reports stay once a second) */
     bool progress;
     int64_t seed;
 } hb_config;
