@@ -171,6 +171,8 @@ fact users "$USERS"; fact hosts "$HOSTS"; fact sets "$SETS"; fact client_threads
 fact ports "$NPORTS"; fact addrs "$ADDRS"; fact date "$(date -u +%Y-%m-%dT%H:%MZ)"
 fact machine "$(nproc) cores, $(($(meminfo MemTotal) / 1048576)) GiB, Linux $(uname -r)"
 fact max_p99_ms "$MAX_P99"; fact step_max "$STEP_MAX"
+# The box is shared: what else was running shows in the load before we start.
+fact loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 say "sysctls (sysctl/apply.sh server; reverted at the end)"
 sysctl/apply.sh server --holder $$ >"$OUT/apply.log" || die "sysctl/apply.sh failed (see $OUT/apply.log)"
 sysctl/check.sh server --conns "$USERS" --one-box >"$OUT/check.log" 2>&1 || { cat "$OUT/check.log"; die "sysctl/check.sh: not ready"; }
@@ -194,7 +196,8 @@ bg collect python3 tools/bench/collect.py --listen "$MON" --out "$OUT/reports.ts
 # ---- the server; the event (stage 2) starts at a planned unix second --------------------------
 launch=$(date +%s.%N)
 AT2=$(( ${launch%.*} + BUDGET + IDLE + 1 ))
-delay=$(echo "$AT2 - $launch" | bc -l)
+# 0.2 s early: the first shakes of stage 2 must find the event started (not NOT_YET)
+delay=$(echo "$AT2 - $launch - 0.2" | bc -l)
 bg server "$B/hb-server" --listen "$SERVER" --port "$PORTS" --sets "$SETS" --users "$USERS" --rate "$RATE" \
   --total $((2 * PACKETS)) --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay" \
   --journal "$OUT/server.journal" --stats-file "$OUT/server.stats" --monitor "$MON" --instance server --progress
@@ -247,8 +250,22 @@ step_once() {
   printf 'step\t%s\t%s\t%s\t%s\t%s\n' "$1" $first $last "$3" $VERDICT >>"$OUT/phases.tsv"
   if [ $VERDICT = fail ]; then # let the backlog drain before the next, lower step
     post_all "/qps?qps=0"
-    sleep 5
+    drained
   fi
+}
+# drained: wait (up to 60 s) until the clients have no shake left unanswered,
+# so an overloaded step's backlog does not count against the next one
+drained() {
+  local t i n
+  for t in $(seq 120); do
+    n=0
+    for ((i = 1; i <= HOSTS; i++)); do
+      n=$((n + $(curl -sf -m 2 "http://$(ctl_addr $i):980/stats" | grep -o '"outstanding":[0-9]*' | cut -d: -f2 || echo 0)))
+    done
+    [ $n -le $((USERS / 10000)) ] && { sleep 2; return; }
+    sleep 0.5
+  done
+  note "the clients still had $n shakes unanswered 60 s after an overloaded step"
 }
 # step TARGET PREFIX QPS: step_once, and once more if it failed: on a
 # shared 2-core box one stray second (another build, a teardown) must not
@@ -369,6 +386,7 @@ hosts down >/dev/null
 sysctl/revert.sh --holder $$ >"$OUT/revert.log" 2>&1 || note "sysctl/revert.sh failed: see revert.log"
 sleep 2
 fact slab_end_kb "$(meminfo Slab)"
+fact loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 fact notes "$(printf '%s | ' "${NOTES[@]}")"
 say "report"
 echo

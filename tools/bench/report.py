@@ -71,7 +71,9 @@ def main():
     L = ["# hongbao C1000K benchmark: %s users on %s client hosts (%s)" % (fnum(users), F.get("hosts"), F.get("date")),
          "",
          "Machine: %s.  Server: %s SETs on %s ports; each host: one hb-client, %s worker threads, %s source address(es)."
-         % (F.get("machine"), F.get("sets"), F.get("ports"), F.get("client_threads"), F.get("addrs")), ""]
+         % (F.get("machine"), F.get("sets"), F.get("ports"), F.get("client_threads"), F.get("addrs")),
+         "Load average before the run: %s (other work on this shared machine skews every figure below)."
+         % F.get("loadavg_before", "?"), ""]
 
     # -- connections and memory
     conn_s = float(F.get("connect_s", "nan"))
