@@ -102,7 +102,6 @@ PER=$((USERS / HOSTS))
 [ $((PER * HOSTS)) = "$USERS" ] || die "--users must be a multiple of --hosts"
 [ $(((PER + THREADS - 1) / THREADS)) -le 19900 ] || die "$PER connections per host need --threads >= $(((PER + 19899) / 19900)) (20,000 descriptors per table)"
 [ "$QPS2" -le "$USERS" ] || die "--qps2 above --users: a user shakes at most once a second"
-PORTS="$BASE_PORT-$((BASE_PORT + NPORTS - 1))"
 OUT=${OUT:-$ROOT/out/bench-c1m-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/bench.log") 2>&1
@@ -176,9 +175,13 @@ fact loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 say "sysctls (sysctl/apply.sh server; reverted at the end)"
 sysctl/apply.sh server --holder $$ >"$OUT/apply.log" || die "sysctl/apply.sh failed (see $OUT/apply.log)"
 sysctl/check.sh server --conns "$USERS" --one-box >"$OUT/check.log" 2>&1 || { cat "$OUT/check.log"; die "sysctl/check.sh: not ready"; }
-say "client hosts: $HOSTS x $ADDRS address(es), server on $NET.0.1 ports $PORTS"
+say "client hosts: $HOSTS x $ADDRS address(es), server on $NET.0.1"
 hosts up "$HOSTS" --addrs "$ADDRS" >"$OUT/hosts.log" || die "tools/hosts.sh up failed (see $OUT/hosts.log)"
 SERVER=$(hosts server)
+# NPORTS consecutive ports nobody listens on (a demo may hold 7000-7003 on 0.0.0.0)
+port_busy() { ss -Htln "sport >= :$1 and sport <= :$(($1 + NPORTS - 1))" | grep -q .; }
+while port_busy $BASE_PORT; do BASE_PORT=$((BASE_PORT + NPORTS)); done
+PORTS="$BASE_PORT-$((BASE_PORT + NPORTS - 1))"
 hosts run 1 sysctl/check.sh client --conns $PER --tuples $((NPORTS * ADDRS)) >>"$OUT/check.log" 2>&1 ||
   { tail -20 "$OUT/check.log"; die "client host 1 is not ready (sysctl/check.sh client)"; }
 
@@ -198,6 +201,7 @@ launch=$(date +%s.%N)
 AT2=$(( ${launch%.*} + BUDGET + IDLE + 1 ))
 # 0.2 s early: the first shakes of stage 2 must find the event started (not NOT_YET)
 delay=$(echo "$AT2 - $launch - 0.2" | bc -l)
+say "hb-server: $SETS SETs on ports $PORTS"
 bg server "$B/hb-server" --listen "$SERVER" --port "$PORTS" --sets "$SETS" --users "$USERS" --rate "$RATE" \
   --total $((2 * PACKETS)) --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay" \
   --journal "$OUT/server.journal" --stats-file "$OUT/server.stats" --monitor "$MON" --instance server --progress
