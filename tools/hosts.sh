@@ -76,6 +76,7 @@ host_addrs() { # host_addrs I SEP
   echo "$out"
 }
 check_host() {
+  [ "$N" -gt 0 ] || die "no hosts '$prefix' (tools/hosts.sh up N first)"
   [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$N" ] || die "no host '$1' (hosts '$prefix' are 1..$N; is it up?)"
 }
 
