@@ -51,6 +51,17 @@ size_t hb_frame_pack(const Hb__Frame *f, uint8_t *out, size_t cap)
     return np + w;
 }
 
+size_t hb_pack_error(uint8_t *out, size_t cap, Hb__ErrorCode code, const char *detail)
+{
+    Hb__Error e = HB__ERROR__INIT;
+    e.code = code;
+    e.detail = (char *)detail;
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_ERROR;
+    f.error = &e;
+    return hb_frame_pack(&f, out, cap);
+}
+
 /* ---- arena ---------------------------------------------------------------- */
 
 static void *arena_alloc(void *ud, size_t size)

@@ -56,6 +56,9 @@ size_t hb_varint_put(uint8_t *out, uint64_t v);
  * if it does not fit (the caller's buffer is too small: a bug). */
 size_t hb_frame_pack(const Hb__Frame *f, uint8_t *out, size_t cap);
 
+/* Pack an Error frame (code + detail) into out; returns its length or 0. */
+size_t hb_pack_error(uint8_t *out, size_t cap, Hb__ErrorCode code, const char *detail);
+
 /* ---- arena: unpacking without a malloc per message ---------------------- */
 
 /* A bump allocator handed to protobuf-c.  Reset before each unpack; nothing

@@ -285,13 +285,10 @@ void hb_conn_fail(hb_set *set, hb_conn *c, Hb__ErrorCode code, const char *detai
     if (c->state == HB_CONN_FREE || c->state == HB_CONN_CLOSING)
         return;
     HB_INC(set->st.err[code]);
-    Hb__Error e = HB__ERROR__INIT;
-    e.code = code;
-    e.detail = (char *)detail;
-    Hb__Frame f = HB__FRAME__INIT;
-    f.body_case = HB__FRAME__BODY_ERROR;
-    f.error = &e;
-    hb_conn_send_frame(set, c, &f);
+    uint8_t buf[HB_FRAME_WIRE_MAX];
+    size_t n = hb_pack_error(buf, sizeof buf, code, detail);
+    if (n)
+        hb_conn_send(set, c, buf, n);
     if (set->txc == c)
         hb_conn_flush_tx(set);
     if (c->state == HB_CONN_FREE)

@@ -15,10 +15,9 @@ int hb_dir_init(hb_dir *d, uint32_t users, uint64_t pending_max, uint64_t per_ui
     atomic_init(&d->online, 0);
     /* calloc of a large block maps fresh zero pages: untouched users cost no
      * resident memory. */
-    d->loc = calloc(users ? users : 1, sizeof *d->loc);
-    d->rate = calloc(users ? users : 1, sizeof *d->rate);
+    d->u = calloc(users ? users : 1, sizeof *d->u);
     d->stripes = calloc(HB_DIR_STRIPES, sizeof *d->stripes);
-    if (!d->loc || !d->rate || !d->stripes)
+    if (!d->u || !d->stripes)
         return -1;
     for (int i = 0; i < HB_DIR_STRIPES; i++)
         pthread_mutex_init(&d->stripes[i].mu, NULL);
@@ -33,11 +32,9 @@ void hb_dir_free(hb_dir *d)
             pthread_mutex_destroy(&d->stripes[i].mu);
         }
     free(d->stripes);
-    free((void *)d->loc);
-    free((void *)d->rate);
+    free(d->u);
     d->stripes = NULL;
-    d->loc = NULL;
-    d->rate = NULL;
+    d->u = NULL;
 }
 
 static hb_pend_stripe *stripe(hb_dir *d, uint32_t uid)
@@ -51,7 +48,7 @@ uint64_t hb_dir_login(hb_dir *d, uint32_t uid, uint64_t loc, hb_pend **parked)
     hb_pend *mine = NULL, **tail = &mine;
     uint64_t n = 0;
     pthread_mutex_lock(&s->mu);
-    uint64_t prev = atomic_exchange(&d->loc[uid], loc);
+    uint64_t prev = atomic_exchange(&d->u[uid].loc, loc);
     for (hb_pend **pp = &s->head; *pp;) {
         hb_pend *p = *pp;
         if (p->m.uid == uid) {
@@ -82,7 +79,7 @@ void hb_dir_logout(hb_dir *d, uint32_t uid, uint64_t loc)
      * sees us offline are ordered with this change. */
     hb_pend_stripe *s = stripe(d, uid);
     pthread_mutex_lock(&s->mu);
-    bool gone = atomic_compare_exchange_strong(&d->loc[uid], &want, 0);
+    bool gone = atomic_compare_exchange_strong(&d->u[uid].loc, &want, 0);
     pthread_mutex_unlock(&s->mu);
     if (gone)
         atomic_fetch_sub(&d->online, 1);
@@ -92,7 +89,7 @@ int hb_dir_park(hb_dir *d, const hb_msg *m, uint64_t *loc)
 {
     hb_pend_stripe *s = stripe(d, m->uid);
     pthread_mutex_lock(&s->mu);
-    uint64_t l = atomic_load(&d->loc[m->uid]);
+    uint64_t l = atomic_load(&d->u[m->uid].loc);
     if (l) {
         pthread_mutex_unlock(&s->mu);
         *loc = l;

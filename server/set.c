@@ -201,14 +201,8 @@ static void refuse(hb_set *set, int fd, Hb__ErrorCode code, const char *detail)
 {
     /* A refused peer gets one Error frame (best effort, the socket buffer is
      * empty so it fits) and a close: a clear answer, no state kept. */
-    Hb__Error e = HB__ERROR__INIT;
-    e.code = code;
-    e.detail = (char *)detail;
-    Hb__Frame f = HB__FRAME__INIT;
-    f.body_case = HB__FRAME__BODY_ERROR;
-    f.error = &e;
     uint8_t buf[128];
-    size_t n = hb_frame_pack(&f, buf, sizeof buf);
+    size_t n = hb_pack_error(buf, sizeof buf, code, detail);
     if (n)
         (void)!send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     close(fd);
