@@ -7,6 +7,9 @@
 # server's stats file until everyone is back.  Run twice in one go: with the
 # clients' full-jitter back-off (the default) and, for comparison, without
 # jitter (every client retries at exactly base * 2^k: a synchronized storm).
+# The clients run unpaced (no --connect-rate limit, no in-flight cap), like
+# a million independent phones: hb-client's own pacing would otherwise spread
+# the reconnects by itself and hide what the jitter does.
 # Prints time to 50/90/99/100% and the kernel's listen-queue drops, and draws
 # both curves (connections vs seconds since the restart) into one PNG.
 # Not part of tools/test.sh.
@@ -70,6 +73,7 @@ run() {
   for ((i = 0; i < CLIENTS; i++)); do
     "$B/hb-client" --port "$ports" --source 127.0.0.1-127.0.0.8 --uid-from $((i * per)) --uid-to $(((i + 1) * per)) \
       --users "$USERS" --qps 0 --no-shake --backoff-base "$BASE" --backoff-cap "$CAP" $jitter \
+      --connect-rate 10000000 --inflight 1000000 \
       >"$dir/client$i.log" 2>&1 &
     PIDS+=($!)
   done
