@@ -132,7 +132,9 @@ cleanup() {
   hosts down >/dev/null 2>&1 # also ends what still runs inside the hosts
   sleep 1
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  wait 2>/dev/null
+  # only our processes: a bare `wait` would also wait for the tee of our own
+  # output, which ends only when we do
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   sysctl/revert.sh --holder $$ >"$OUT/revert.log" 2>&1 || echo "bench-c1m.sh: sysctl/revert.sh failed, see $OUT/revert.log" >&2
   [ $rc = 0 ] || echo "bench-c1m.sh: failed (exit $rc); everything it made was removed; files in $OUT" >&2
   exit $rc
