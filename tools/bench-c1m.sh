@@ -128,6 +128,7 @@ PIDS=()
 cleanup() {
   local rc=$?
   set +e
+  [ -n "$NAP" ] && kill "$NAP" 2>/dev/null
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
   hosts down >/dev/null 2>&1 # also ends what still runs inside the hosts
   sleep 1
@@ -165,7 +166,11 @@ post_all() { # post_all PATH: the same request to every client host, in parallel
   for p in "${curls[@]}"; do wait "$p" || fails=$((fails + 1)); done
   [ $fails = 0 ] || note "POST $1 failed on $fails host(s)"
 }
-sleep_until() { local d; d=$(echo "$1 - $(date +%s.%N)" | bc -l); [ "${d:0:1}" = - ] || sleep "$d"; }
+# Long sleeps run in the background and are waited for, so a signal runs the
+# cleanup at once (bash runs traps only between foreground commands).
+NAP=
+nap() { sleep "$1" & NAP=$!; wait $NAP; NAP=; }
+sleep_until() { local d; d=$(echo "$1 - $(date +%s.%N)" | bc -l); [ "${d:0:1}" = - ] || nap "$d"; }
 
 # ---- kernel settings, hosts, collector ------------------------------------------------------
 fact users "$USERS"; fact hosts "$HOSTS"; fact sets "$SETS"; fact client_threads "$THREADS"
