@@ -505,10 +505,9 @@ int main(int argc, char **argv)
     cl_control_stop();
     for (int i = 0; i < cl.nworkers; i++)
         cl_worker_stop(cl.workers[i]);
-    /* one last report with the counts since the last tick (a second already
-     * reported would be a duplicate to the monitor: use the next one) */
-    int64_t sec = cl_now(&cl) / 1000000;
-    tick(sec > prev_sec ? sec : prev_sec + 1);
+    /* one last report with the counts since the last tick, for the current
+     * second (the monitor takes it as a later snapshot of that second) */
+    tick(cl_now(&cl) / 1000000);
     summary();
     hb_ledger_close(&cl.ledger);
     hb_reporter_close(&cl.reporter);

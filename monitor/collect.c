@@ -187,12 +187,27 @@ void mon_collect_add(mon_collect *c, const mon_report *r, int64_t now)
         return;
     }
     sample *e = &s->ring[r->second % MON_WINDOW];
+    bool update = false;
     if (e->second == r->second) {
-        if (e->boot == r->boot_id)
-            c->ev.duplicate++;
-        else
+        if (e->boot != r->boot_id) {
             c->ev.conflict++;
-        return;
+            return;
+        }
+        /* The same second again from the same process: an identical
+         * datagram is a duplicate; one with larger counters is a later
+         * snapshot of that second (a sender's last report at exit) and
+         * replaces the earlier one, its histogram (the delta since the
+         * earlier report) added to the second's. */
+        bool newer = false, older = false;
+        for (int i = 0; i < MON_NCTR; i++) {
+            newer |= r->c[i] > e->c[i];
+            older |= r->c[i] < e->c[i];
+        }
+        if (!newer || older) {
+            c->ev.duplicate++;
+            return;
+        }
+        update = true;
     }
     e->second = r->second;
     e->boot = r->boot_id;
@@ -207,7 +222,10 @@ void mon_collect_add(mon_collect *c, const mon_report *r, int64_t now)
     s->last_seen = now;
     if (r->second > c->max_second)
         c->max_second = r->second;
-    c->ev.accepted++;
+    if (update)
+        c->ev.updated++;
+    else
+        c->ev.accepted++;
 
     if (r->role == MON_CLIENT && r->lat_n) {
         /* Each bucket's observations are recorded at the bucket's top value,

@@ -13,7 +13,10 @@
  *    already emitted is dropped (`late`): its counts are not lost, the next
  *    report of that source carries them (cumulative counters), only its
  *    latency histogram is.
- *  - The same (source, boot, second) twice is a duplicate and ignored.
+ *  - The same (source, boot, second) twice is a duplicate and ignored,
+ *    unless the second copy has larger counters: then it is a later
+ *    snapshot of that second (a sender's last report at exit) and replaces
+ *    the first.
  *  - A report missing for second t while a later one (same boot) is already
  *    there is filled by linear interpolation between base and that later
  *    sample, so one lost datagram makes neither a dip nor a spike and the
@@ -84,6 +87,7 @@ typedef struct mon_row {
     X(received, "datagrams received")                                                   \
     X(accepted, "reports stored")                                                       \
     X(duplicate, "the same (instance, boot, second) again: ignored")                    \
+    X(updated, "a later snapshot of a second already held (last report at exit)")     \
     X(late, "reports for a second already emitted: ignored (counts carried by the next)") \
     X(future, "reports too far ahead of the monitor's clock: ignored")                  \
     X(bad, "datagrams that are not a valid report")                                     \

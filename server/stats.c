@@ -134,10 +134,9 @@ void hb_stats_tick(hb_server *s, int64_t second)
 
 void hb_stats_final_report(hb_server *s)
 {
-    /* The counts since the last tick, in one last report; a second already
-     * reported would be taken as a duplicate, so use the next one. */
-    int64_t sec = hb_now_us() / 1000000;
-    hb_stats_tick(s, sec > prev_second ? sec : prev_second + 1);
+    /* The counts since the last tick, in one last report for the current
+     * second (the monitor takes it as a later snapshot of that second). */
+    hb_stats_tick(s, hb_now_us() / 1000000);
 }
 
 void hb_stats_summary(hb_server *s)

@@ -165,6 +165,37 @@ static void test_duplicate(void **state)
 
 /* A report that arrives after its second was emitted is dropped, but its
  * counts are not lost: the next report carries them (cumulative). */
+/* A sender's last report at exit has the second it already reported, with
+ * larger counters: it replaces the earlier snapshot and adds its latency. */
+static void test_final_snapshot(void **state)
+{
+    (void)state;
+    mon_collect *c = new_collect(2, 10);
+    uint32_t idx[1] = {hb_hist_index(1000)};
+    uint64_t cnt[1] = {5};
+    mon_report r;
+    memset(&r, 0, sizeof r);
+    r.role = MON_CLIENT;
+    r.instance = "a";
+    r.boot_id = 9;
+    r.lat_index = idx;
+    r.lat_count = cnt;
+    r.lat_n = 1;
+    r.second = T0;
+    mon_collect_add(c, &r, T0);
+    r.second = T0 + 1;
+    r.c[MON_requests] = 100;
+    mon_collect_add(c, &r, T0 + 1);
+    r.c[MON_requests] = 130; /* the same second, 30 more: the report at exit */
+    mon_collect_add(c, &r, T0 + 1);
+    mon_collect_flush(c);
+    assert_int_equal(mon_collect_events(c)->updated, 1);
+    assert_int_equal(mon_collect_events(c)->duplicate, 0);
+    assert_int_equal(row_at(T0 + 1)->d[MON_CLIENT][MON_requests], 130);
+    assert_int_equal(row_at(T0 + 1)->lat_count, 10);
+    mon_collect_free(c);
+}
+
 static void test_late(void **state)
 {
     (void)state;
@@ -459,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_in_order),
         cmocka_unit_test(test_out_of_order),
         cmocka_unit_test(test_duplicate),
+        cmocka_unit_test(test_final_snapshot),
         cmocka_unit_test(test_late),
         cmocka_unit_test(test_missing_client),
         cmocka_unit_test(test_missing_two_uneven),
