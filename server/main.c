@@ -96,11 +96,19 @@ static const hb_cli cli = {
     .description =
         "The hongbao red-packet server: holds many long-lived TCP connections in SETs (one thread, libev loop,\n"
         "packet queue and descriptor table each), hands out shake-flow packets at a fixed rate, runs the\n"
-        "send-packet flow, and journals every grant before replying.  SIGINT/SIGTERM stop it cleanly.",
+        "send-packet flow, and journals every grant before replying.  SIGINT/SIGTERM stop it cleanly;\n"
+        "SIGUSR1 starts another producer cycle (--total more shake-flow packets, then --send-total more\n"
+        "send-flow packets), as the seed's stages do.",
     .epilog = "Example:\n  hb-server --port 7000-7003 --sets 8 --users 20000 --rate 200 --total 4000 \\\n"
               "            --send-total 1000 --journal run.journal --stats-file run.stats --progress",
     .opts = opts,
 };
+
+static void on_cycle(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    int n = atomic_fetch_add(&srv.cycles_requested, 1) + 1;
+    hb_log("SIGUSR1: producer cycle %d requested", n);
+}
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -149,11 +157,13 @@ int main(int argc, char **argv)
            srv.cfg.fsync ? "" : " (no fsync)");
 
     struct ev_loop *loop = EV_DEFAULT;
-    ev_signal sint, sterm;
+    ev_signal sint, sterm, susr1;
     ev_signal_init(&sint, on_signal, SIGINT);
     ev_signal_init(&sterm, on_signal, SIGTERM);
+    ev_signal_init(&susr1, on_cycle, SIGUSR1);
     ev_signal_start(loop, &sint);
     ev_signal_start(loop, &sterm);
+    ev_signal_start(loop, &susr1);
     ev_init(&tick, on_tick);
     tick.repeat = 1.0;
     ev_timer_again(loop, &tick);

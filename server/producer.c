@@ -66,6 +66,16 @@ void hb_producer_start(hb_producer *p, int64_t now)
             flow_begin(&p->send, now);
 }
 
+void hb_producer_add_cycle(hb_producer *p, uint64_t add_shake, uint64_t add_send, int64_t now)
+{
+    p->shake.total += add_shake;
+    p->send.total += add_send;
+    if (!p->shake.running && !flow_done(&p->shake))
+        flow_begin(&p->shake, now);
+    if ((p->send_concurrent || flow_done(&p->shake)) && !p->send.running && !flow_done(&p->send))
+        flow_begin(&p->send, now);
+}
+
 static uint32_t amount(hb_producer *p, const hb_flow *f)
 {
     return f->amin + hb_rand_below(&p->rng, f->amax - f->amin + 1);

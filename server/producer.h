@@ -63,6 +63,10 @@ void hb_producer_sync_counters(hb_producer *p);
 void hb_producer_start(hb_producer *p, int64_t now);
 /* Make and deal every packet due by `now`; returns how many were made. */
 uint64_t hb_producer_step(hb_producer *p, int64_t now);
+/* Another cycle: add_shake more shake-flow packets, then add_send more
+ * send-flow packets (after them, or alongside with send_concurrent),
+ * starting at `now`.  Flows still running simply get the larger totals. */
+void hb_producer_add_cycle(hb_producer *p, uint64_t add_shake, uint64_t add_send, int64_t now);
 /* When the next packet is due; INT64_MAX when every flow is finished. */
 int64_t hb_producer_next_due(const hb_producer *p);
 bool hb_producer_done(const hb_producer *p);

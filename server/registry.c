@@ -5,25 +5,32 @@
 #include <string.h>
 #include "util.h"
 
-int hb_registry_init(hb_registry *r, uint64_t send_cap)
+int hb_registry_init(hb_registry *r)
 {
     memset(r, 0, sizeof *r);
-    r->send_cap = send_cap;
-    r->send = calloc(send_cap ? send_cap : 1, sizeof *r->send);
+    r->chunk = calloc(HB_SEND_CHUNKS, sizeof *r->chunk);
     for (int i = 0; i < 64; i++)
         pthread_mutex_init(&r->send_mu[i], NULL);
     pthread_mutex_init(&r->grant_mu, NULL);
     r->gcap = 1024;
     r->g = calloc(r->gcap, sizeof *r->g);
-    return r->send && r->g ? 0 : -1;
+    return r->chunk && r->g ? 0 : -1;
 }
 
 void hb_registry_free(hb_registry *r)
 {
-    free(r->send);
+    if (r->chunk)
+        for (int i = 0; i < HB_SEND_CHUNKS; i++)
+            free(r->chunk[i]);
+    free(r->chunk);
     free(r->g);
-    r->send = NULL;
+    r->chunk = NULL;
     r->g = NULL;
+}
+
+static hb_sendpkt *send_at(hb_registry *r, uint64_t k)
+{
+    return &r->chunk[k / HB_SEND_CHUNK][k % HB_SEND_CHUNK];
 }
 
 static int64_t index_of(hb_registry *r, uint64_t id)
@@ -36,11 +43,13 @@ static int64_t index_of(hb_registry *r, uint64_t id)
 
 int hb_registry_put_send(hb_registry *r, uint64_t id, const hb_sendpkt *p)
 {
-    if (id <= HB_SEND_ID_BASE || id - HB_SEND_ID_BASE - 1 >= r->send_cap)
+    if (id <= HB_SEND_ID_BASE || id - HB_SEND_ID_BASE - 1 >= (uint64_t)HB_SEND_CHUNK * HB_SEND_CHUNKS)
         return -1;
     uint64_t k = id - HB_SEND_ID_BASE - 1;
+    if (!r->chunk[k / HB_SEND_CHUNK] && !(r->chunk[k / HB_SEND_CHUNK] = calloc(HB_SEND_CHUNK, sizeof(hb_sendpkt))))
+        return -1;
     pthread_mutex_lock(&r->send_mu[k % 64]);
-    r->send[k] = *p;
+    *send_at(r, k) = *p;
     pthread_mutex_unlock(&r->send_mu[k % 64]);
     if (k + 1 > atomic_load(&r->send_count))
         atomic_store_explicit(&r->send_count, k + 1, memory_order_release);
@@ -53,7 +62,7 @@ bool hb_registry_get_send(hb_registry *r, uint64_t id, hb_sendpkt *out)
     if (k < 0)
         return false;
     pthread_mutex_lock(&r->send_mu[k % 64]);
-    *out = r->send[k];
+    *out = *send_at(r, (uint64_t)k);
     pthread_mutex_unlock(&r->send_mu[k % 64]);
     return out->n > 0;
 }
@@ -68,7 +77,7 @@ Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t
         return HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET;
     pthread_mutex_t *mu = &r->send_mu[k % 64];
     pthread_mutex_lock(mu);
-    hb_sendpkt *p = &r->send[k];
+    hb_sendpkt *p = send_at(r, (uint64_t)k);
     Hb__OpenStatus st = HB__OPEN_STATUS__OPEN_NOT_RECIPIENT;
     for (unsigned i = 0; i < p->n; i++) {
         if (p->uid[i] != uid)
@@ -100,7 +109,7 @@ bool hb_registry_mark_opened(hb_registry *r, uint64_t id, uint32_t uid, uint32_t
     int64_t k = index_of(r, id);
     if (k < 0)
         return false;
-    hb_sendpkt *p = &r->send[k];
+    hb_sendpkt *p = send_at(r, (uint64_t)k);
     for (unsigned i = 0; i < p->n; i++)
         if (p->uid[i] == uid) {
             if ((p->opened & (1u << i)) || p->share[i] != amount)

@@ -32,9 +32,14 @@ typedef struct hb_grant {
     uint32_t amount;
 } hb_grant;
 
+/* Send packets live in chunks of HB_SEND_CHUNK, allocated by the one writer
+ * (producer or replay) before it publishes the count, so readers index
+ * without a lock and nothing ever moves under them. */
+#define HB_SEND_CHUNK 65536
+#define HB_SEND_CHUNKS 16384 /* up to 1,073,741,824 send packets */
+
 typedef struct hb_registry {
-    hb_sendpkt *send;
-    uint64_t send_cap;
+    hb_sendpkt **chunk;
     _Atomic uint64_t send_count; /* packets 0..count-1 are published */
     pthread_mutex_t send_mu[64];
     pthread_mutex_t grant_mu;
@@ -42,7 +47,7 @@ typedef struct hb_registry {
     size_t gcap, glen;
 } hb_registry;
 
-int hb_registry_init(hb_registry *r, uint64_t send_cap);
+int hb_registry_init(hb_registry *r);
 void hb_registry_free(hb_registry *r);
 
 static inline uint64_t hb_send_id(uint64_t k) { return HB_SEND_ID_BASE + 1 + k; }

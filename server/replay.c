@@ -61,8 +61,7 @@ int hb_replay_jfile(hb_server *s, hb_jfile *jfp, hb_replay_t *rp, char *err, siz
             memcpy(p.uid, r->recipients, r->n_recipients * sizeof *p.uid);
             memcpy(p.share, r->shares, r->n_shares * sizeof *p.share);
             if (hb_registry_put_send(&s->reg, r->packet_id, &p) < 0) {
-                hb_log("replay: send packet %llu beyond --send-total; raise --send-total to keep it",
-                       (unsigned long long)r->packet_id);
+                hb_log("replay: send packet %llu has an impossible id", (unsigned long long)r->packet_id);
                 rp->anomalies++;
                 continue;
             }

@@ -108,14 +108,20 @@ static void *producer_main(void *arg)
     hb_sleep_until_mono(start);
     hb_producer_start(p, start);
     atomic_store(&s->event_started, true);
-    while (!atomic_load(&s->stopping) && !hb_producer_done(p)) {
+    while (!atomic_load(&s->stopping)) {
         int64_t now = hb_mono_us();
+        int want = atomic_load(&s->cycles_requested);
+        while (atomic_load(&s->cycles_started) < want) { /* SIGUSR1: one more cycle */
+            hb_producer_add_cycle(p, (uint64_t)s->cfg.total, (uint64_t)s->cfg.send_total, now);
+            hb_log("producer cycle %d: %lld more shake-flow packets, then %lld send-flow packets",
+                   atomic_fetch_add(&s->cycles_started, 1) + 1, (long long)s->cfg.total, (long long)s->cfg.send_total);
+        }
         hb_producer_step(p, now);
         int64_t next = hb_producer_next_due(p);
         if (next < now + 1000)
             next = now + 1000; /* holding a packet: every queue is full, retry in 1 ms */
         if (next > now + 100000)
-            next = now + 100000; /* notice `stopping` within 100 ms */
+            next = now + 100000; /* notice `stopping` and new cycles within 100 ms */
         hb_sleep_until_mono(next);
     }
     return NULL;
@@ -189,7 +195,7 @@ int hb_server_init(hb_server *s, char *err, size_t errlen)
     if (limits(s, err, errlen) < 0)
         return -1;
     if (hb_dir_init(&s->dir, (uint32_t)c->users, (uint64_t)c->pending_max, (uint64_t)c->pending_per_uid) < 0 ||
-        hb_registry_init(&s->reg, (uint64_t)c->send_total) < 0) {
+        hb_registry_init(&s->reg) < 0) {
         snprintf(err, errlen, "out of memory for %lld users", (long long)c->users);
         return -1;
     }
@@ -248,10 +254,20 @@ int hb_server_start(hb_server *s, char *err, size_t errlen)
     }
     s->prod.split = (unsigned)c->send_split;
     s->prod.send_concurrent = c->send_concurrent;
-    hb_flow_set(&s->prod.shake, c->rate, (uint64_t)c->total, rp.shake_made, (uint32_t)c->amount_min,
+    /* Cycles already begun before a restart: as many as what was made needs
+     * (a cycle begun but with nothing made yet is lost with the crash: ask
+     * for it again). */
+    int cycles = 1;
+    if (c->total > 0 && (uint64_t)cycles * (uint64_t)c->total < rp.shake_made)
+        cycles = (int)((rp.shake_made + (uint64_t)c->total - 1) / (uint64_t)c->total);
+    if (c->send_total > 0 && (uint64_t)cycles * (uint64_t)c->send_total < rp.send_made)
+        cycles = (int)((rp.send_made + (uint64_t)c->send_total - 1) / (uint64_t)c->send_total);
+    atomic_store(&s->cycles_requested, cycles);
+    atomic_store(&s->cycles_started, cycles);
+    hb_flow_set(&s->prod.shake, c->rate, (uint64_t)cycles * (uint64_t)c->total, rp.shake_made, (uint32_t)c->amount_min,
                 (uint32_t)c->amount_max);
-    hb_flow_set(&s->prod.send, c->send_rate, (uint64_t)c->send_total, rp.send_made, (uint32_t)c->send_amount_min,
-                (uint32_t)c->send_amount_max);
+    hb_flow_set(&s->prod.send, c->send_rate, (uint64_t)cycles * (uint64_t)c->send_total, rp.send_made,
+                (uint32_t)c->send_amount_min, (uint32_t)c->send_amount_max);
 
     /* Packets created before a crash and never won go back into the queues. */
     for (size_t i = 0; i < rp.n_unwon; i++)

@@ -95,6 +95,8 @@ typedef struct hb_server {
 
     _Atomic bool stopping;
     _Atomic bool event_started; /* the first shake packet was dealt */
+    _Atomic int cycles_requested; /* producer cycles asked for (SIGUSR1 adds one) */
+    _Atomic int cycles_started;
     int64_t start_us;           /* wall clock at start */
     uint64_t rng_seed;
     /* what the journal held at start-up (the counters below restart at 0) */

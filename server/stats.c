@@ -66,7 +66,7 @@ void hb_stats_write(hb_server *s, const hb_totals *t, const char *path, bool fin
     P("errors %llu\n", (unsigned long long)err_total(t));
     P("made_shake %llu\nmade_send %llu\nproducer_stalls %llu\n", (unsigned long long)HB_GET(s->prod.made_shake),
       (unsigned long long)HB_GET(s->prod.made_send), (unsigned long long)HB_GET(s->prod.stalls));
-    P("event_started %d\n", atomic_load(&s->event_started) ? 1 : 0);
+    P("event_started %d\ncycle %d\n", atomic_load(&s->event_started) ? 1 : 0, atomic_load(&s->cycles_started));
     P("journal_appends %llu\njournal_batches %llu\njournal_bytes %llu\njournal_max_batch %llu\njournal_sync_us %llu\n",
       (unsigned long long)atomic_load(&s->journal.appends), (unsigned long long)atomic_load(&s->journal.batches),
       (unsigned long long)atomic_load(&s->journal.bytes), (unsigned long long)atomic_load(&s->journal.max_batch),

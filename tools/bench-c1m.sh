@@ -5,7 +5,7 @@
 # 200/s), then the highest sustained shake rate of hb-server and of the echo
 # floor (hb-echo-floor driven by the same clients in --echo mode), the ledger
 # check, and a report.  Not part of tools/test.sh: it takes ~10 GB of kernel
-# memory and most of the machine for ~15 minutes at full scale.
+# memory and most of the machine for ~25 minutes at full scale.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -210,7 +210,7 @@ AT2=$(( ${launch%.*} + BUDGET + IDLE + 1 ))
 delay=$(echo "$AT2 - $launch - 0.2" | bc -l)
 say "hb-server: $SETS SETs on ports $PORTS"
 bg server "$B/hb-server" --listen "$SERVER" --port "$PORTS" --sets "$SETS" --users "$USERS" --rate "$RATE" \
-  --total $((2 * PACKETS)) --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay" \
+  --total "$PACKETS" --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay" \
   --journal "$OUT/server.journal" --stats-file "$OUT/server.stats" --monitor "$MON" --instance server --progress
 for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sleep 0.1; done
 ss -Htln "sport = :$BASE_PORT" | grep -q . || die "hb-server did not listen (see $OUT/server.log)"
@@ -328,20 +328,26 @@ fact slab_idle_kb "$(meminfo Slab)"; fact memavail_idle_kb "$(meminfo MemAvailab
 printf 'stage\tidle\t%s\t%s\t0\n' $(( ${tc%.*} + 1 )) $((AT2 - 1)) >>"$OUT/phases.tsv"
 
 # ---- stages 2 and 3 -------------------------------------------------------------------------
-# hb-server makes one shake flow, then one send flow: --total 2P, then S.
-# Stage 2 lasts while it makes the first P, stage 3 the next P and the send flow.
-AT3=$((AT2 + (PACKETS + RATE - 1) / RATE))
-END3=$((AT2 + (2 * PACKETS + SEND + RATE - 1) / RATE + 3))
-note "hb-server runs one producer cycle: stage 2 dispenses shake-flow packets 1..$PACKETS, stage 3 packets $((PACKETS + 1))..$((2 * PACKETS)) and then the send flow ($SEND packets); a send flow in stage 2 as well needs a second cycle in hb-server"
+# Each stage is one producer cycle, as in the seed: P shake-flow packets at
+# RATE/s, then S send-flow packets (3 recipients each).  Stage 2 is the
+# server's first cycle; stage 3 starts the second with SIGUSR1.  The rate
+# changes go to all 17 client hosts with one tools/fleet command each.
+CYCLE_S=$(( (PACKETS + SEND + RATE - 1) / RATE ))
+AT3=$((AT2 + CYCLE_S + 3))
+END3=$((AT3 + CYCLE_S + 3))
+FLEET_CLIENTS=$(for ((i = 1; i <= HOSTS; i++)); do printf '%s%s:980' "$([ $i = 1 ] || echo ,)" "$(ctl_addr $i)"; done)
+fleet() { tools/fleet --clients "$FLEET_CLIENTS" "$@" >>"$OUT/fleet.log" 2>&1 || note "tools/fleet $*: some clients did not answer (see fleet.log)"; }
 sleep_until $((AT2 - 2))
-post_all "/qps?qps=$QPS1&at=$AT2"
-say "stage 2: $QPS1 shakes/s from $(date -d @$AT2 +%T), $PACKETS packets at $RATE/s"
+fleet qps "$QPS1" --at $AT2
+say "stage 2: $QPS1 shakes/s from $(date -d @$AT2 +%T) (tools/fleet), cycle 1: $PACKETS packets then $SEND send-flow packets at $RATE/s"
 sleep_until $((AT3 - 2))
-post_all "/qps?qps=$QPS2&at=$AT3"
-say "stage 3: $QPS2 shakes/s from $(date -d @$AT3 +%T), $PACKETS packets then $SEND send-flow packets at $RATE/s"
+fleet qps "$QPS2" --at $AT3
+sleep_until $AT3
+kill -USR1 "$SPID"
+say "stage 3: $QPS2 shakes/s from $(date -d @$AT3 +%T) (tools/fleet), cycle 2 (SIGUSR1): $PACKETS packets then $SEND send-flow packets"
 sleep_until $END3
 for _ in $(seq 60); do
-  [ "$(stat "$OUT/server.stats" made_shake)" -ge $((2 * PACKETS)) ] && [ "$(stat "$OUT/server.stats" made_send)" -ge "$SEND" ] && break
+  [ "$(stat "$OUT/server.stats" made_shake)" -ge $((2 * PACKETS)) ] && [ "$(stat "$OUT/server.stats" made_send)" -ge $((2 * SEND)) ] && break
   sleep 1
 done
 printf 'stage\tstage2\t%s\t%s\t%s\nstage\tstage3\t%s\t%s\t%s\n' $AT2 $((AT3 - 1)) "$QPS1" $AT3 $((END3 - 1)) "$QPS2" >>"$OUT/phases.tsv"

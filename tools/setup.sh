@@ -14,6 +14,7 @@ PKGS=(
   clang libclang-rt-14-dev                    # libFuzzer and sanitizer runtimes
   gnuplot-nox                                 # tools/plot.sh
   iproute2 procps psmisc curl jq bc           # namespaces, ss, process control, HTTP and JSON in scripts
+  python3                                     # tools/bench-c1m.sh report (standard library only)
   prometheus                                  # promtool, to validate /metrics
   chromium                                    # headless dashboard test
   nodejs npm                                  # the dashboard's chart library (from the npm registry)

@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static hb_server s;
     memset(&s, 0, sizeof s);
     hb_prog = "fuzz_journal";
-    if (hb_registry_init(&s.reg, 16) < 0)
+    if (hb_registry_init(&s.reg) < 0)
         abort();
     hb_jfile jf;
     hb_jfile_open_mem(&jf, data, size);

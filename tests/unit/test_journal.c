@@ -129,7 +129,7 @@ static void test_open_security(void **st)
     hb_registry reg;
     assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
     assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
-    assert_int_equal(hb_registry_init(&reg, 10), 0);
+    assert_int_equal(hb_registry_init(&reg), 0);
     hb_sendpkt p = {.amount = 100, .n = 3, .uid = {7, 8, 9}, .share = {10, 30, 60}};
     assert_int_equal(hb_registry_put_send(&reg, hb_send_id(0), &p), 0);
     uint32_t share;
@@ -193,7 +193,7 @@ static void test_replay(void **st)
 
     static hb_server s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(hb_registry_init(&s.reg, 10), 0);
+    assert_int_equal(hb_registry_init(&s.reg), 0);
     hb_replay_t rp;
     assert_int_equal(hb_replay(&s, path, &rp, err, sizeof err), 0);
     assert_int_equal(rp.shake_made, 4);

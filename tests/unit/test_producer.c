@@ -185,6 +185,38 @@ static void test_restart_continues(void **st)
     hb_producer_free(&p);
 }
 
+static void test_cycles(void **st)
+{
+    fake f = {0};
+    for (int i = 0; i < NSETS; i++)
+        f.cap[i] = UINT64_MAX;
+    hb_producer p;
+    hb_producer_ops o = ops(&f);
+    hb_producer_init(&p, &o, NSETS, 3);
+    hb_flow_set(&p.shake, 100, 50, 0, 1, 10);
+    hb_flow_set(&p.send, 100, 10, 0, 10, 100);
+    hb_producer_start(&p, 0);
+    for (int64_t now = 0; now <= 2000000; now += 1000)
+        hb_producer_step(&p, now);
+    assert_true(hb_producer_done(&p));
+    assert_int_equal(f.created_shake, 50);
+    assert_int_equal(f.created_send, 10);
+    /* a second cycle, later: again 50 shake packets, then 10 send packets,
+     * ids continuing, at the same rate from the moment it starts */
+    hb_producer_add_cycle(&p, 50, 10, 5000000);
+    hb_producer_step(&p, 5000000 + 250000);
+    assert_int_equal(f.created_shake, 76); /* 26 due in the first 0.25 s */
+    assert_int_equal(f.created_send, 10);  /* the send flow waits for the shake flow */
+    for (int64_t now = 5250000; now <= 7000000; now += 1000)
+        hb_producer_step(&p, now);
+    assert_true(hb_producer_done(&p));
+    assert_int_equal(f.created_shake, 100);
+    assert_int_equal(f.last_id, 100);
+    assert_int_equal(f.created_send, 20);
+    assert_int_equal(f.sent, 20);
+    hb_producer_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_total_then_send_flow),
         cmocka_unit_test(test_full_queues_lose_nothing),
         cmocka_unit_test(test_restart_continues),
+        cmocka_unit_test(test_cycles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
