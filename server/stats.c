@@ -82,9 +82,11 @@ void hb_stats_write(hb_server *s, const hb_totals *t, const char *path, bool fin
       (unsigned long long)HB_GET(s->reporter.dropped));
     for (int i = 0; i < s->nsets; i++) {
         hb_set_stats *st = &s->sets[i]->st;
-        P("set.%d.conns %llu\nset.%d.shakes %llu\nset.%d.wins %llu\nset.%d.dealt %llu\n", i,
-          (unsigned long long)HB_GET(st->conns), i, (unsigned long long)HB_GET(st->shakes), i,
-          (unsigned long long)HB_GET(st->wins), i, (unsigned long long)HB_GET(s->prod.dealt[i]));
+        P("set.%d.conns %llu\nset.%d.shakes %llu\nset.%d.replies %llu\nset.%d.wins %llu\nset.%d.losses %llu\n"
+          "set.%d.dealt %llu\n",
+          i, (unsigned long long)HB_GET(st->conns), i, (unsigned long long)HB_GET(st->shakes), i,
+          (unsigned long long)HB_GET(st->replies), i, (unsigned long long)HB_GET(st->wins), i,
+          (unsigned long long)HB_GET(st->losses), i, (unsigned long long)HB_GET(s->prod.dealt[i]));
     }
 #undef P
     if (n >= sizeof buf)

@@ -48,7 +48,8 @@ Reduced scale, a few minutes:  tools/bench-c1m.sh --users 100000 --hosts 4
 Files in DIR: report.md (printed at the end), result.txt (key=value),
 reports.tsv (every per-second report), phases.tsv, facts.txt, logs,
 server.journal/.stats and the client ledgers; monitor.tsv when
-build/bin/hb-monitor exists (it is fed the same reports, dashboard live).
+build/bin/hb-monitor exists (it is fed the same reports, dashboard live)
+and then the charts of tools/plot.sh in DIR/plots/.
 EOF
 }
 
@@ -411,5 +412,9 @@ say "report"
 echo
 python3 tools/bench/report.py --dir "$OUT"
 echo
+if [ -s "$OUT/monitor.tsv" ]; then
+  tools/plot.sh "$OUT/monitor.tsv" "$OUT/plots" >/dev/null 2>&1 && say "charts (client/server QPS, packets, connections, latency) in $OUT/plots/" \
+    || note "tools/plot.sh failed on monitor.tsv"
+fi
 say "files in $OUT"
 [ "$lr" = 0 ] || die "ledger check failed (see $OUT/ledger.txt)"
