@@ -104,9 +104,9 @@ int cl_set_qps(cl_client *c, uint64_t qps, int64_t at)
     pthread_mutex_lock(&c->plan_mu);
     c->pending_at = at;
     c->pending_qps = qps;
+    atomic_store(&c->plan_change_at, at);
     atomic_fetch_add(&c->plan_version, 1);
     pthread_mutex_unlock(&c->plan_mu);
-    atomic_store(&c->plan_change_at, at);
     return 0;
 }
 
@@ -223,6 +223,10 @@ size_t cl_stats_json(cl_client *c, char *buf, size_t cap)
 {
     totals t;
     cl_sum(c, &t);
+    pthread_mutex_lock(&c->plan_mu);
+    uint64_t pending_qps = c->pending_at ? c->pending_qps : 0;
+    int64_t pending_at = c->pending_at;
+    pthread_mutex_unlock(&c->plan_mu);
     pthread_mutex_lock(&stats_mu);
     int n = snprintf(buf, cap,
                      "{\"instance\":\"%s\",\"users\":%llu,\"connected\":%llu,\"active\":%llu,"
@@ -237,8 +241,8 @@ size_t cl_stats_json(cl_client *c, char *buf, size_t cap)
                      c->reporter.instance, (unsigned long long)my_users(), (unsigned long long)t.connected,
                      (unsigned long long)t.active, (unsigned long long)my_target_qps(),
                      (unsigned long long)atomic_load(&c->target_qps), last_actual_qps,
-                     atomic_load(&c->paused) ? "true" : "false", (unsigned long long)c->pending_qps,
-                     (long long)atomic_load(&c->plan_change_at), (unsigned long long)t.shakes,
+                     atomic_load(&c->paused) ? "true" : "false", (unsigned long long)pending_qps,
+                     (long long)pending_at, (unsigned long long)t.shakes,
                      (unsigned long long)t.retries, (unsigned long long)t.replies, (unsigned long long)t.outstanding,
                      (unsigned long long)t.wins, (unsigned long long)t.amount_won, (unsigned long long)t.losses,
                      (unsigned long long)t.not_yet, (unsigned long long)t.rate_limited,
@@ -260,18 +264,18 @@ size_t cl_stats_json(cl_client *c, char *buf, size_t cap)
 static void tick(int64_t sec)
 {
     collect();
-    /* a rate change that is now due becomes the plan */
-    int64_t at = atomic_load(&cl.plan_change_at);
-    if (at && cl_sched_now(&cl) / 1000000 >= at) {
-        pthread_mutex_lock(&cl.plan_mu);
+    /* a rate change that is now due becomes the plan (checked, applied and
+     * cleared under the lock: a /qps arriving meanwhile is not lost) */
+    pthread_mutex_lock(&cl.plan_mu);
+    if (cl.pending_at && cl_sched_now(&cl) / 1000000 >= cl.pending_at) {
         hb_plan_change(&cl.plan, cl.pending_at, cl.pending_qps);
         atomic_store(&cl.target_qps, cl.pending_qps);
         cl.pending_at = 0;
-        atomic_fetch_add(&cl.plan_version, 1);
-        pthread_mutex_unlock(&cl.plan_mu);
         atomic_store(&cl.plan_change_at, 0);
+        atomic_fetch_add(&cl.plan_version, 1);
         hb_log("rate is now %llu shakes/s in aggregate", (unsigned long long)cl.plan.qps);
     }
+    pthread_mutex_unlock(&cl.plan_mu);
     totals t;
     cl_sum(&cl, &t);
     stats_second = sec;

@@ -40,7 +40,7 @@ static void conn_write(cl_worker *w, cl_conn *c, const uint8_t *p, size_t n)
         }
         memcpy(o + c->outlen, p, n);
         c->out = o;
-        c->outlen += (uint16_t)n;
+        c->outlen += (uint32_t)n;
         return;
     }
     ssize_t r = send(c->io.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -61,7 +61,7 @@ static void conn_write(cl_worker *w, cl_conn *c, const uint8_t *p, size_t n)
         return;
     }
     memcpy(c->out, p + r, n - (size_t)r);
-    c->outlen = (uint16_t)(n - (size_t)r);
+    c->outlen = (uint32_t)(n - (size_t)r);
     ev_io_stop(w->loop, &c->io);
     ev_io_set(&c->io, c->io.fd, EV_READ | EV_WRITE);
     ev_io_start(w->loop, &c->io);
@@ -220,8 +220,15 @@ static void start_connect(cl_worker *w, uint32_t i)
     c->sent_us = cl_now(cl);
     ev_io_init(&c->io, io_cb, fd, EV_WRITE);
     ev_io_start(w->loop, &c->io);
-    w->pend[(w->pend_head + w->pend_len) % w->n] = (struct cl_pend){hb_mono_us(), i};
-    w->pend_len++;
+    c->try_id++;
+    /* Connect timeouts are tracked in start order.  The ring holds one entry
+     * per connection; if it is full (entries of finished attempts waiting
+     * behind a stuck one), this attempt goes untimed and the kernel's own
+     * SYN retries end it. */
+    if (w->pend_len < w->n) {
+        w->pend[(w->pend_head + w->pend_len) % w->n] = (struct cl_pend){hb_mono_us(), i, c->try_id};
+        w->pend_len++;
+    }
 }
 
 static void connected(cl_worker *w, cl_conn *c)
@@ -469,7 +476,7 @@ static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (r > 0) {
             HB_ADD(w->st.bytes_out, (uint64_t)r);
             memmove(c->out, c->out + r, c->outlen - (size_t)r);
-            c->outlen -= (uint16_t)r;
+            c->outlen -= (uint32_t)r;
         }
         if (!c->outlen) {
             free(c->out);
@@ -571,9 +578,10 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     while (w->pend_len) {
         struct cl_pend *p = &w->pend[w->pend_head];
         cl_conn *c = &w->conns[p->conn];
-        if (c->state == CL_CONNECTING && mono - p->since < limit)
+        bool live = c->state == CL_CONNECTING && c->try_id == p->try_id;
+        if (live && mono - p->since < limit)
             break;
-        if (c->state == CL_CONNECTING) {
+        if (live) {
             HB_INC(w->st.connect_fail);
             conn_lost(w, c);
         }

@@ -60,9 +60,11 @@ typedef struct cl_conn {
     int64_t sent_us; /* when the last request/connect left (local clock) */
     uint8_t *spill;  /* partial frame longer than in[] */
     uint8_t *out;    /* unsent output (rare) */
-    uint16_t outlen, inlen;
+    uint32_t outlen;
+    uint16_t inlen;
     uint8_t state, attempt;
     uint8_t in[CL_INLINE];
+    uint32_t try_id; /* numbers this connection's connect attempts */
 } cl_conn;
 
 typedef struct cl_open {
@@ -103,6 +105,7 @@ struct cl_worker {
     struct cl_pend {
         int64_t since;
         uint32_t conn;
+        uint32_t try_id; /* the attempt it times; a later attempt has its own entry */
     } *pend; /* connects in flight, oldest first */
     size_t pend_head, pend_len;
     double tokens;

@@ -133,6 +133,21 @@ int hb_jfile_next(hb_jfile *j, Hb__Record **r)
     return 1;
 }
 
+size_t hb_jfile_intact_after(const hb_jfile *j)
+{
+    for (size_t off = j->valid + 1; off < j->size; off++) {
+        size_t prefix, body;
+        if (hb_frame_scan(j->data + off, j->size - off, HB_JREC_MAX, &prefix, &body) != HB_SCAN_FRAME ||
+            j->size - off < prefix + body + 4)
+            continue;
+        const uint8_t *b = j->data + off + prefix, *t = b + body;
+        uint32_t want = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+        if (hb_crc32c(0, b, body) == want)
+            return off;
+    }
+    return 0;
+}
+
 void hb_jfile_close(hb_jfile *j)
 {
     if (!j->borrowed)

@@ -44,5 +44,9 @@ void hb_jfile_open_mem(hb_jfile *j, const uint8_t *data, size_t size);
  * good data ends). */
 int hb_jfile_next(hb_jfile *j, Hb__Record **r);
 void hb_jfile_close(hb_jfile *j);
+/* After reading stopped early: the offset of the first intact entry after
+ * the bad one, or 0 if there is none (a torn tail).  Intact entries after a
+ * bad one mean damage in the middle of the file, not a crash mid-write. */
+size_t hb_jfile_intact_after(const hb_jfile *j);
 
 #endif

@@ -9,6 +9,7 @@ int hb_dir_init(hb_dir *d, uint32_t users, uint64_t pending_max, uint64_t per_ui
     d->pending_max = pending_max;
     d->per_uid = per_uid;
     atomic_init(&d->pending, 0);
+    atomic_init(&d->pending_chat, 0);
     atomic_init(&d->parked, 0);
     atomic_init(&d->delivered, 0);
     atomic_init(&d->dropped, 0);
@@ -46,7 +47,7 @@ uint64_t hb_dir_login(hb_dir *d, uint32_t uid, uint64_t loc, hb_pend **parked)
 {
     hb_pend_stripe *s = stripe(d, uid);
     hb_pend *mine = NULL, **tail = &mine;
-    uint64_t n = 0;
+    uint64_t n = 0, chats = 0;
     pthread_mutex_lock(&s->mu);
     uint64_t prev = atomic_exchange(&d->u[uid].loc, loc);
     for (hb_pend **pp = &s->head; *pp;) {
@@ -57,6 +58,7 @@ uint64_t hb_dir_login(hb_dir *d, uint32_t uid, uint64_t loc, hb_pend **parked)
             *tail = p;
             tail = &p->next;
             n++;
+            chats += p->m.type == HB_MSG_CHAT;
         } else {
             pp = &p->next;
         }
@@ -66,6 +68,7 @@ uint64_t hb_dir_login(hb_dir *d, uint32_t uid, uint64_t loc, hb_pend **parked)
         atomic_fetch_add(&d->online, 1);
     if (n) {
         atomic_fetch_sub(&d->pending, n);
+        atomic_fetch_sub(&d->pending_chat, chats);
         atomic_fetch_add(&d->delivered, n);
     }
     *parked = mine;
@@ -95,13 +98,14 @@ int hb_dir_park(hb_dir *d, const hb_msg *m, uint64_t *loc)
         *loc = l;
         return HB_PARK_ONLINE;
     }
+    bool chat = m->type == HB_MSG_CHAT;
     uint64_t mine = 0;
     hb_pend **tail = &s->head;
     for (; *tail; tail = &(*tail)->next)
-        mine += (*tail)->m.uid == m->uid;
-    hb_pend *p = NULL;
-    if (mine < d->per_uid && atomic_load(&d->pending) < d->pending_max)
-        p = malloc(sizeof *p); /* parking is the rare path: users are normally online */
+        mine += (*tail)->m.uid == m->uid && ((*tail)->m.type == HB_MSG_CHAT) == chat;
+    bool room = atomic_load(&d->pending) < d->pending_max &&
+                (!chat || (mine < d->per_uid && atomic_load(&d->pending_chat) < d->pending_max / 4));
+    hb_pend *p = room ? malloc(sizeof *p) : NULL; /* parking is the rare path: users are normally online */
     if (!p) {
         pthread_mutex_unlock(&s->mu);
         atomic_fetch_add(&d->dropped, 1);
@@ -111,9 +115,26 @@ int hb_dir_park(hb_dir *d, const hb_msg *m, uint64_t *loc)
     p->next = NULL;
     *tail = p;
     atomic_fetch_add(&d->pending, 1);
+    if (chat)
+        atomic_fetch_add(&d->pending_chat, 1);
     pthread_mutex_unlock(&s->mu);
     atomic_fetch_add(&d->parked, 1);
     return HB_PARK_STORED;
+}
+
+bool hb_dir_lock_if_at(hb_dir *d, uint32_t uid, uint64_t loc)
+{
+    hb_pend_stripe *s = stripe(d, uid);
+    pthread_mutex_lock(&s->mu);
+    if (atomic_load(&d->u[uid].loc) == loc)
+        return true;
+    pthread_mutex_unlock(&s->mu);
+    return false;
+}
+
+void hb_dir_unlock(hb_dir *d, uint32_t uid)
+{
+    pthread_mutex_unlock(&stripe(d, uid)->mu);
 }
 
 void hb_dir_free_list(hb_pend *p)

@@ -41,7 +41,7 @@ typedef struct hb_uid_slot {
      * SET holding the uid's session writes it (relaxed: a race during a
      * session hand-over can at worst miscount one shake). */
     _Atomic uint32_t rate;
-    uint32_t unused;
+    _Atomic uint32_t chat_rate; /* the same, for chat messages */
 } hb_uid_slot;
 
 typedef struct hb_dir {
@@ -49,7 +49,8 @@ typedef struct hb_dir {
     hb_uid_slot *u;
     hb_pend_stripe *stripes;
     uint64_t pending_max, per_uid;
-    _Atomic uint64_t pending;   /* parked now */
+    _Atomic uint64_t pending;      /* parked now */
+    _Atomic uint64_t pending_chat; /* of which chat: at most a quarter of pending_max */
     _Atomic uint64_t parked, delivered, dropped; /* totals */
     _Atomic uint64_t online;
 } hb_dir;
@@ -71,21 +72,40 @@ void hb_dir_logout(hb_dir *d, uint32_t uid, uint64_t loc);
 
 enum { HB_PARK_DROPPED = -1, HB_PARK_ONLINE = 0, HB_PARK_STORED = 1 };
 /* Park a message for an offline user.  If the user turned out to be online,
- * returns HB_PARK_ONLINE with its location in *loc: route it there. */
+ * returns HB_PARK_ONLINE with its location in *loc: route it there.
+ * Chat has its own budget (per_uid per user, a quarter of pending_max in
+ * all), so a chat flood cannot crowd out the notices of money. */
 int hb_dir_park(hb_dir *d, const hb_msg *m, uint64_t *loc);
 
 void hb_dir_free_list(hb_pend *p);
 
-/* Count a shake by uid in unix second `sec`; false if it is over `limit`
- * shakes in that second (limit > 0). */
-static inline bool hb_dir_shake_ok(hb_dir *d, uint32_t uid, uint32_t sec, uint32_t limit)
+/* Count one event in unix second `sec` against a per-uid rate word; false if
+ * it is over `limit` in that second (limit 1..255). */
+static inline bool hb_rate_ok(_Atomic uint32_t *w, uint32_t sec, uint32_t limit)
 {
-    uint32_t v = atomic_load_explicit(&d->u[uid].rate, memory_order_relaxed);
+    uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
     uint32_t s = sec & 0xffffff, n = (v >> 8) == s ? v & 0xff : 0;
     if (n >= limit)
         return false;
-    atomic_store_explicit(&d->u[uid].rate, s << 8 | (n + 1), memory_order_relaxed);
+    atomic_store_explicit(w, s << 8 | (n + 1), memory_order_relaxed);
     return true;
 }
+
+static inline bool hb_dir_shake_ok(hb_dir *d, uint32_t uid, uint32_t sec, uint32_t limit)
+{
+    return hb_rate_ok(&d->u[uid].rate, sec, limit);
+}
+
+static inline bool hb_dir_chat_ok(hb_dir *d, uint32_t uid, uint32_t sec, uint32_t limit)
+{
+    return hb_rate_ok(&d->u[uid].chat_rate, sec, limit);
+}
+
+/* Making a grant for uid: hold its stripe lock while checking that `loc` is
+ * still its session, through journaling and indexing the grant.  A newer
+ * login (which takes the same lock) then either comes after, and a retried
+ * shake on it finds this grant, or before, and no grant is made here. */
+bool hb_dir_lock_if_at(hb_dir *d, uint32_t uid, uint64_t loc);
+void hb_dir_unlock(hb_dir *d, uint32_t uid);
 
 #endif

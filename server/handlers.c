@@ -37,7 +37,9 @@ static size_t pack_open_reply(uint8_t *buf, size_t cap, uint64_t packet_id, Hb__
 }
 
 /* A reply about money leaves only once the journal has the grant on disk:
- * queue it (FIFO, record numbers only grow) unless that is already so. */
+ * queue it unless that is already so.  The queue is flushed from its head
+ * while records are durable; a reply waiting for an older record than the
+ * one before it (a retry) at worst waits for that later one too. */
 static void defer(hb_set *set, hb_conn *c, uint64_t jseq, const uint8_t *frame, size_t len, bool shake)
 {
     if (jseq <= hb_journal_committed(&set->srv->journal)) {
@@ -68,6 +70,10 @@ static void defer(hb_set *set, hb_conn *c, uint64_t jseq, const uint8_t *frame, 
     d->shake = shake;
     memcpy(d->frame, frame, len);
     set->dq_len++;
+    /* The record may have been appended by another thread (a retry or a
+     * repeated open answered here): ask to be woken for it all the same. */
+    if (hb_journal_watch(&set->srv->journal, jseq, set->id))
+        hb_flush_deferred(set);
 }
 
 void hb_flush_deferred(hb_set *set)
@@ -161,12 +167,27 @@ static void on_login(hb_set *set, hb_conn *c, const Hb__Login *l)
     f.body_case = HB__FRAME__BODY_LOGIN_OK;
     f.login_ok = &ok;
     hb_conn_send_frame(set, c, &f);
-    for (hb_pend *p = parked; p; p = p->next)
-        deliver(set, c, &p->m);
+    for (hb_pend *p = parked; p; p = p->next) {
+        if (c->state == HB_CONN_ACTIVE)
+            deliver(set, c, &p->m);
+        else if (!hb_route(s, &p->m)) /* gone meanwhile: park the rest again */
+            HB_INC(set->st.route_dropped);
+    }
     hb_dir_free_list(parked);
 }
 
 /* ---- shake ------------------------------------------------------------------------ */
+
+/* A packet from this SET: one put back by a grant that could not be made
+ * first, else the producer's queue. */
+static bool take_packet(hb_set *set, hb_packet *pk)
+{
+    if (set->nback) {
+        *pk = set->back[--set->nback];
+        return true;
+    }
+    return hb_pqueue_pop(&set->q, pk);
+}
 
 static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
 {
@@ -176,6 +197,20 @@ static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
     HB_INC(set->st.shakes);
     uint8_t buf[64];
     size_t n;
+    if (sh->retry) {
+        /* A resend after a reconnect: if that shake already won, answer with
+         * the same packet (once its record is durable), never a new one, and
+         * do not count it against the rate limit: it is the same shake. */
+        uint64_t pid, jseq;
+        uint32_t amount;
+        HB_INC(set->st.retries);
+        if (hb_registry_find_grant(&s->reg, c->uid, sh->seq, &pid, &amount, &jseq)) {
+            HB_INC(set->st.retry_replayed);
+            n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_WIN, pid, amount);
+            defer(set, c, jseq, buf, n, true);
+            return;
+        }
+    }
     if (s->cfg.shake_limit > 0 &&
         !hb_dir_shake_ok(&s->dir, c->uid, (uint32_t)ev_now(set->loop), (uint32_t)s->cfg.shake_limit)) {
         /* a bot shaking faster than a thumb can: answered, never a win */
@@ -185,26 +220,19 @@ static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
         hb_conn_send(set, c, buf, n);
         return;
     }
-    if (sh->retry) {
-        /* A resend after a reconnect: if that shake already won, answer
-         * with the same packet (once the grant is durable), never a new one. */
-        uint64_t pid;
-        uint32_t amount;
-        HB_INC(set->st.retries);
-        if (hb_registry_find_grant(&s->reg, c->uid, sh->seq, &pid, &amount)) {
-            HB_INC(set->st.retry_replayed);
-            n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_WIN, pid, amount);
-            defer(set, c, hb_journal_appended(&s->journal), buf, n, true);
-            return;
-        }
-    }
     hb_packet pk;
     if (!atomic_load_explicit(&s->event_started, memory_order_relaxed)) {
         HB_INC(set->st.not_yet);
         n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_NOT_YET, 0, 0);
-    } else if (hb_pqueue_pop(&set->q, &pk)) {
-        HB_INC(set->st.wins);
-        HB_ADD(set->st.amount_won, pk.amount);
+    } else if (take_packet(set, &pk)) {
+        uint64_t mine = HB_LOC(set->id, hb_conn_slot(set, c));
+        if (!hb_dir_lock_if_at(&s->dir, c->uid, mine)) {
+            /* replaced since still_current(): the packet stays in this SET */
+            set->back[set->nback++] = pk;
+            HB_INC(set->st.replaced);
+            hb_conn_fail(set, c, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
+            return;
+        }
         Hb__Record rec = HB__RECORD__INIT;
         rec.type = HB__RECORD_TYPE__REC_WIN;
         rec.kind = HB__PACKET_KIND__KIND_SHAKE;
@@ -214,7 +242,10 @@ static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
         rec.seq = sh->seq;
         rec.time_us = hb_now_us();
         uint64_t jseq = hb_journal_append(&s->journal, &rec, set->id);
-        hb_registry_add_grant(&s->reg, c->uid, sh->seq, pk.id, pk.amount);
+        hb_registry_add_grant(&s->reg, c->uid, sh->seq, pk.id, pk.amount, jseq);
+        hb_dir_unlock(&s->dir, c->uid);
+        HB_INC(set->st.wins);
+        HB_ADD(set->st.amount_won, pk.amount);
         n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_WIN, pk.id, pk.amount);
         defer(set, c, jseq, buf, n, true);
         return;
@@ -262,6 +293,11 @@ static void on_chat(hb_set *set, hb_conn *c, const Hb__Chat *ch)
     if (len > HB_CHAT_MAX || ch->to_uid >= s->dir.users) {
         hb_conn_fail(set, c, HB__ERROR_CODE__ERR_CHAT_INVALID,
                      len > HB_CHAT_MAX ? "chat text too long" : "chat target uid out of range");
+        return;
+    }
+    if (s->cfg.chat_limit > 0 &&
+        !hb_dir_chat_ok(&s->dir, c->uid, (uint32_t)ev_now(set->loop), (uint32_t)s->cfg.chat_limit)) {
+        HB_INC(set->st.chat_limited); /* dropped: chat must not crowd out notices */
         return;
     }
     HB_INC(set->st.chats_in);

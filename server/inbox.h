@@ -52,5 +52,10 @@ int hb_inbox_init(hb_inbox *q, size_t cap); /* cap rounded up to a power of two 
 void hb_inbox_free(hb_inbox *q);
 bool hb_inbox_push(hb_inbox *q, const hb_msg *m);
 bool hb_inbox_pop(hb_inbox *q, hb_msg *m);
+/* Messages in the inbox now (approximate from other threads). */
+static inline size_t hb_inbox_size(hb_inbox *q)
+{
+    return atomic_load_explicit(&q->tail, memory_order_relaxed) - atomic_load_explicit(&q->head, memory_order_relaxed);
+}
 
 #endif

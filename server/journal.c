@@ -73,6 +73,7 @@ static void *writer_main(void *arg)
         j->wbuf = b;
         j->len = 0;
         uint64_t upto = j->next - 1;
+        j->writing_upto = upto;
         uint8_t *nt = j->notify;
         j->notify = j->wnotify;
         j->wnotify = nt;
@@ -87,11 +88,19 @@ static void *writer_main(void *arg)
         }
         atomic_fetch_add(&j->sync_us, (uint64_t)(hb_mono_us() - t0));
         atomic_fetch_add(&j->batches, 1);
+        atomic_fetch_add(&j->bytes, n);
         if (upto - prev > atomic_load(&j->max_batch))
             atomic_store(&j->max_batch, upto - prev);
         prev = upto;
-        atomic_fetch_add(&j->bytes, n);
+        /* Publish under the lock, so a watcher either sees the new value or
+         * is in `late` before we collect it. */
+        pthread_mutex_lock(&j->mu);
         atomic_store_explicit(&j->committed, upto, memory_order_release);
+        for (int i = 0; i < j->nsets; i++) {
+            nt[i] |= j->late[i];
+            j->late[i] = 0;
+        }
+        pthread_mutex_unlock(&j->mu);
         for (int i = 0; i < j->nsets; i++)
             if (nt[i]) {
                 nt[i] = 0;
@@ -101,14 +110,31 @@ static void *writer_main(void *arg)
     }
 }
 
+bool hb_journal_watch(hb_journal *j, uint64_t seq, int set)
+{
+    if (set < 0 || set >= j->nsets)
+        return false;
+    pthread_mutex_lock(&j->mu);
+    bool done = seq <= atomic_load_explicit(&j->committed, memory_order_relaxed);
+    if (!done) {
+        if (seq > j->writing_upto)
+            j->notify[set] = 1; /* in the batch being filled */
+        else
+            j->late[set] = 1; /* in the batch being written now */
+    }
+    pthread_mutex_unlock(&j->mu);
+    return done;
+}
+
 int hb_journal_start(hb_journal *j, int nsets, hb_journal_notify_fn fn, void *ctx)
 {
     j->nsets = nsets;
     j->notify = calloc((size_t)nsets + 1, 1);
     j->wnotify = calloc((size_t)nsets + 1, 1);
+    j->late = calloc((size_t)nsets + 1, 1);
     j->notify_fn = fn;
     j->notify_ctx = ctx;
-    if (!j->notify || !j->wnotify)
+    if (!j->notify || !j->wnotify || !j->late)
         return -1;
     if (pthread_create(&j->th, NULL, writer_main, j) != 0)
         return -1;
@@ -158,6 +184,7 @@ void hb_journal_close(hb_journal *j)
     free(j->wbuf);
     free(j->notify);
     free(j->wnotify);
+    free(j->late);
     j->buf = j->wbuf = NULL;
-    j->notify = j->wnotify = NULL;
+    j->notify = j->wnotify = j->late = NULL;
 }

@@ -29,8 +29,10 @@ typedef struct hb_journal {
     uint64_t next;       /* number of the next record (first is 1) */
     _Atomic uint64_t appended;  /* highest number handed out */
     _Atomic uint64_t committed; /* every record <= this is on disk */
-    uint8_t *notify;     /* SETs with replies waiting on the current batch */
-    uint8_t *wnotify;
+    uint8_t *notify;     /* SETs with replies waiting on the batch being filled */
+    uint8_t *wnotify;    /* ... on the batch being written */
+    uint8_t *late;       /* SETs that started waiting on the batch being written */
+    uint64_t writing_upto; /* last record of the batch being written (under mu) */
     int nsets;
     hb_journal_notify_fn notify_fn;
     void *notify_ctx;
@@ -56,6 +58,10 @@ static inline uint64_t hb_journal_appended(hb_journal *j)
 {
     return atomic_load_explicit(&j->appended, memory_order_acquire);
 }
+/* SET `set` has a reply waiting for record `seq`: make sure it is woken when
+ * that record is durable (whichever thread appended it).  Returns true if it
+ * already is (then no wake-up comes). */
+bool hb_journal_watch(hb_journal *j, uint64_t seq, int set);
 /* Write out everything appended so far and stop the writer. */
 void hb_journal_close(hb_journal *j);
 

@@ -46,6 +46,8 @@ int hb_registry_put_send(hb_registry *r, uint64_t id, const hb_sendpkt *p)
     if (id <= HB_SEND_ID_BASE || id - HB_SEND_ID_BASE - 1 >= (uint64_t)HB_SEND_CHUNK * HB_SEND_CHUNKS)
         return -1;
     uint64_t k = id - HB_SEND_ID_BASE - 1;
+    if (k != atomic_load(&r->send_count))
+        return -1; /* dense: every chunk below is allocated, every index below published */
     if (!r->chunk[k / HB_SEND_CHUNK] && !(r->chunk[k / HB_SEND_CHUNK] = calloc(HB_SEND_CHUNK, sizeof(hb_sendpkt))))
         return -1;
     pthread_mutex_lock(&r->send_mu[k % 64]);
@@ -85,7 +87,7 @@ Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t
         *share = p->share[i];
         if (p->opened & (1u << i)) {
             st = HB__OPEN_STATUS__OPEN_ALREADY;
-            *jseq = hb_journal_appended(j);
+            *jseq = p->jseq;
         } else {
             p->opened |= (uint8_t)(1u << i);
             Hb__Record rec = HB__RECORD__INIT;
@@ -95,7 +97,7 @@ Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t
             rec.amount = p->share[i];
             rec.uid = uid;
             rec.time_us = hb_now_us();
-            *jseq = hb_journal_append(j, &rec, set);
+            *jseq = p->jseq = hb_journal_append(j, &rec, set);
             st = HB__OPEN_STATUS__OPEN_OK;
         }
         break;
@@ -136,7 +138,8 @@ static size_t gslot(hb_grant *g, size_t cap, uint64_t key)
     return i;
 }
 
-void hb_registry_add_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount)
+void hb_registry_add_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount,
+                           uint64_t jseq)
 {
     pthread_mutex_lock(&r->grant_mu);
     if ((r->glen + 1) * 2 > r->gcap) {
@@ -156,12 +159,13 @@ void hb_registry_add_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t 
         size_t i = gslot(r->g, r->gcap, key);
         if (!r->g[i].key)
             r->glen++;
-        r->g[i] = (hb_grant){.key = key, .packet_id = packet_id, .amount = amount};
+        r->g[i] = (hb_grant){.key = key, .packet_id = packet_id, .jseq = jseq, .amount = amount};
     }
     pthread_mutex_unlock(&r->grant_mu);
 }
 
-bool hb_registry_find_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount)
+bool hb_registry_find_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount,
+                            uint64_t *jseq)
 {
     pthread_mutex_lock(&r->grant_mu);
     size_t i = gslot(r->g, r->gcap, gkey(uid, seq));
@@ -169,6 +173,7 @@ bool hb_registry_find_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t
     if (found) {
         *packet_id = r->g[i].packet_id;
         *amount = r->g[i].amount;
+        *jseq = r->g[i].jseq;
     }
     pthread_mutex_unlock(&r->grant_mu);
     return found;

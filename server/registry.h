@@ -24,11 +24,13 @@ typedef struct hb_sendpkt {
     uint8_t opened; /* bit i: recipient i has opened */
     uint32_t uid[HB_SPLIT_MAX];
     uint32_t share[HB_SPLIT_MAX];
+    uint64_t jseq;  /* journal record of the latest open (0: before this run) */
 } hb_sendpkt;
 
 typedef struct hb_grant {
     uint64_t key; /* (uid + 1) << 32 | seq; 0 = empty */
     uint64_t packet_id;
+    uint64_t jseq; /* its WIN record in this run's journal (0: replayed) */
     uint32_t amount;
 } hb_grant;
 
@@ -52,23 +54,26 @@ void hb_registry_free(hb_registry *r);
 
 static inline uint64_t hb_send_id(uint64_t k) { return HB_SEND_ID_BASE + 1 + k; }
 
-/* Producer and replay only (one thread at a time): publish packet `id`. */
+/* Producer and replay only (one thread at a time): publish packet `id`,
+ * which must be the next one (ids are dense); -1 otherwise. */
 int hb_registry_put_send(hb_registry *r, uint64_t id, const hb_sendpkt *p);
 /* A snapshot of packet id under its lock; false if unknown. */
 bool hb_registry_get_send(hb_registry *r, uint64_t id, hb_sendpkt *out);
 
 /* A recipient opens packet id.  On OPEN_OK the share is journaled (record
  * number in *jseq) under the packet's lock, so two opens cannot both pay.
- * On OPEN_ALREADY *share repeats the earlier share and *jseq is the newest
- * record number: the caller replies only once that is durable. */
+ * On OPEN_ALREADY *share repeats the earlier share and *jseq is the record of
+ * the packet's latest open: the caller replies once that is durable. */
 Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t id, uint32_t uid, uint32_t *share,
                                 uint64_t *jseq);
 /* Replay: uid opened packet id and got `amount`; false if that is not a
  * consistent record (not a recipient, twice, wrong amount). */
 bool hb_registry_mark_opened(hb_registry *r, uint64_t id, uint32_t uid, uint32_t amount);
 
-void hb_registry_add_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount);
-bool hb_registry_find_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount);
+void hb_registry_add_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount,
+                           uint64_t jseq);
+bool hb_registry_find_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount,
+                            uint64_t *jseq);
 
 /* Split `amount` cents into n shares, each >= 1, summing exactly to amount,
  * uniformly over all such splits.  -1 if amount < n or n is out of range. */

@@ -29,7 +29,9 @@ int hb_replay_jfile(hb_server *s, hb_jfile *jfp, hb_replay_t *rp, char *err, siz
     while (hb_jfile_next(jfp, &r)) {
         rp->records++;
         if (r->type == HB__RECORD_TYPE__REC_CREATE && r->kind == HB__PACKET_KIND__KIND_SHAKE) {
-            if (r->packet_id == 0 || r->packet_id > (uint64_t)1 << 40) {
+            if (r->packet_id != rp->shake_made + 1) { /* the producer makes ids 1, 2, 3 ... in order */
+                hb_log("replay: ANOMALY: shake packet %llu created out of order (expected %llu)",
+                       (unsigned long long)r->packet_id, (unsigned long long)rp->shake_made + 1);
                 rp->anomalies++;
                 continue;
             }
@@ -60,8 +62,9 @@ int hb_replay_jfile(hb_server *s, hb_jfile *jfp, hb_replay_t *rp, char *err, siz
             }
             memcpy(p.uid, r->recipients, r->n_recipients * sizeof *p.uid);
             memcpy(p.share, r->shares, r->n_shares * sizeof *p.share);
-            if (hb_registry_put_send(&s->reg, r->packet_id, &p) < 0) {
-                hb_log("replay: send packet %llu has an impossible id", (unsigned long long)r->packet_id);
+            if (hb_registry_put_send(&s->reg, r->packet_id, &p) < 0) { /* must be the next id */
+                hb_log("replay: ANOMALY: send packet %llu created out of order (expected %llu)",
+                       (unsigned long long)r->packet_id, (unsigned long long)hb_send_id(rp->send_made));
                 rp->anomalies++;
                 continue;
             }
@@ -81,7 +84,7 @@ int hb_replay_jfile(hb_server *s, hb_jfile *jfp, hb_replay_t *rp, char *err, siz
             sh[id - 1].won = 1;
             rp->wins++;
             rp->win_amount += r->amount;
-            hb_registry_add_grant(&s->reg, r->uid, r->seq, id, r->amount);
+            hb_registry_add_grant(&s->reg, r->uid, r->seq, id, r->amount, 0);
         } else if (r->type == HB__RECORD_TYPE__REC_SHARE) {
             if (!hb_registry_mark_opened(&s->reg, r->packet_id, r->uid, r->amount)) {
                 hb_log("replay: ANOMALY: share of packet %llu to uid %u is not consistent",
@@ -98,6 +101,8 @@ int hb_replay_jfile(hb_server *s, hb_jfile *jfp, hb_replay_t *rp, char *err, siz
     rp->valid = jfp->valid;
     rp->size = jfp->size;
     rp->stop_reason = jfp->stop_reason;
+    if (rp->stop_reason)
+        rp->intact_after = hb_jfile_intact_after(jfp);
     hb_jfile_close(jfp);
 
     /* Ids are dense from 1: a gap means a CREATE was lost, which group commit

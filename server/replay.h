@@ -21,6 +21,7 @@ typedef struct hb_replay {
     size_t valid;                     /* bytes of intact entries */
     size_t size;                      /* file size */
     const char *stop_reason;          /* torn tail etc., NULL if clean */
+    size_t intact_after;              /* intact entries after the bad one: damage, not a torn tail */
     hb_packet *unwon;                 /* created, not won: to deal again */
     size_t n_unwon;
 } hb_replay_t;

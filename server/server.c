@@ -34,6 +34,12 @@ bool hb_route(hb_server *s, hb_msg *m)
             /* the user logged in meanwhile: route to where it is now */
         }
         hb_set *t = s->sets[HB_LOC_SET(loc)];
+        /* Chat may fill three quarters of an inbox: notices and kicks
+         * always find room. */
+        if (m->type == HB_MSG_CHAT && hb_inbox_size(&t->inbox) >= (t->inbox.mask + 1) / 4 * 3) {
+            atomic_fetch_add(&route_drops_nowhere, 1);
+            return false;
+        }
         if (!hb_inbox_push(&t->inbox, m)) {
             atomic_fetch_add(&route_drops_nowhere, 1);
             return false;
@@ -229,6 +235,21 @@ int hb_server_start(hb_server *s, char *err, size_t errlen)
     if (rp.anomalies)
         hb_log("journal %s: %llu inconsistent records ignored (see above)", c->journal,
                (unsigned long long)rp.anomalies);
+    if (rp.intact_after) {
+        /* Cutting here would drop durable grants written after the damage,
+         * and their packets could be paid again: not without being told. */
+        if (!c->journal_cut) {
+            snprintf(err, errlen,
+                     "journal %s: the entry at byte %zu is damaged (%s) but intact entries follow (from byte %zu): "
+                     "this is not a torn tail from a crash. Refusing to start; inspect it (hb-reconcile --journal "
+                     "reads it), or start with --journal-cut to cut it at byte %zu and lose what follows",
+                     c->journal, rp.valid, rp.stop_reason, rp.intact_after, rp.valid);
+            hb_replay_free(&rp);
+            return -1;
+        }
+        hb_log("warning: --journal-cut: cutting %s at byte %zu; %zu bytes after the damage are dropped", c->journal,
+               rp.valid, rp.size - rp.valid);
+    }
     s->replayed_wins = rp.wins;
     s->replayed_win_amount = rp.win_amount;
     s->replayed_shares = rp.shares;

@@ -62,11 +62,13 @@ typedef struct hb_config {
     /* journal */
     char *journal;
     bool fsync;
+    bool journal_cut;    /* cut a journal damaged before its end (normally refused) */
 
     /* hardening */
     char *secret_file;
     double login_timeout, frame_timeout, linger;
     int64_t shake_limit; /* shakes per uid per second, 0 = unlimited */
+    int64_t chat_limit;  /* chat messages per uid per second, 0 = unlimited */
     int64_t addr_limit;  /* connections per source address, 0 = unlimited */
 
     /* reporting */

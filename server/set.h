@@ -97,6 +97,8 @@ struct hb_set {
     hb_pool pool;
     int64_t t0_mono; /* SET clock origin */
 
+    hb_packet back[2]; /* packets a grant could not take after all (see on_shake) */
+    int nback;
     hb_deferred *dq; /* FIFO of deferred replies */
     size_t dq_head, dq_len, dq_cap;
 

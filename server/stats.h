@@ -30,6 +30,7 @@
     X(share_amount, "cents paid by opens")                                        \
     X(notices, "send-flow notices delivered to a connection")                     \
     X(chats_in, "chat messages received from users")                              \
+    X(chat_limited, "chat messages dropped: over --chat-limit per uid per second")\
     X(chats_out, "chat messages delivered to users")                              \
     X(rerouted, "inbox messages whose user had moved, routed again")              \
     X(route_dropped, "routed messages dropped (inbox full, parking full, loops)") \

@@ -187,6 +187,10 @@ static void read_journal(const char *path, sums *s)
     }
     printf("  journal %s: %" PRIu64 " records%s%s\n", path, records, jf.stop_reason ? ", then a " : " (clean end)",
            jf.stop_reason ? jf.stop_reason : "");
+    size_t after = jf.stop_reason ? hb_jfile_intact_after(&jf) : 0;
+    if (after)
+        problem("journal damaged at byte %zu (%s) with intact entries after it (from byte %zu): not a torn tail",
+                jf.valid, jf.stop_reason, after);
     hb_jfile_close(&jf);
 }
 

@@ -13,7 +13,7 @@ static void chat_across_sets(void)
 {
     peer_server s;
     const char *flags[] = {"--sets", "4", "--users", "1000", "--total", "0", "--inbox", "4", "--pending-per-uid", "16",
-                           "--shake-limit", "0", NULL};
+                           "--shake-limit", "0", "--chat-limit", "0", NULL};
     peer_server_start(&s, 1, flags);
 
     /* A (uid 1) and B on different SETs */

@@ -206,16 +206,83 @@ static void test_replay(void **st)
     assert_int_equal(rp.unwon[1].id, 3);
     assert_int_equal(rp.unwon[2].amount, 400);
     assert_int_equal(rp.shares, 1);
-    uint64_t pid;
+    uint64_t pid, jseq;
     uint32_t amount;
-    assert_true(hb_registry_find_grant(&s.reg, 42, 77, &pid, &amount)); /* a retried shake finds its win */
+    assert_true(hb_registry_find_grant(&s.reg, 42, 77, &pid, &amount, &jseq)); /* a retried shake finds its win */
     assert_int_equal(pid, 2);
-    assert_false(hb_registry_find_grant(&s.reg, 43, 77, &pid, &amount));
+    assert_int_equal(jseq, 0); /* replayed: durable */
+    assert_false(hb_registry_find_grant(&s.reg, 43, 77, &pid, &amount, &jseq));
     hb_sendpkt p;
     assert_true(hb_registry_get_send(&s.reg, hb_send_id(0), &p));
     assert_int_equal(p.opened, 2); /* recipient 1 (uid 6) opened */
     hb_replay_free(&rp);
     hb_registry_free(&s.reg);
+}
+
+/* Ids out of order or far ahead (a crafted or damaged journal) are refused
+ * as anomalies: no gap in the registry, no huge allocation, no crash. */
+static void test_replay_sparse_ids(void **st)
+{
+    hb_journal j;
+    char err[256];
+    assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, 1, 100, 0);
+    hb_journal_append(&j, &r, -1);
+    r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, (uint64_t)1 << 39, 100, 0);
+    hb_journal_append(&j, &r, -1);
+    uint32_t uids[3] = {5, 6, 7}, shares[3] = {1, 2, 3};
+    r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SEND, hb_send_id(65536), 6, 0);
+    r.n_recipients = r.n_shares = 3;
+    r.recipients = uids;
+    r.shares = shares;
+    hb_journal_append(&j, &r, -1);
+    hb_journal_close(&j);
+    static hb_server s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(hb_registry_init(&s.reg), 0);
+    hb_replay_t rp;
+    assert_int_equal(hb_replay(&s, path, &rp, err, sizeof err), 0);
+    assert_int_equal(rp.shake_made, 1);
+    assert_int_equal(rp.send_made, 0);
+    assert_int_equal(rp.anomalies, 2);
+    assert_int_equal(atomic_load(&s.reg.send_count), 0);
+    hb_replay_free(&rp);
+    hb_registry_free(&s.reg);
+}
+
+/* A bad entry followed by intact ones is damage, not a torn tail. */
+static void test_damage_in_the_middle(void **st)
+{
+    hb_journal j;
+    char err[256];
+    assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    for (uint64_t id = 1; id <= 3; id++) {
+        Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, id, 100, 0);
+        hb_journal_append(&j, &r, -1);
+    }
+    hb_journal_close(&j);
+    hb_jfile jf;
+    assert_int_equal(hb_jfile_open(&jf, path, err, sizeof err), 0);
+    size_t entry = jf.size / 3;
+    jf.data[entry + 3] ^= 0x40; /* inside the second entry */
+    Hb__Record *r;
+    int n = 0;
+    while (hb_jfile_next(&jf, &r))
+        n++;
+    assert_int_equal(n, 1);
+    assert_non_null(jf.stop_reason);
+    assert_int_equal(hb_jfile_intact_after(&jf), 2 * entry); /* the third entry is intact */
+    hb_jfile_close(&jf);
+    /* a torn tail has nothing intact after it */
+    assert_int_equal(hb_jfile_open(&jf, path, err, sizeof err), 0);
+    jf.size -= 2;
+    while (hb_jfile_next(&jf, &r))
+        ;
+    assert_non_null(jf.stop_reason);
+    assert_int_equal(hb_jfile_intact_after(&jf), 0);
+    hb_jfile_close(&jf);
 }
 
 int main(void)
@@ -225,6 +292,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_and_corrupt_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_security, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_sparse_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_in_the_middle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
