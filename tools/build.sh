@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/build.sh [BUILD_DIR] [cmake options...] -- configure and build.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 dir=${1:-build}
 shift || true

@@ -7,6 +7,7 @@
 # Environment: USERS, QPS, DURATION, RATE, TOTAL, SEND_TOTAL, OUT (output dir),
 #              PORTS (default 7000-7003 or the next free block), MONITOR_PORT.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 USERS=${USERS:-20000}

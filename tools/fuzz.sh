@@ -8,6 +8,7 @@
 #            a real connection), fuzz_journal (replay of arbitrary journals)
 # For a long local run:  tools/fuzz.sh 1800   (or FUZZ_RUNS=10000000 tools/fuzz.sh)
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 command -v clang >/dev/null || { echo "fuzz: clang is not installed (tools/setup.sh)" >&2; exit 1; }

@@ -3,6 +3,7 @@
 # (as root).  Idempotent and quiet when everything is already there; called
 # by tools/demo.sh, tools/test.sh and tools/bench-c1m.sh.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 
 PKGS=(

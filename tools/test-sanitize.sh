@@ -5,6 +5,7 @@
 # tests/e2e/peer.c grep the logs).  The namespace test is left to the plain
 # build: it measures nothing a sanitizer would add to and takes the longest.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 tools/build.sh build-asan -DHB_SANITIZE=ON -DHB_WERROR=ON
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1

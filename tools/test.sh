@@ -7,6 +7,7 @@
 #   4. the libFuzzer targets for a bounded time from the committed corpus.
 # Set HB_TEST_QUICK=1 to skip 3 and 4 while developing.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 tools/setup.sh
