@@ -19,9 +19,9 @@ int hb_registry_init(hb_registry *r)
 
 void hb_registry_free(hb_registry *r)
 {
-    if (r->chunk)
-        for (int i = 0; i < HB_SEND_CHUNKS; i++)
-            free(r->chunk[i]);
+    /* chunks are allocated in order: stop at the first missing one */
+    for (int i = 0; r->chunk && i < HB_SEND_CHUNKS && r->chunk[i]; i++)
+        free(r->chunk[i]);
     free(r->chunk);
     free(r->g);
     r->chunk = NULL;
