@@ -11,9 +11,12 @@
 #include <unistd.h>
 
 const char *hb_prog = "hongbao";
+bool hb_log_quiet;
 
 static void vlog(const char *fmt, va_list ap)
 {
+    if (hb_log_quiet)
+        return;
     char line[1024];
     int n = snprintf(line, sizeof line, "%s: ", hb_prog);
     if (n < 0)

@@ -11,6 +11,8 @@
 
 /* Program name used as the prefix of every message ("hb-server: ..."). */
 extern const char *hb_prog;
+/* Fuzz harnesses silence messages: a hostile input may log on every run. */
+extern bool hb_log_quiet;
 
 /* Messages go to stderr, one line each, prefixed with the program name. */
 void hb_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

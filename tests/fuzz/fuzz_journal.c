@@ -12,6 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static hb_server s;
     memset(&s, 0, sizeof s);
     hb_prog = "fuzz_journal";
+    hb_log_quiet = true;
     if (hb_registry_init(&s.reg) < 0)
         abort();
     hb_jfile jf;

@@ -20,6 +20,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     hb_prog = "fuzz_server";
+    hb_log_quiet = true;
     hb_config *c = &srv.cfg;
     c->listen = "127.0.0.1";
     c->ports = "1";
