@@ -143,9 +143,15 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# This script steers the run on the same 2 cores as the load it makes.  In an
+# overloaded stage 3 (~150 busy threads) a plain shell got so little CPU that
+# one tools/fleet call (a few dozen curl and jq processes) took 40 s and the
+# stage's SIGUSR1 came 40 s late.  So the script runs 5 nice levels above
+# what it starts (bg puts every child back at the level the script had).
+renice -n -5 -p $$ >/dev/null 2>&1 && NICE_BACK=(nice -n 5) || NICE_BACK=()
 bg() { # bg NAME CMD...: run in the background, log to OUT/NAME.log, PID_NAME
   local name=$1; shift
-  "$@" >"$OUT/$name.log" 2>&1 &
+  "${NICE_BACK[@]}" "$@" >"$OUT/$name.log" 2>&1 &
   PIDS+=($!)
   printf -v "PID_$name" %s $!
 }
@@ -319,6 +325,7 @@ tc=$(wait_conns "$OUT/server.stats" logins $((AT2 - 3)))
 connected=$(stat "$OUT/server.stats" logins)
 fact connected "$connected"
 fact connect_s "$(echo "$tc - $c0" | bc -l | xargs printf %.1f)"
+fact ramp_login_timeouts "$(stat "$OUT/server.stats" err_login_timeout)"
 [ "$connected" -ge "$USERS" ] || note "only $connected of $USERS connected within the connect budget ($BUDGET s)"
 say "stage 1: $connected connected after $(echo "$tc - $c0" | bc -l | xargs printf %.1f) s; idle"
 # Memory once the connections settle (5 s), still inside the idle stage.
@@ -342,9 +349,17 @@ sleep_until $((AT2 - 2))
 fleet qps "$QPS1" --at $AT2
 say "stage 2: $QPS1 shakes/s from $(date -d @$AT2 +%T) (tools/fleet), cycle 1: $PACKETS packets then $SEND send-flow packets at $RATE/s"
 sleep_until $((AT3 - 2))
-fleet qps "$QPS2" --at $AT3
+# In the background: the rate switch is already scheduled for AT3 in every
+# client once the POSTs are in; the cycle must start at AT3 too, whatever
+# the fleet's own report of the switch takes under load.
+fleet qps "$QPS2" --at $AT3 &
+FLEET3=$!
 sleep_until $AT3
 kill -USR1 "$SPID"
+late=$(echo "($(date +%s.%N) - $AT3) * 1000" | bc -l | xargs printf %.0f)
+fact usr1_late_ms "$late"
+[ "$late" -lt 2000 ] || note "stage 3's producer cycle (SIGUSR1) started $late ms after the stage: its packets/s are off"
+wait $FLEET3
 say "stage 3: $QPS2 shakes/s from $(date -d @$AT3 +%T) (tools/fleet), cycle 2 (SIGUSR1): $PACKETS packets then $SEND send-flow packets"
 sleep_until $END3
 for _ in $(seq 60); do
@@ -372,15 +387,25 @@ fact ledger_rc $lr
 fact ledger_summary "$(tail -n 1 "$OUT/ledger.txt")"
 
 # ---- the echo floor: the same clients, the same connections, a server that does nothing ---------
-# settle: until the kernel has let go of the closed connections (at 1M their
-# teardown takes a while and would load the floor's first steps)
+# settle: until the kernel has let go of the closed connections, in the
+# server's namespace and in every client host (the clients close first, so
+# their side holds 1M TIME_WAIT sockets for 60 s).  Once, the floor's first
+# steps ran while they expired: p99 21 ms at 10,000/s, and a floor of 9,000/s
+# against the 38,500/s of a run that had waited.
+tcp_left() { # sockets in use + orphaned + TIME_WAIT in namespace $1 ("" = ours)
+  local ns=()
+  [ -n "$1" ] && ns=(ip netns exec "$1")
+  "${ns[@]}" awk '/^TCP:/ { print $3 + $5 + $7 }' /proc/net/sockstat
+}
 settle() {
-  local t
-  for t in $(seq 120); do
-    [ "$(awk '/^TCP:/ { print $3 + $5 }' /proc/net/sockstat)" -lt 5000 ] && return
+  local t i n
+  for t in $(seq 150); do
+    n=$(tcp_left "")
+    for ((i = 1; i <= HOSTS; i++)); do n=$((n + $(tcp_left "$PREFIX-h$i"))); done
+    [ "$n" -lt 5000 ] && { fact settle_s "$t"; return; }
     sleep 1
   done
-  note "closed connections still being torn down after 120 s"
+  note "$n closed connections still being torn down after 150 s"
 }
 
 if [ $STEPS = 1 ] && [ $FLOOR = 1 ]; then

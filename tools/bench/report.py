@@ -83,6 +83,11 @@ def main():
           "- connected: %s of %s in %.1f s (%s/s; 1 s resolution)" % (
               fnum(int(F.get("connected", 0))), fnum(users), conn_s,
               fnum(int(F.get("connected", 0)) / conn_s if conn_s > 0 else None))]
+    if int(F.get("ramp_login_timeouts", 0) or 0) > 0:
+        R["ramp_login_timeouts"] = int(F["ramp_login_timeouts"])
+        L.append("- during the ramp the server closed %s connections that sent no login within its login "
+                 "timeout (clients too starved of CPU to write it in time); those clients reconnected" %
+                 fnum(int(F["ramp_login_timeouts"])))
     if "rss_idle_kb" in F:
         rss, base = int(F["rss_idle_kb"]) * 1024, int(F["rss_base_kb"]) * 1024
         n = max(1, int(F.get("connected", users)))
@@ -163,7 +168,10 @@ def main():
             frac = best.get("server", 0) / best["echo"]
             R["server_fraction_of_floor"] = round(frac, 3)
             L.append("- **hb-server sustains %.0f%% of the echo floor's rate**, measured in the same run" % (100 * frac))
-            if frac >= 0.9:
+            if frac > 1.1:
+                L.append("- the floor measured below hb-server, which does strictly more per shake: this run's floor "
+                         "steps were disturbed (see settle_s in facts.txt) and the comparison is not valid")
+            elif frac >= 0.9:
                 L.append("- the two are within the run-to-run noise of each other: at this scale the ceiling is the "
                          "clients and the kernel's TCP work (all on the same cores), not what the server adds")
         L.append("")
