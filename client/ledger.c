@@ -38,6 +38,22 @@ void hb_ledger_share(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t sh
     pthread_mutex_unlock(&l->mu);
 }
 
+void hb_ledger_unanswered_shake(hb_ledger *l, uint32_t uid, uint32_t seq)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->f)
+        fprintf(l->f, "Q %u %u\n", uid, seq);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void hb_ledger_unanswered_open(hb_ledger *l, uint64_t packet_id, uint32_t uid)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->f)
+        fprintf(l->f, "O %llu %u\n", (unsigned long long)packet_id, uid);
+    pthread_mutex_unlock(&l->mu);
+}
+
 void hb_ledger_flush(hb_ledger *l)
 {
     pthread_mutex_lock(&l->mu);

@@ -2,6 +2,10 @@
  * reconciliation against the server's journal (tools/reconcile.c):
  *     W <packet_id> <uid> <amount>     a shake won a packet
  *     S <packet_id> <uid> <share>      an open paid a share of a send packet
+ * and, written at exit, what was still unanswered when the client stopped
+ * (the server may have paid it; the reply never reached us):
+ *     Q <uid> <seq>                    a shake, by the seq the server journals
+ *     O <packet_id> <uid>              an open
  * Lines are buffered and flushed once a second and at exit; grants are a few
  * hundred a second, so one mutex around the file is plenty.
  * A client records a grant once even if the server repeats it (a retried
@@ -23,6 +27,8 @@ typedef struct hb_ledger {
 int hb_ledger_open(hb_ledger *l, const char *path, const char *header, char *err, size_t errlen);
 void hb_ledger_win(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t amount);
 void hb_ledger_share(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t share);
+void hb_ledger_unanswered_shake(hb_ledger *l, uint32_t uid, uint32_t seq);
+void hb_ledger_unanswered_open(hb_ledger *l, uint64_t packet_id, uint32_t uid);
 void hb_ledger_flush(hb_ledger *l);
 void hb_ledger_close(hb_ledger *l);
 

@@ -513,6 +513,8 @@ int main(int argc, char **argv)
      * second (the monitor takes it as a later snapshot of that second) */
     tick(cl_now(&cl) / 1000000);
     summary();
+    for (int i = 0; i < cl.nworkers; i++)
+        cl_worker_record_unanswered(cl.workers[i]);
     hb_ledger_close(&cl.ledger);
     hb_reporter_close(&cl.reporter);
     for (int i = 0; i < cl.nworkers; i++)

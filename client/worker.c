@@ -746,6 +746,15 @@ void cl_worker_stop(cl_worker *w)
     w->th = 0;
 }
 
+void cl_worker_record_unanswered(cl_worker *w)
+{
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->conns[i].seq)
+            hb_ledger_unanswered_shake(&w->cl->ledger, w->conns[i].uid, w->conns[i].seq);
+    for (size_t i = 0; i < w->nopens; i++)
+        hb_ledger_unanswered_open(&w->cl->ledger, w->opens[i].packet_id, w->conns[w->opens[i].conn].uid);
+}
+
 void cl_worker_free(cl_worker *w)
 {
     if (!w)

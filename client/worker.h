@@ -134,6 +134,10 @@ struct cl_worker {
 cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char *err, size_t errlen);
 int cl_worker_start(cl_worker *w, char *err, size_t errlen);
 void cl_worker_stop(cl_worker *w);
+/* After cl_worker_stop: write what is still unanswered to the ledger (Q and
+ * O lines), so the ledger check can tell a reply the client never read from
+ * a lost grant. */
+void cl_worker_record_unanswered(cl_worker *w);
 void cl_worker_free(cl_worker *w);
 /* Main thread, once a second: take the histogram and clock sample. */
 void cl_worker_collect(cl_worker *w, hb_hist *into, int64_t *best_delay, int64_t *best_offset);

@@ -5,7 +5,8 @@
  *   1. the server's grant journal (what was created, won, opened);
  *   2. the server's final counters (--server-stats), which must match the
  *      journal (counting what an earlier run of the server replayed);
- *   3. every client ledger (W and S lines).
+ *   3. every client ledger (W and S lines; Q and O lines name what was still
+ *      unanswered when a client stopped, to explain a grant it never heard of).
  * Per shake packet: created once, won at most once, for its amount.  Per send
  * packet: distinct recipients, shares >= 1 that sum to the amount, each
  * opened at most once by a recipient for exactly its share.  Clients: the
@@ -28,13 +29,14 @@ typedef struct pkt {
     uint32_t amount;
     uint8_t kind, created, n;
     uint8_t won;         /* shake: WIN records */
-    uint32_t win_uid, win_amount;
+    uint32_t win_uid, win_amount, win_seq;
     uint32_t uid[MAXSPLIT], share[MAXSPLIT];
     uint8_t opened[MAXSPLIT];    /* SHARE records per recipient */
     uint8_t cl_won;              /* client W lines */
     uint32_t cl_win_uid, cl_win_amount;
     uint8_t cl_opened[MAXSPLIT]; /* client S lines per recipient */
     uint32_t cl_share[MAXSPLIT];
+    uint8_t cl_unanswered[MAXSPLIT]; /* client O lines: the open was in flight at exit */
 } pkt;
 
 static pkt *tab;
@@ -100,10 +102,27 @@ static int recipient(const pkt *p, uint32_t uid)
     return -1;
 }
 
+/* (uid, seq) of shakes unanswered when their client stopped: Q lines */
+static uint64_t *inflight;
+static size_t ninflight, capinflight;
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool shake_in_flight(uint32_t uid, uint32_t seq)
+{
+    uint64_t k = (uint64_t)uid << 32 | seq;
+    return ninflight && bsearch(&k, inflight, ninflight, sizeof k, cmp_u64);
+}
+
 typedef struct sums {
     uint64_t shake_created, shake_amount, won, won_amount;
     uint64_t send_created, send_amount, shares, share_amount, shares_possible;
     uint64_t cl_wins, cl_win_amount, cl_shares, cl_share_amount;
+    uint64_t cl_unanswered, unheard_in_flight; /* Q+O lines; grants explained by them */
 } sums;
 
 static void read_journal(const char *path, sums *s)
@@ -166,6 +185,7 @@ static void read_journal(const char *path, sums *s)
                 p->won = 1;
                 p->win_uid = r->uid;
                 p->win_amount = r->amount;
+                p->win_seq = r->seq;
                 s->won++;
                 s->won_amount += r->amount;
             }
@@ -209,6 +229,34 @@ static void read_ledger(const char *path, sums *s)
         char t;
         unsigned long long id;
         unsigned uid, amount;
+        if (line[0] == 'Q' || line[0] == 'O') {
+            unsigned a;
+            unsigned long long b;
+            if (sscanf(line, "%c %llu %u", &t, &b, &a) != 3) {
+                problem("%s:%d: unreadable line", path, lineno);
+                continue;
+            }
+            s->cl_unanswered++;
+            if (t == 'Q') { /* Q uid seq */
+                if (b > UINT32_MAX) {
+                    problem("%s:%d: unreadable line", path, lineno);
+                    continue;
+                }
+                if (ninflight == capinflight) {
+                    capinflight = capinflight ? capinflight * 2 : 1024;
+                    inflight = realloc(inflight, capinflight * sizeof *inflight);
+                    if (!inflight)
+                        hb_die("out of memory");
+                }
+                inflight[ninflight++] = b << 32 | a;
+            } else { /* O packet uid */
+                pkt *p = get(b, 0);
+                int i = p && p->created ? recipient(p, a) : -1;
+                if (i >= 0)
+                    p->cl_unanswered[i] = 1;
+            }
+            continue;
+        }
         if (sscanf(line, "%c %llu %u %u", &t, &id, &uid, &amount) != 4 || (t != 'W' && t != 'S')) {
             problem("%s:%d: unreadable line", path, lineno);
             continue;
@@ -311,6 +359,8 @@ int main(int argc, char **argv)
         check_stats(stats, &s);
     for (int i = first; i < argc; i++)
         read_ledger(argv[i], &s);
+    if (ninflight)
+        qsort(inflight, ninflight, sizeof *inflight, cmp_u64);
 
     uint64_t unwon = 0, unopened = 0;
     for (size_t i = 0; i < cap; i++) {
@@ -323,9 +373,13 @@ int main(int argc, char **argv)
             continue;
         }
         if (p->kind == HB__PACKET_KIND__KIND_SHAKE) {
-            if (p->won && !p->cl_won)
-                problem("packet %" PRIu64 " won by uid %u (%u cents) per the journal; no client recorded it", p->id,
-                        p->win_uid, p->win_amount);
+            if (p->won && !p->cl_won) {
+                bool fl = shake_in_flight(p->win_uid, p->win_seq);
+                s.unheard_in_flight += fl;
+                problem("packet %" PRIu64 " won by uid %u (%u cents) per the journal; no client recorded it%s", p->id,
+                        p->win_uid, p->win_amount,
+                        fl ? " (its shake was unanswered when the client stopped: paid, reply never read)" : "");
+            }
             else if (!p->won && p->cl_won)
                 problem("packet %" PRIu64 " recorded by uid %u; the journal has no win", p->id, p->cl_win_uid);
             else if (p->won && (p->cl_win_uid != p->win_uid || p->cl_win_amount != p->win_amount))
@@ -334,9 +388,15 @@ int main(int argc, char **argv)
             unwon += !p->won;
         } else {
             for (int k = 0; k < p->n; k++) {
-                if (p->opened[k] && !p->cl_opened[k])
-                    problem("send packet %" PRIu64 ": uid %u was paid %u cents per the journal; its client has no record",
-                            p->id, p->uid[k], p->share[k]);
+                if (p->opened[k] && !p->cl_opened[k]) {
+                    s.unheard_in_flight += p->cl_unanswered[k];
+                    problem("send packet %" PRIu64 ": uid %u was paid %u cents per the journal; its client has no "
+                            "record%s",
+                            p->id, p->uid[k], p->share[k],
+                            p->cl_unanswered[k] ? " (its open was unanswered when the client stopped: paid, reply "
+                                                  "never read)"
+                                                : "");
+                }
                 else if (!p->opened[k] && p->cl_opened[k])
                     problem("send packet %" PRIu64 ": uid %u recorded a share the journal does not have", p->id, p->uid[k]);
                 else if (p->opened[k] && p->cl_share[k] != p->share[k])
@@ -358,7 +418,14 @@ int main(int argc, char **argv)
         problem("%" PRIu64 " shake packets were created but never won", unwon);
     if (all_opened && unopened)
         problem("%" PRIu64 " send-flow shares were never opened", unopened);
+    if (s.cl_unanswered)
+        printf("  in flight:  %" PRIu64 " requests were unanswered when their clients stopped; %" PRIu64
+               " grants the clients never heard of are among them\n",
+               s.cl_unanswered, s.unheard_in_flight);
     if (problems) {
+        if (s.unheard_in_flight)
+            printf("  (a grant whose reply a client never read is not lost: the journal pays it, and the user learns\n"
+                   "   it by asking again, as a reconnecting client does; but the client's ledger is incomplete)\n");
         printf("LEDGER MISMATCH: %" PRIu64 " difference%s\n", problems, problems == 1 ? "" : "s");
         return 1;
     }
