@@ -708,6 +708,9 @@ cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char 
 static void *worker_main(void *arg)
 {
     cl_worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "hb-worker-%d", w->id);
+    pthread_setname_np(pthread_self(), name);
     /* Our own descriptor table: up to RLIMIT_NOFILE connections per worker. */
     if (unshare(CLONE_FILES) == 0)
         w->unshared = true;

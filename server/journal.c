@@ -52,6 +52,7 @@ int hb_journal_open(hb_journal *j, const char *path, bool fsync, size_t valid, c
 static void *writer_main(void *arg)
 {
     hb_journal *j = arg;
+    pthread_setname_np(pthread_self(), "hb-journal"); /* for top -H, perf, gdb */
     uint64_t prev = atomic_load(&j->committed);
     for (;;) {
         pthread_mutex_lock(&j->mu);

@@ -110,6 +110,7 @@ static void *producer_main(void *arg)
 {
     hb_server *s = arg;
     hb_producer *p = &s->prod;
+    pthread_setname_np(pthread_self(), "hb-producer");
     int64_t start = hb_mono_us() + (int64_t)(s->cfg.start_delay * 1e6);
     hb_sleep_until_mono(start);
     hb_producer_start(p, start);

@@ -107,6 +107,9 @@ static void *set_main(void *arg)
     start_sync *sync = args[1];
     char err[256] = "";
     int rc = 0;
+    char name[16];
+    snprintf(name, sizeof name, "hb-set-%d", set->id); /* top -H shows which SET is busy */
+    pthread_setname_np(pthread_self(), name);
 
     if (set->srv->cfg.private_fds) {
         /* From here on this thread has its own descriptor table (its own
