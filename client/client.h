@@ -62,7 +62,6 @@ typedef struct cl_client {
     _Atomic uint64_t plan_version;
     int64_t pending_at;             /* a change of rate waiting for its second (0 = none) */
     uint64_t pending_qps;
-    _Atomic int64_t plan_change_at; /* = pending_at, readable without the lock */
     _Atomic uint64_t target_qps;
 
     _Atomic bool paused, stop_sending, stopping;
@@ -92,8 +91,9 @@ static inline int64_t cl_sched_now(const cl_client *cl)
 
 /* Apply a new aggregate rate from second `at` (schedule clock; a second
  * already begun means the next one).  Every client given the same (qps, at)
- * switches at the same second and stays in step. */
-int cl_set_qps(cl_client *cl, uint64_t qps, int64_t at);
+ * switches at the same second and stays in step.  Returns the second it
+ * takes effect. */
+int64_t cl_set_qps(cl_client *cl, uint64_t qps, int64_t at);
 
 /* JSON of the current figures (GET /stats). */
 size_t cl_stats_json(cl_client *cl, char *buf, size_t cap);

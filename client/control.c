@@ -83,8 +83,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
         if (!find_num(con, b, "qps", &qps) || qps < 0 || (uint64_t)qps > ctl->layout.users)
             return reply(con, MHD_HTTP_BAD_REQUEST, "{\"error\":\"need qps=N (0..users)\"}\n");
         find_num(con, b, "at", &at);
-        cl_set_qps(ctl, (uint64_t)qps, at);
-        snprintf(out, sizeof out, "{\"qps\":%lld,\"at\":%lld}\n", qps, (long long)atomic_load(&ctl->plan_change_at));
+        at = cl_set_qps(ctl, (uint64_t)qps, at);
+        snprintf(out, sizeof out, "{\"qps\":%lld,\"at\":%lld}\n", qps, at);
         return reply(con, MHD_HTTP_OK, out);
     }
     if (post && !strcmp(url, "/pause")) {

@@ -96,7 +96,7 @@ static const hb_cli cli = {
     .opts = opts,
 };
 
-int cl_set_qps(cl_client *c, uint64_t qps, int64_t at)
+int64_t cl_set_qps(cl_client *c, uint64_t qps, int64_t at)
 {
     int64_t now_s = cl_sched_now(c) / 1000000;
     if (at <= now_s)
@@ -104,10 +104,9 @@ int cl_set_qps(cl_client *c, uint64_t qps, int64_t at)
     pthread_mutex_lock(&c->plan_mu);
     c->pending_at = at;
     c->pending_qps = qps;
-    atomic_store(&c->plan_change_at, at);
     atomic_fetch_add(&c->plan_version, 1);
     pthread_mutex_unlock(&c->plan_mu);
-    return 0;
+    return at;
 }
 
 /* ---- the once-a-second tick ----------------------------------------------------------- */
@@ -271,7 +270,6 @@ static void tick(int64_t sec)
         hb_plan_change(&cl.plan, cl.pending_at, cl.pending_qps);
         atomic_store(&cl.target_qps, cl.pending_qps);
         cl.pending_at = 0;
-        atomic_store(&cl.plan_change_at, 0);
         atomic_fetch_add(&cl.plan_version, 1);
         hb_log("rate is now %llu shakes/s in aggregate", (unsigned long long)cl.plan.qps);
     }

@@ -102,26 +102,28 @@ void hb_jfile_open_mem(hb_jfile *j, const uint8_t *data, size_t size)
     j->borrowed = true;
 }
 
+/* Check the entry at `off`: NULL if it is whole and its CRC matches (its
+ * record in data[off + *prefix, + *body)), else why not. */
+static const char *entry_at(const hb_jfile *j, size_t off, size_t *prefix, size_t *body)
+{
+    int s = hb_frame_scan(j->data + off, j->size - off, HB_JREC_MAX, prefix, body);
+    if (s == HB_SCAN_MORE || (s == HB_SCAN_FRAME && j->size - off < *prefix + *body + 4))
+        return "torn last entry";
+    if (s != HB_SCAN_FRAME)
+        return "bad entry length";
+    const uint8_t *b = j->data + off + *prefix, *t = b + *body;
+    uint32_t want = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+    return hb_crc32c(0, b, *body) == want ? NULL : "CRC mismatch";
+}
+
 int hb_jfile_next(hb_jfile *j, Hb__Record **r)
 {
     size_t prefix, body;
     if (j->off == j->size)
         return 0;
-    int s = hb_frame_scan(j->data + j->off, j->size - j->off, HB_JREC_MAX, &prefix, &body);
-    if (s == HB_SCAN_MORE || (s == HB_SCAN_FRAME && j->size - j->off < prefix + body + 4)) {
-        j->stop_reason = "torn last entry";
+    if ((j->stop_reason = entry_at(j, j->off, &prefix, &body)))
         return 0;
-    }
-    if (s != HB_SCAN_FRAME) {
-        j->stop_reason = "bad entry length";
-        return 0;
-    }
-    const uint8_t *b = j->data + j->off + prefix, *t = b + body;
-    uint32_t want = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
-    if (hb_crc32c(0, b, body) != want) {
-        j->stop_reason = "CRC mismatch";
-        return 0;
-    }
+    const uint8_t *b = j->data + j->off + prefix;
     hb_arena_reset(&j->arena);
     *r = hb__record__unpack(&j->arena.pa, body, b);
     if (!*r) {
@@ -137,12 +139,7 @@ size_t hb_jfile_intact_after(const hb_jfile *j)
 {
     for (size_t off = j->valid + 1; off < j->size; off++) {
         size_t prefix, body;
-        if (hb_frame_scan(j->data + off, j->size - off, HB_JREC_MAX, &prefix, &body) != HB_SCAN_FRAME ||
-            j->size - off < prefix + body + 4)
-            continue;
-        const uint8_t *b = j->data + off + prefix, *t = b + body;
-        uint32_t want = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
-        if (hb_crc32c(0, b, body) == want)
+        if (!entry_at(j, off, &prefix, &body))
             return off;
     }
     return 0;

@@ -57,15 +57,6 @@ static int64_t flow_due(const hb_flow *f, uint64_t k)
     return f->t0 + (int64_t)ceil((double)(k - f->base) * 1e6 / f->rate);
 }
 
-void hb_producer_start(hb_producer *p, int64_t now)
-{
-    if (!flow_done(&p->shake))
-        flow_begin(&p->shake, now);
-    if (p->send_concurrent || flow_done(&p->shake))
-        if (!flow_done(&p->send))
-            flow_begin(&p->send, now);
-}
-
 void hb_producer_add_cycle(hb_producer *p, uint64_t add_shake, uint64_t add_send, int64_t now)
 {
     p->shake.total += add_shake;
@@ -74,6 +65,11 @@ void hb_producer_add_cycle(hb_producer *p, uint64_t add_shake, uint64_t add_send
         flow_begin(&p->shake, now);
     if ((p->send_concurrent || flow_done(&p->shake)) && !p->send.running && !flow_done(&p->send))
         flow_begin(&p->send, now);
+}
+
+void hb_producer_start(hb_producer *p, int64_t now)
+{
+    hb_producer_add_cycle(p, 0, 0, now); /* the first cycle's totals are set already */
 }
 
 static uint32_t amount(hb_producer *p, const hb_flow *f)

@@ -53,8 +53,7 @@ int hb_registry_put_send(hb_registry *r, uint64_t id, const hb_sendpkt *p)
     pthread_mutex_lock(&r->send_mu[k % 64]);
     *send_at(r, k) = *p;
     pthread_mutex_unlock(&r->send_mu[k % 64]);
-    if (k + 1 > atomic_load(&r->send_count))
-        atomic_store_explicit(&r->send_count, k + 1, memory_order_release);
+    atomic_store_explicit(&r->send_count, k + 1, memory_order_release); /* k was the count: publish it */
     return 0;
 }
 

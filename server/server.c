@@ -58,6 +58,12 @@ uint64_t hb_server_route_drops(void)
 
 /* ---- producer wiring ---------------------------------------------------------- */
 
+/* Cycles of `per` packets it takes to have made `made` (0 if per is 0). */
+static int cycles_for(uint64_t made, int64_t per)
+{
+    return per > 0 ? (int)((made + (uint64_t)per - 1) / (uint64_t)per) : 0;
+}
+
 static void op_created(void *ctx, const Hb__Record *rec)
 {
     hb_server *s = ctx;
@@ -279,11 +285,9 @@ int hb_server_start(hb_server *s, char *err, size_t errlen)
     /* Cycles already begun before a restart: as many as what was made needs
      * (a cycle begun but with nothing made yet is lost with the crash: ask
      * for it again). */
-    int cycles = 1;
-    if (c->total > 0 && (uint64_t)cycles * (uint64_t)c->total < rp.shake_made)
-        cycles = (int)((rp.shake_made + (uint64_t)c->total - 1) / (uint64_t)c->total);
-    if (c->send_total > 0 && (uint64_t)cycles * (uint64_t)c->send_total < rp.send_made)
-        cycles = (int)((rp.send_made + (uint64_t)c->send_total - 1) / (uint64_t)c->send_total);
+    int cycles = 1, a = cycles_for(rp.shake_made, c->total), b = cycles_for(rp.send_made, c->send_total);
+    cycles = a > cycles ? a : cycles;
+    cycles = b > cycles ? b : cycles;
     atomic_store(&s->cycles_requested, cycles);
     atomic_store(&s->cycles_started, cycles);
     hb_flow_set(&s->prod.shake, c->rate, (uint64_t)cycles * (uint64_t)c->total, rp.shake_made, (uint32_t)c->amount_min,

@@ -112,9 +112,14 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static uint64_t inflight_key(uint32_t uid, uint32_t seq)
+{
+    return (uint64_t)uid << 32 | seq;
+}
+
 static bool shake_in_flight(uint32_t uid, uint32_t seq)
 {
-    uint64_t k = (uint64_t)uid << 32 | seq;
+    uint64_t k = inflight_key(uid, seq);
     return ninflight && bsearch(&k, inflight, ninflight, sizeof k, cmp_u64);
 }
 
@@ -248,7 +253,7 @@ static void read_ledger(const char *path, sums *s)
                     if (!inflight)
                         hb_die("out of memory");
                 }
-                inflight[ninflight++] = b << 32 | a;
+                inflight[ninflight++] = inflight_key((uint32_t)b, a);
             } else { /* O packet uid */
                 pkt *p = get(b, 0);
                 int i = p && p->created ? recipient(p, a) : -1;

@@ -19,7 +19,8 @@ expect_eq "after the first cycle: still 600 + 200 (nothing more without a signal
   "$(stat "$WORK/server.stats" made_shake)+$(stat "$WORK/server.stats" made_send)" "600+200"
 stop_pid=$PID_server
 kill -USR1 "$stop_pid"
-wait_until 5 bash -c "[ \$(awk '\$1==\"made_shake\"{print \$2}' '$WORK/server.stats') -ge 900 ]" || fail "second cycle did not start"
+made_shake_ge() { [ "$(stat "$WORK/server.stats" made_shake)" -ge "$1" ]; }
+wait_until 5 made_shake_ge 900 || fail "second cycle did not start"
 stop server KILL
 log "server killed in the middle of cycle 2 (made $(stat "$WORK/server.stats" made_shake) shake packets)"
 rm -f "$WORK/server.stats"

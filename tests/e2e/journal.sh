@@ -10,7 +10,8 @@ P=$(first_port "$PORTS")
 ARGS=(--sets 2 --port "$PORTS" --users 100 --rate 1000 --total 300 --journal "$WORK/j" --no-fsync)
 start server "$BIN/hb-server" "${ARGS[@]}" --stats-file "$WORK/s1.stats"
 wait_until 10 listening "$P" || fail "server did not listen"
-wait_until 5 bash -c "[ \"\$(awk '\$1==\"made_shake\"{print \$2}' '$WORK/s1.stats')\" = 300 ]" || fail "packets not made"
+all_made() { [ "$(stat "$WORK/s1.stats" made_shake)" = 300 ]; }
+wait_until 5 all_made || fail "packets not made"
 stop server
 size=$(wc -c <"$WORK/j")
 cp "$WORK/j" "$WORK/j.orig"
