@@ -37,7 +37,7 @@ typedef struct cl_config {
     char *clock;        /* "local" or "server" */
     int64_t clock_skew_us; /* tests: pretend the local clock is off by this much */
     char *control;      /* HTTP control address, NULL = off */
-    bool echo;          /* raw echo mode (against tools/echo-floor) */
+    bool echo;          /* raw echo mode (against tools/bench/echo-floor) */
     bool shake;         /* send shakes (off: only connect, open, chat) */
     bool wait_connected; /* start shaking once all users are logged in */
     int64_t seed;

@@ -77,7 +77,7 @@ static const hb_opt opts[] = {
     {"clock", HB_OPT_STR, &cl.cfg.clock, "local|server", "schedule on the local clock or on the server's (estimated offset)", 0, 0},
     {"clock-skew", HB_OPT_INT, &cl.cfg.clock_skew_us, "US", "for tests: pretend the local clock is off by US microseconds", -1e12, 1e12},
     {"control", HB_OPT_STR, &cl.cfg.control, "ADDR:PORT", "serve the HTTP control interface (GET /stats, POST /qps /pause /resume)", 0, 0},
-    {"echo", HB_OPT_BOOL, &cl.cfg.echo, NULL, "raw echo mode: no login, count echoed shakes (for tools/echo-floor)", 0, 0},
+    {"echo", HB_OPT_BOOL, &cl.cfg.echo, NULL, "raw echo mode: no login, count echoed shakes (for tools/bench/echo-floor)", 0, 0},
     {"shake", HB_OPT_BOOL, &cl.cfg.shake, NULL, "send shakes on schedule", 0, 0},
     {"wait-connected", HB_OPT_BOOL, &cl.cfg.wait_connected, NULL, "start shaking once every user is logged in (at most 30 s)", 0, 0},
     {"seed", HB_OPT_INT, &cl.cfg.seed, "N", "random seed (0 = from the clock)", 0, 9e18},

@@ -187,7 +187,7 @@ static void check_web_dir(const char *dir)
     }
     snprintf(path, sizeof path, "%s/node_modules/uplot/dist/uPlot.iife.min.js", dir);
     if (stat(path, &sb) < 0)
-        hb_log("warning: the chart library is missing (%s): run tools/setup.sh, or 'npm ci' in %s", path, dir);
+        hb_log("warning: the chart library is missing (%s): run tools/dev/setup.sh, or 'npm ci' in %s", path, dir);
 }
 
 static char *describe_columns(void)

@@ -18,9 +18,9 @@ TOTAL=${TOTAL:-2400}
 SEND_TOTAL=${SEND_TOTAL:-1000}
 OUT=${OUT:-$ROOT/out/demo-$(date +%Y%m%d-%H%M%S)}
 
-tools/setup.sh
+tools/dev/setup.sh
 echo "demo: building (build/)"
-tools/build.sh build
+tools/dev/build.sh build
 B=$ROOT/build/bin
 mkdir -p "$OUT"
 

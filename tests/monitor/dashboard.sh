@@ -6,9 +6,9 @@
 # tiles show the run's figures, and a screenshot is written.
 . "$(dirname "$0")/lib.sh"
 CHROME=${CHROME:-/usr/bin/chromium}
-[ -x "$CHROME" ] || fail "chromium not installed (tools/setup.sh installs it)"
+[ -x "$CHROME" ] || fail "chromium not installed (tools/dev/setup.sh installs it)"
 [ -f "$ROOT/monitor/web/node_modules/uplot/dist/uPlot.iife.min.js" ] ||
-  fail "monitor/web/node_modules is missing: run tools/setup.sh (npm ci)"
+  fail "monitor/web/node_modules is missing: run tools/dev/setup.sh (npm ci)"
 
 start_monitor mon "$WORK/mon.tsv" --web "$ROOT/monitor/web"
 start_server

@@ -6,7 +6,7 @@
 # escaping the web directory, POST).  While the run is on, tools/conns counts
 # the client's connections and tools/netmon sees loopback traffic.
 . "$(dirname "$0")/lib.sh"
-command -v promtool >/dev/null || fail "promtool not installed (Debian package prometheus; tools/setup.sh installs it)"
+command -v promtool >/dev/null || fail "promtool not installed (Debian package prometheus; tools/dev/setup.sh installs it)"
 
 start_monitor mon "$WORK/mon.tsv"
 start_server

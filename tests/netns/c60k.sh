@@ -3,7 +3,7 @@
 # hosts in network namespaces (tools/hosts.sh), 60,000 connections to one
 # hb-server with 6 SETs (each well under the 20,000-descriptor table limit),
 # both flows, 20 s of shaking at 3,000/s started on all hosts at the same
-# second through the clients' HTTP control (as tools/bench-c1m.sh does).
+# second through the clients' HTTP control (as tools/bench/c1m.sh does).
 # Asserts every connection established, every shake answered, the ledger
 # check, and that it leaves no namespace, link or kernel setting behind.
 # Exits 77 (skipped) when not root or without network namespace support.
@@ -19,7 +19,7 @@ if ! { ip netns add "$probe" && ip netns del "$probe"; } 2>/dev/null; then
   echo "skip: no network namespace support here (ip netns add failed)"
   exit 77
 fi
-command -v curl >/dev/null || { echo "FAIL: curl is missing (tools/setup.sh installs it)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "FAIL: curl is missing (tools/dev/setup.sh installs it)" >&2; exit 1; }
 
 . "$REPO/tests/e2e/lib.sh"
 

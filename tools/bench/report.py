@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""report.py -- the result file and the short report of tools/bench-c1m.sh.
+"""report.py -- the result file and the short report of tools/bench/c1m.sh.
 
 Inputs (all in --dir, written by the benchmark):
   reports.tsv  every monitor report of the run (collect.py)

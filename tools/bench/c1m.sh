@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/bench-c1m.sh -- the seed's experiment on one box, measured: hb-server
+# tools/bench/c1m.sh -- the seed's experiment on one box, measured: hb-server
 # and 17 client hosts (network namespaces) holding 1,000,000 connections, the
 # three stages (idle; 30,000 shakes/s; 60,000 shakes/s, packets dispensed at
 # 200/s), then the highest sustained shake rate of hb-server and of the echo
@@ -7,12 +7,12 @@
 # check, and a report.  Not part of tools/test.sh: it takes ~10 GB of kernel
 # memory and most of the machine for ~25 minutes at full scale.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 
 usage() {
   cat <<'EOF'
-Usage: tools/bench-c1m.sh [OPTIONS]
+Usage: tools/bench/c1m.sh [OPTIONS]
 
 Scale (defaults: the seed's):
   --users N          connections / users in all (1000000)
@@ -44,7 +44,7 @@ Other:
   --prefix P --net A.B   client host names and /16 (hb, 10.77)
   -h, --help
 
-Reduced scale, a few minutes:  tools/bench-c1m.sh --users 100000 --hosts 4
+Reduced scale, a few minutes:  tools/bench/c1m.sh --users 100000 --hosts 4
 Files in DIR: report.md (printed at the end), result.txt (key=value),
 reports.tsv (every per-second report), phases.tsv, facts.txt, logs,
 server.journal/.stats and the client ledgers; monitor.tsv when
@@ -117,9 +117,9 @@ note() { NOTES+=("$*"); say "note: $*"; }
 : >"$OUT/facts.txt"
 : >"$OUT/phases.tsv"
 
-tools/setup.sh
+tools/dev/setup.sh
 command -v python3 >/dev/null || die "python3 is needed for the report (apt-get install python3)"
-tools/build.sh "$BUILD" >/dev/null
+tools/dev/build.sh "$BUILD" >/dev/null
 B=$ROOT/$BUILD/bin
 [ -x "$B/hb-echo-floor" ] || die "$B/hb-echo-floor is missing"
 hosts() { tools/hosts.sh --prefix "$PREFIX" --net "$NET" "$@"; }

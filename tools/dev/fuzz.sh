@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# tools/fuzz.sh [SECONDS] -- build the libFuzzer targets with clang (ASan +
+# tools/dev/fuzz.sh [SECONDS] -- build the libFuzzer targets with clang (ASan +
 # UBSan) in build-fuzz/ and run each for SECONDS (default 60) from the
 # committed seed corpus (tests/fuzz/corpus, copied: the repo is not touched).
 # Any crash, leak, sanitizer report or timeout fails.  A crashing input is
 # kept in build-fuzz/crashes/.
 #   targets: fuzz_frame (framing), fuzz_server (every message handler through
 #            a real connection), fuzz_journal (replay of arbitrary journals)
-# For a long local run:  tools/fuzz.sh 1800   (or FUZZ_RUNS=10000000 tools/fuzz.sh)
+# For a long local run:  tools/dev/fuzz.sh 1800   (or FUZZ_RUNS=10000000 tools/dev/fuzz.sh)
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SECONDS_EACH=${1:-60}
-command -v clang >/dev/null || { echo "fuzz: clang is not installed (tools/setup.sh)" >&2; exit 1; }
-CC=clang tools/build.sh build-fuzz -DHB_FUZZ=ON -DHB_WERROR=ON >/dev/null 2>&1 || {
+command -v clang >/dev/null || { echo "fuzz: clang is not installed (tools/dev/setup.sh)" >&2; exit 1; }
+CC=clang tools/dev/build.sh build-fuzz -DHB_FUZZ=ON -DHB_WERROR=ON >/dev/null 2>&1 || {
   CC=clang cmake -S . -B build-fuzz -DHB_FUZZ=ON >/dev/null; cmake --build build-fuzz -j"$(nproc)"; exit 1; }
 B=build-fuzz/fuzz
 work=$(mktemp -d /tmp/hb-fuzz.XXXXXX)

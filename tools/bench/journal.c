@@ -1,4 +1,4 @@
-/* bench_journal.c -- hb-bench-journal: what the grant journal costs.
+/* journal.c -- hb-bench-journal: what the grant journal costs.
  *
  * Measured in one run, on the same file system, so the figures compare as
  * ratios on a noisy machine:

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# tools/setup.sh -- install what hongbao needs on a fresh Debian 12 machine
+# tools/dev/setup.sh -- install what hongbao needs on a fresh Debian 12 machine
 # (as root).  Idempotent and quiet when everything is already there; called
-# by tools/demo.sh, tools/test.sh and tools/bench-c1m.sh.
+# by tools/demo.sh, tools/test.sh and tools/bench/c1m.sh.
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 PKGS=(
   build-essential cmake pkg-config            # the build
@@ -15,7 +15,7 @@ PKGS=(
   clang libclang-rt-14-dev                    # libFuzzer and sanitizer runtimes
   gnuplot-nox                                 # tools/plot.sh
   iproute2 procps psmisc curl jq bc           # namespaces, ss, process control, HTTP and JSON in scripts
-  python3                                     # tools/bench-c1m.sh report (standard library only)
+  python3                                     # tools/bench/c1m.sh report (standard library only)
   prometheus                                  # promtool, to validate /metrics
   chromium                                    # headless dashboard test
   nodejs npm                                  # the dashboard's chart library (from the npm registry)

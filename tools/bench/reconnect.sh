@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/bench-reconnect.sh -- the reconnect curve after a server crash.
+# tools/bench/reconnect.sh -- the reconnect curve after a server crash.
 #
 # N users are connected (on loopback, spread over source addresses and server
 # ports); the server is killed with SIGKILL, stays down for --down seconds,
@@ -14,11 +14,11 @@
 # both curves (connections vs seconds since the restart) into one PNG.
 # Not part of tools/test.sh.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 USERS=100000 CLIENTS=5 DOWN=3 CAP=4000 BASE=100 OUT=""
 usage() {
   cat <<'EOF'
-Usage: tools/bench-reconnect.sh [--users N] [--clients K] [--down SEC] [--cap MS] [--base MS] [--out DIR]
+Usage: tools/bench/reconnect.sh [--users N] [--clients K] [--down SEC] [--cap MS] [--base MS] [--out DIR]
   --users N     connections in all (100000)
   --clients K   client processes (5)
   --down SEC    how long the server stays dead (3)
@@ -41,8 +41,8 @@ while [ $# -gt 0 ]; do
 done
 OUT=${OUT:-$ROOT/out/reconnect-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-"$ROOT/tools/setup.sh"
-"$ROOT/tools/build.sh" "$ROOT/build"
+"$ROOT/tools/dev/setup.sh"
+"$ROOT/tools/dev/build.sh" "$ROOT/build"
 B=$ROOT/build/bin
 
 PIDS=()

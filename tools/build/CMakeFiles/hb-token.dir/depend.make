@@ -1,0 +1,2 @@
+# Empty dependencies file for hb-token.
+# This may be replaced when dependencies are built.
