@@ -16,42 +16,41 @@ int hb_ledger_open(hb_ledger *l, const char *path, const char *header, char *err
         snprintf(err, errlen, "ledger %s: %s", path, strerror(errno));
         return -1;
     }
-    fprintf(l->f, "# hongbao client ledger v1: W packet uid amount | S packet uid share\n# %s\n", header);
+    fprintf(l->f, "%s\n# %s\n", HB_LEDGER_HEADER, header);
     return 0;
 }
 
-void hb_ledger_win(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t amount)
+/* One line in the format of proto/ledgerfile.h. */
+static void put(hb_ledger *l, const hb_lline *line)
 {
+    char buf[128];
+    size_t n = hb_lline_format(buf, sizeof buf, line);
     pthread_mutex_lock(&l->mu);
-    l->wins++;
-    if (l->f)
-        fprintf(l->f, "W %llu %u %u\n", (unsigned long long)packet_id, uid, amount);
+    l->wins += line->type == HB_LL_WIN;
+    l->shares += line->type == HB_LL_SHARE;
+    if (l->f && n)
+        fwrite(buf, 1, n, l->f);
     pthread_mutex_unlock(&l->mu);
+}
+
+void hb_ledger_win(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t amount, uint32_t seq)
+{
+    put(l, &(hb_lline){.type = HB_LL_WIN, .packet_id = packet_id, .uid = uid, .amount = amount, .seq = seq});
 }
 
 void hb_ledger_share(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t share)
 {
-    pthread_mutex_lock(&l->mu);
-    l->shares++;
-    if (l->f)
-        fprintf(l->f, "S %llu %u %u\n", (unsigned long long)packet_id, uid, share);
-    pthread_mutex_unlock(&l->mu);
+    put(l, &(hb_lline){.type = HB_LL_SHARE, .packet_id = packet_id, .uid = uid, .amount = share});
 }
 
 void hb_ledger_unanswered_shake(hb_ledger *l, uint32_t uid, uint32_t seq)
 {
-    pthread_mutex_lock(&l->mu);
-    if (l->f)
-        fprintf(l->f, "Q %u %u\n", uid, seq);
-    pthread_mutex_unlock(&l->mu);
+    put(l, &(hb_lline){.type = HB_LL_UNANSWERED_SHAKE, .uid = uid, .seq = seq});
 }
 
 void hb_ledger_unanswered_open(hb_ledger *l, uint64_t packet_id, uint32_t uid)
 {
-    pthread_mutex_lock(&l->mu);
-    if (l->f)
-        fprintf(l->f, "O %llu %u\n", (unsigned long long)packet_id, uid);
-    pthread_mutex_unlock(&l->mu);
+    put(l, &(hb_lline){.type = HB_LL_UNANSWERED_OPEN, .packet_id = packet_id, .uid = uid});
 }
 
 void hb_ledger_flush(hb_ledger *l)

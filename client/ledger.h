@@ -1,11 +1,9 @@
-/* ledger.h -- what a client process won, one line per grant, for the
- * reconciliation against the server's journal (tools/reconcile.c):
- *     W <packet_id> <uid> <amount>     a shake won a packet
- *     S <packet_id> <uid> <share>      an open paid a share of a send packet
- * and, written at exit, what was still unanswered when the client stopped
- * (the server may have paid it; the reply never reached us):
- *     Q <uid> <seq>                    a shake, by the seq the server journals
- *     O <packet_id> <uid>              an open
+/* ledger.h -- what a client process was granted, one line per grant, for
+ * the ledger check against the server's journal (tools/reconcile.c).  The
+ * line format is proto/ledgerfile.h: W (a shake won: packet, uid, amount,
+ * seq), S (an open paid a share), and, written at exit, Q and O for what was
+ * still unanswered when the client stopped (the server may have paid it; the
+ * reply never reached us).
  * Lines are buffered and flushed once a second and at exit; grants are a few
  * hundred a second, so one mutex around the file is plenty.
  * A client records a grant once even if the server repeats it (a retried
@@ -17,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "ledgerfile.h"
 
 typedef struct hb_ledger {
     FILE *f;
@@ -25,7 +24,7 @@ typedef struct hb_ledger {
 } hb_ledger;
 
 int hb_ledger_open(hb_ledger *l, const char *path, const char *header, char *err, size_t errlen);
-void hb_ledger_win(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t amount);
+void hb_ledger_win(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t amount, uint32_t seq);
 void hb_ledger_share(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t share);
 void hb_ledger_unanswered_shake(hb_ledger *l, uint32_t uid, uint32_t seq);
 void hb_ledger_unanswered_open(hb_ledger *l, uint64_t packet_id, uint32_t uid);

@@ -291,7 +291,7 @@ static void on_shake_reply(cl_worker *w, cl_conn *c, const Hb__ShakeReply *r, in
         HB_INC(w->st.wins);
         if (hb_keyset_add(&w->won, r->packet_id, c->uid)) {
             HB_ADD(w->st.amount_won, r->amount);
-            hb_ledger_win(&w->cl->ledger, r->packet_id, c->uid, r->amount);
+            hb_ledger_win(&w->cl->ledger, r->packet_id, c->uid, r->amount, r->seq);
         }
         break;
     case HB__RESULT__RESULT_NOT_YET: HB_INC(w->st.not_yet); break;

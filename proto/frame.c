@@ -1,6 +1,8 @@
 /* frame.c -- delimited protobuf frames, arena unpacking, stream decoding. */
 #include "frame.h"
 
+#include <ctype.h>
+#include <pthread.h>
 #include <string.h>
 
 int hb_frame_scan(const uint8_t *buf, size_t len, size_t max, size_t *prefix, size_t *body)
@@ -154,18 +156,32 @@ int hb_stream_feed(hb_stream *s, const uint8_t *data, size_t n, hb_frame_cb cb, 
 
 const char *hb_body_name(Hb__Frame__BodyCase c)
 {
-    switch (c) {
-    case HB__FRAME__BODY_LOGIN: return "login";
-    case HB__FRAME__BODY_LOGIN_OK: return "login_ok";
-    case HB__FRAME__BODY_SHAKE: return "shake";
-    case HB__FRAME__BODY_SHAKE_REPLY: return "shake_reply";
-    case HB__FRAME__BODY_NOTICE: return "notice";
-    case HB__FRAME__BODY_OPEN: return "open";
-    case HB__FRAME__BODY_OPEN_REPLY: return "open_reply";
-    case HB__FRAME__BODY_CHAT: return "chat";
-    case HB__FRAME__BODY_ERROR: return "error";
-    case HB__FRAME__BODY_REPORT: return "report";
-    case HB__FRAME__BODY_RECORD: return "record";
-    default: return "none";
+    /* The oneof's field names in hongbao.proto: the schema is the one home. */
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(&hb__frame__descriptor, (unsigned)c);
+    return f ? f->name : "none";
+}
+
+/* ErrorCode names without "ERR_", in lower case, made once from the enum's
+ * descriptor ("ERR_FRAME_TOO_LARGE" -> "frame_too_large"). */
+static char err_names[HB_ERR_N][48];
+
+static void err_names_init(void)
+{
+    for (int code = 0; code < HB_ERR_N; code++) {
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&hb__error_code__descriptor, code);
+        const char *n = v ? v->name : "unknown";
+        if (!strncmp(n, "ERR_", 4))
+            n += 4;
+        size_t i = 0;
+        for (; n[i] && i < sizeof err_names[code] - 1; i++)
+            err_names[code][i] = (char)tolower((unsigned char)n[i]);
+        err_names[code][i] = 0;
     }
+}
+
+const char *hb_error_name(int code)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, err_names_init);
+    return code >= 0 && code < HB_ERR_N ? err_names[code] : "unknown";
 }

@@ -97,7 +97,14 @@ void hb_stream_init(hb_stream *s, size_t max);
  * stream is then broken and must be dropped). */
 int hb_stream_feed(hb_stream *s, const uint8_t *data, size_t n, hb_frame_cb cb, void *ctx);
 
-/* Name of an oneof case, for messages and logs. */
+/* Name of an oneof case ("shake_reply"), from the schema's descriptor. */
 const char *hb_body_name(Hb__Frame__BodyCase c);
+
+/* ErrorCode values 0..HB_ERR_N-1 (a unit test checks this against the enum's
+ * descriptor, so a new code in hongbao.proto cannot be forgotten here). */
+#define HB_ERR_N 18
+/* An ErrorCode's name from the enum descriptor, lower case without "ERR_"
+ * ("frame_too_large"): the stats files' err_* counters use it. */
+const char *hb_error_name(int code);
 
 #endif

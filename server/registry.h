@@ -12,11 +12,8 @@
 #include <stdint.h>
 #include "hongbao.pb-c.h"
 #include "journal.h"
+#include "money.h"
 
-#define HB_SPLIT_MAX 8
-/* Send-flow packet ids start here so the two flows never share an id and a
- * ledger line tells its flow at a glance: shake packets are 1, 2, 3 ... */
-#define HB_SEND_ID_BASE 1000000000000ULL
 
 typedef struct hb_sendpkt {
     uint32_t amount;
@@ -51,8 +48,6 @@ typedef struct hb_registry {
 
 int hb_registry_init(hb_registry *r);
 void hb_registry_free(hb_registry *r);
-
-static inline uint64_t hb_send_id(uint64_t k) { return HB_SEND_ID_BASE + 1 + k; }
 
 /* Producer and replay only (one thread at a time): publish packet `id`,
  * which must be the next one (ids are dense); -1 otherwise. */

@@ -2,21 +2,12 @@
  * monitor report, the --progress line and the final summary. */
 #include "stats.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include "statsfile.h"
 #include "server.h"
 #include "set.h"
-
-static const char *err_names[HB_ERR_N] = {
-    "none",           "frame_too_large", "frame_empty",    "bad_message", "unknown_type",   "not_logged_in",
-    "already_logged", "bad_uid",         "bad_token",      "replaced",    "login_timeout",  "frame_timeout",
-    "server_full",    "addr_limit",      "not_allowed",    "chat_invalid", "shutting_down", "output_overflow",
-};
-
-const char *hb_err_name(int code)
-{
-    return code >= 0 && code < HB_ERR_N ? err_names[code] : "?";
-}
 
 void hb_stats_sum(hb_server *s, hb_totals *t)
 {
@@ -47,52 +38,65 @@ void hb_stats_write(hb_server *s, const hb_totals *t, const char *path, bool fin
 {
     if (!path || !*path)
         return;
-    static char buf[1 << 16];
-    size_t n = 0;
-#define P(...) n += (size_t)snprintf(buf + n, n < sizeof buf ? sizeof buf - n : 0, __VA_ARGS__)
-    P("# hb-server counters: 'name value', rewritten every second%s\n", final ? " (final)" : "");
-    P("final %d\n", final ? 1 : 0);
-    P("time_us %lld\n", (long long)hb_now_us());
-    P("uptime_s %.3f\n", (double)(hb_now_us() - s->start_us) / 1e6);
-    P("sets %d\n", s->nsets);
-    P("max_conns_per_set %lld\n", (long long)s->cfg.max_conns);
-#define X(name, help) P("%s %llu\n", #name, (unsigned long long)t->name);
+    static char mem[1 << 16];
+    hb_statsbuf b;
+    char name[64];
+    hb_sb_init(&b, mem, sizeof mem);
+    hb_sb_comment(&b, "hb-server counters: 'name value', rewritten every second%s", final ? " (final)" : "");
+    hb_sb_u64(&b, "final", final);
+    hb_sb_i64(&b, "time_us", hb_now_us());
+    hb_sb_f(&b, "uptime_s", (double)(hb_now_us() - s->start_us) / 1e6);
+    hb_sb_u64(&b, "sets", (uint64_t)s->nsets);
+    hb_sb_u64(&b, "max_conns_per_set", (uint64_t)s->cfg.max_conns);
+#define X(n, help) hb_sb_u64(&b, #n, t->n);
     HB_SET_COUNTERS(X)
 #undef X
-    P("conns %llu\nactive %llu\ndeferred %llu\nqueued %llu\n", (unsigned long long)t->conns,
-      (unsigned long long)t->active, (unsigned long long)t->deferred, (unsigned long long)t->queued);
-    for (int e = 1; e < HB_ERR_N; e++)
-        P("err_%s %llu\n", err_names[e], (unsigned long long)t->err[e]);
-    P("errors %llu\n", (unsigned long long)err_total(t));
-    P("made_shake %llu\nmade_send %llu\nproducer_stalls %llu\n", (unsigned long long)HB_GET(s->prod.made_shake),
-      (unsigned long long)HB_GET(s->prod.made_send), (unsigned long long)HB_GET(s->prod.stalls));
-    P("event_started %d\ncycle %d\n", atomic_load(&s->event_started) ? 1 : 0, atomic_load(&s->cycles_started));
-    P("journal_appends %llu\njournal_batches %llu\njournal_bytes %llu\njournal_max_batch %llu\njournal_sync_us %llu\n",
-      (unsigned long long)atomic_load(&s->journal.appends), (unsigned long long)atomic_load(&s->journal.batches),
-      (unsigned long long)atomic_load(&s->journal.bytes), (unsigned long long)atomic_load(&s->journal.max_batch),
-      (unsigned long long)atomic_load(&s->journal.sync_us));
-    P("replayed_wins %llu\nreplayed_win_amount %llu\nreplayed_shares %llu\nreplayed_share_amount %llu\n",
-      (unsigned long long)s->replayed_wins, (unsigned long long)s->replayed_win_amount,
-      (unsigned long long)s->replayed_shares, (unsigned long long)s->replayed_share_amount);
-    P("online %llu\nparked_now %llu\nparked %llu\nparked_delivered %llu\nparked_dropped %llu\nroute_drops %llu\n",
-      (unsigned long long)atomic_load(&s->dir.online), (unsigned long long)atomic_load(&s->dir.pending),
-      (unsigned long long)atomic_load(&s->dir.parked), (unsigned long long)atomic_load(&s->dir.delivered),
-      (unsigned long long)atomic_load(&s->dir.dropped), (unsigned long long)hb_server_route_drops());
-    P("reports_sent %llu\nreports_dropped %llu\n", (unsigned long long)HB_GET(s->reporter.sent),
-      (unsigned long long)HB_GET(s->reporter.dropped));
+    hb_sb_u64(&b, "conns", t->conns);
+    hb_sb_u64(&b, "active", t->active);
+    hb_sb_u64(&b, "deferred", t->deferred);
+    hb_sb_u64(&b, "queued", t->queued);
+    for (int e = 1; e < HB_ERR_N; e++) {
+        snprintf(name, sizeof name, "err_%s", hb_error_name(e));
+        hb_sb_u64(&b, name, t->err[e]);
+    }
+    hb_sb_u64(&b, "errors", err_total(t));
+    hb_sb_u64(&b, "made_shake", HB_GET(s->prod.made_shake));
+    hb_sb_u64(&b, "made_send", HB_GET(s->prod.made_send));
+    hb_sb_u64(&b, "producer_stalls", HB_GET(s->prod.stalls));
+    hb_sb_u64(&b, "event_started", atomic_load(&s->event_started));
+    hb_sb_u64(&b, "cycle", (uint64_t)atomic_load(&s->cycles_started));
+    hb_sb_u64(&b, "journal_appends", atomic_load(&s->journal.appends));
+    hb_sb_u64(&b, "journal_batches", atomic_load(&s->journal.batches));
+    hb_sb_u64(&b, "journal_bytes", atomic_load(&s->journal.bytes));
+    hb_sb_u64(&b, "journal_max_batch", atomic_load(&s->journal.max_batch));
+    hb_sb_u64(&b, "journal_sync_us", atomic_load(&s->journal.sync_us));
+    hb_sb_u64(&b, "replayed_wins", s->replayed_wins);
+    hb_sb_u64(&b, "replayed_win_amount", s->replayed_win_amount);
+    hb_sb_u64(&b, "replayed_shares", s->replayed_shares);
+    hb_sb_u64(&b, "replayed_share_amount", s->replayed_share_amount);
+    hb_sb_u64(&b, "online", atomic_load(&s->dir.online));
+    hb_sb_u64(&b, "parked_now", atomic_load(&s->dir.pending));
+    hb_sb_u64(&b, "parked", atomic_load(&s->dir.parked));
+    hb_sb_u64(&b, "parked_delivered", atomic_load(&s->dir.delivered));
+    hb_sb_u64(&b, "parked_dropped", atomic_load(&s->dir.dropped));
+    hb_sb_u64(&b, "route_drops", hb_server_route_drops());
+    hb_sb_u64(&b, "reports_sent", HB_GET(s->reporter.sent));
+    hb_sb_u64(&b, "reports_dropped", HB_GET(s->reporter.dropped));
     for (int i = 0; i < s->nsets; i++) {
         hb_set_stats *st = &s->sets[i]->st;
-        P("set.%d.conns %llu\nset.%d.shakes %llu\nset.%d.replies %llu\nset.%d.wins %llu\nset.%d.losses %llu\n"
-          "set.%d.dealt %llu\n",
-          i, (unsigned long long)HB_GET(st->conns), i, (unsigned long long)HB_GET(st->shakes), i,
-          (unsigned long long)HB_GET(st->replies), i, (unsigned long long)HB_GET(st->wins), i,
-          (unsigned long long)HB_GET(st->losses), i, (unsigned long long)HB_GET(s->prod.dealt[i]));
+        const struct {
+            const char *what;
+            uint64_t v;
+        } per[] = {{"conns", HB_GET(st->conns)},     {"shakes", HB_GET(st->shakes)}, {"replies", HB_GET(st->replies)},
+                   {"wins", HB_GET(st->wins)},       {"losses", HB_GET(st->losses)},
+                   {"dealt", HB_GET(s->prod.dealt[i])}};
+        for (size_t k = 0; k < HB_ARRAY_LEN(per); k++) {
+            snprintf(name, sizeof name, "set.%d.%s", i, per[k].what);
+            hb_sb_u64(&b, name, per[k].v);
+        }
     }
-#undef P
-    if (n >= sizeof buf)
-        n = sizeof buf - 1;
-    if (hb_write_file_atomic(path, buf, n) < 0)
-        hb_log("warning: cannot write stats file %s", path);
+    if (hb_sb_write(&b, path) < 0)
+        hb_log("warning: cannot write stats file %s: %s", path, strerror(errno));
 }
 
 static hb_totals prev;

@@ -5,7 +5,7 @@
 #define HB_STATS_H
 
 #include <stdio.h>
-#include "hongbao.pb-c.h"
+#include "frame.h"
 #include "util.h"
 
 /* name, meaning (shown in the stats file header comments and README) */
@@ -41,8 +41,6 @@
     X(bytes_in, "bytes read")                                                     \
     X(bytes_out, "bytes written")
 
-#define HB_ERR_N 18 /* ErrorCode values 0..17 (proto/hongbao.proto) */
-
 typedef struct hb_set_stats {
 #define X(name, help) hb_counter name;
     HB_SET_COUNTERS(X)
@@ -73,7 +71,5 @@ void hb_stats_tick(struct hb_server *s, int64_t second);
 void hb_stats_final_report(struct hb_server *s);
 /* The final summary line on stderr. */
 void hb_stats_summary(struct hb_server *s);
-
-const char *hb_err_name(int code);
 
 #endif

@@ -92,7 +92,7 @@ static void bad_input(void)
     f.body_case = HB__FRAME__BODY_LOGIN;
     f.login = &l;
     bad_frame("a second login on one connection", true, &f, HB__ERROR_CODE__ERR_ALREADY_LOGGED_IN,
-              "err_already_logged");
+              "err_already_logged_in");
     l.uid = 1000; /* users are 0..999 */
     bad_frame("uid out of range", false, &f, HB__ERROR_CODE__ERR_BAD_UID, "err_bad_uid");
     char longtext[HB_CHAT_MAX + 50];

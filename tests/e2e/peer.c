@@ -212,20 +212,18 @@ uint64_t peer_server_cpu_ms(peer_server *s)
     return (ut + st) * 1000 / (uint64_t)sysconf(_SC_CLK_TCK);
 }
 
+/* The counter through the one stats-file reader (proto/statsfile.h); *found
+ * is 0 when the file or the counter is missing (or not a number). */
 static uint64_t read_stat(peer_server *s, const char *name, int *found)
 {
-    FILE *f = fopen(s->stats, "r");
+    hb_statsfile f;
+    char err[256];
+    uint64_t v = 0;
     *found = 0;
-    if (!f)
+    if (hb_statsfile_load(&f, s->stats, err, sizeof err) < 0)
         return 0;
-    char line[256], key[128];
-    unsigned long long v = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "%127s %llu", key, &v) == 2 && !strcmp(key, name)) {
-            *found = 1;
-            break;
-        }
-    fclose(f);
+    *found = hb_statsfile_u64(&f, name, &v) == 1;
+    hb_statsfile_free(&f);
     return v;
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "frame.h"
+#include "statsfile.h"
 
 typedef struct peer_server {
     pid_t pid;
