@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -144,12 +143,6 @@ int hb_parse_hostport(const char *spec, struct sockaddr_in *sa, char *err, size_
     sa->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
     freeaddrinfo(res);
     return 0;
-}
-
-int hb_set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
 int hb_listen_tcp(const struct in_addr *addr, int port, int backlog, bool reuseport, char *err, size_t errlen)

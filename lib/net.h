@@ -20,7 +20,6 @@ int hb_parse_addrs(const char *spec, struct in_addr *out, int max, char *err, si
 /* "host:port" (IPv4 literal or name) into sa; -1 with err. */
 int hb_parse_hostport(const char *spec, struct sockaddr_in *sa, char *err, size_t errlen);
 
-int hb_set_nonblock(int fd);
 
 /* A non-blocking listening socket with SO_REUSEADDR (+ SO_REUSEPORT when
  * asked: one listener per SET on the same port, the kernel spreads the

@@ -45,10 +45,11 @@ typedef _Atomic uint64_t hb_counter;
 #define HB_ADD(c, n) \
     atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n), memory_order_relaxed)
 #define HB_GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
-#define HB_SET(c, v) atomic_store_explicit(&(c), (v), memory_order_relaxed)
-#define HB_DEC(c) HB_SET(c, HB_GET(c) - 1)
+#define HB_STORE(c, v) atomic_store_explicit(&(c), (v), memory_order_relaxed)
+#define HB_DEC(c) HB_STORE(c, HB_GET(c) - 1)
 
-/* xorshift-style PRNG (splitmix64): cheap, seedable, per thread. */
+/* splitmix64 (Steele, Lea, Flood 2014): a counter-based generator, cheap,
+ * seedable, one state word per thread; not for secrets. */
 static inline uint64_t hb_rand64(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);

@@ -93,14 +93,3 @@ void hb_addr_release(struct hb_addr_limit *a, uint32_t addr)
     }
     pthread_mutex_unlock(mu);
 }
-
-uint32_t hb_addr_count(struct hb_addr_limit *a, uint32_t addr)
-{
-    pthread_mutex_t *mu;
-    uint32_t h = hash(addr);
-    pthread_mutex_lock(&a->s[h >> 6].mu);
-    node **pp = slot(a, addr, &mu);
-    uint32_t n = *pp ? (*pp)->n : 0;
-    pthread_mutex_unlock(mu);
-    return n;
-}

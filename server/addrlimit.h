@@ -13,6 +13,5 @@ void hb_addr_free(struct hb_addr_limit *a);
 /* Count one more connection from addr unless it already has `limit`. */
 bool hb_addr_acquire(struct hb_addr_limit *a, uint32_t addr, uint32_t limit);
 void hb_addr_release(struct hb_addr_limit *a, uint32_t addr);
-uint32_t hb_addr_count(struct hb_addr_limit *a, uint32_t addr);
 
 #endif

@@ -10,47 +10,7 @@
 #include "set.h"
 #include "stats.h"
 
-static hb_server srv = {
-    .cfg = {
-        .listen = "0.0.0.0",
-        .ports = "7000",
-        .sets = 64,
-        .max_conns = 0,
-        .users = 1000000,
-        .private_fds = true,
-        .backlog = 65535,
-        .rate = 200,
-        .total = 40000,
-        .amount_min = 1,
-        .amount_max = 20000,
-        .start_delay = 0,
-        .queue = 4096,
-        .send_rate = 200,
-        .send_total = 0,
-        .send_split = 3,
-        .send_amount_min = 3,
-        .send_amount_max = 30000,
-        .send_concurrent = false,
-        .inbox = 1024,
-        .pending_max = 1000000,
-        .pending_per_uid = 16,
-        .journal = "hongbao.journal",
-        .fsync = true,
-        .secret_file = NULL,
-        .login_timeout = 5,
-        .frame_timeout = 5,
-        .linger = 2,
-        .shake_limit = 1,
-        .chat_limit = 5,
-        .addr_limit = 0,
-        .monitor = NULL,
-        .instance = "server",
-        .stats_file = NULL,
-        .stats_every_ms = 1000,
-        .progress = false,
-        .seed = 0,
-    },
-};
+static hb_server srv; /* settings from hb_server_defaults(), then the config file and flags */
 
 static const hb_opt opts[] = {
     {"listen", HB_OPT_STR, &srv.cfg.listen, "ADDR", "IPv4 address to listen on", 0, 0},
@@ -141,6 +101,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 int main(int argc, char **argv)
 {
     hb_prog = "hb-server";
+    hb_server_defaults(&srv.cfg);
     int first = hb_cli_parse(&cli, argc, argv);
     if (first < argc) {
         fprintf(stderr, "hb-server: unexpected argument '%s'\nhb-server: see 'hb-server --help'\n", argv[first]);

@@ -35,8 +35,8 @@ void hb_flow_set(hb_flow *f, double rate, uint64_t total, uint64_t made, uint32_
 
 void hb_producer_sync_counters(hb_producer *p)
 {
-    HB_SET(p->made_shake, p->shake.made);
-    HB_SET(p->made_send, p->send.made);
+    HB_STORE(p->made_shake, p->shake.made);
+    HB_STORE(p->made_send, p->send.made);
 }
 
 static bool flow_done(const hb_flow *f)
@@ -103,7 +103,7 @@ static void make_shake(hb_producer *p)
     rec.time_us = hb_now_us();
     p->ops.created(p->ops.ctx, &rec);
     f->made++;
-    HB_SET(p->made_shake, f->made);
+    HB_STORE(p->made_shake, f->made);
     atomic_store(&p->started, true);
     if (!deal(p, &pk)) {
         p->holding = true;
@@ -144,7 +144,7 @@ static void make_send(hb_producer *p)
     rec.time_us = hb_now_us();
     p->ops.created(p->ops.ctx, &rec);
     f->made++;
-    HB_SET(p->made_send, f->made);
+    HB_STORE(p->made_send, f->made);
     p->ops.sent(p->ops.ctx, id, &sp);
 }
 

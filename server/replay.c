@@ -5,22 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include "jfile.h"
-#include "server.h"
+#include "util.h"
 
 typedef struct shake_state {
     uint32_t amount;
     uint8_t created, won;
 } shake_state;
 
-int hb_replay(hb_server *s, const char *path, hb_replay_t *rp, char *err, size_t errlen)
+int hb_replay(hb_registry *reg, const char *path, hb_replay_t *rp, char *err, size_t errlen)
 {
     hb_jfile jf;
     if (hb_jfile_open(&jf, path, err, errlen) < 0)
         return -1;
-    return hb_replay_jfile(s, &jf, rp, err, errlen);
+    return hb_replay_jfile(reg, &jf, rp, err, errlen);
 }
 
-int hb_replay_jfile(hb_server *s, hb_jfile *jfp, hb_replay_t *rp, char *err, size_t errlen)
+int hb_replay_jfile(hb_registry *reg, hb_jfile *jfp, hb_replay_t *rp, char *err, size_t errlen)
 {
     memset(rp, 0, sizeof *rp);
     shake_state *sh = NULL;
@@ -62,7 +62,7 @@ int hb_replay_jfile(hb_server *s, hb_jfile *jfp, hb_replay_t *rp, char *err, siz
             }
             memcpy(p.uid, r->recipients, r->n_recipients * sizeof *p.uid);
             memcpy(p.share, r->shares, r->n_shares * sizeof *p.share);
-            if (hb_registry_put_send(&s->reg, r->packet_id, &p) < 0) { /* must be the next id */
+            if (hb_registry_put_send(reg, r->packet_id, &p) < 0) { /* must be the next id */
                 hb_log("replay: ANOMALY: send packet %llu created out of order (expected %llu)",
                        (unsigned long long)r->packet_id, (unsigned long long)hb_send_id(rp->send_made));
                 rp->anomalies++;
@@ -84,9 +84,9 @@ int hb_replay_jfile(hb_server *s, hb_jfile *jfp, hb_replay_t *rp, char *err, siz
             sh[id - 1].won = 1;
             rp->wins++;
             rp->win_amount += r->amount;
-            hb_registry_add_grant(&s->reg, r->uid, r->seq, id, r->amount, 0);
+            hb_registry_add_grant(reg, r->uid, r->seq, id, r->amount, 0);
         } else if (r->type == HB__RECORD_TYPE__REC_SHARE) {
-            if (!hb_registry_mark_opened(&s->reg, r->packet_id, r->uid, r->amount)) {
+            if (!hb_registry_mark_opened(reg, r->packet_id, r->uid, r->amount)) {
                 hb_log("replay: ANOMALY: share of packet %llu to uid %u is not consistent",
                        (unsigned long long)r->packet_id, r->uid);
                 rp->anomalies++;

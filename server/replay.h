@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include "pqueue.h"
 
-struct hb_server;
+#include "registry.h"
 
 typedef struct hb_replay {
     uint64_t records;
@@ -26,11 +26,11 @@ typedef struct hb_replay {
     size_t n_unwon;
 } hb_replay_t;
 
-/* Fills s->reg (send packets, grants) and rp.  0, or -1 with err. */
-int hb_replay(struct hb_server *s, const char *path, hb_replay_t *rp, char *err, size_t errlen);
+/* Fills reg (send packets, grants) and rp.  0, or -1 with err. */
+int hb_replay(hb_registry *reg, const char *path, hb_replay_t *rp, char *err, size_t errlen);
 /* The same from an opened journal (closed by the call). */
 struct hb_jfile;
-int hb_replay_jfile(struct hb_server *s, struct hb_jfile *jf, hb_replay_t *rp, char *err, size_t errlen);
+int hb_replay_jfile(hb_registry *reg, struct hb_jfile *jf, hb_replay_t *rp, char *err, size_t errlen);
 void hb_replay_free(hb_replay_t *rp);
 
 #endif

@@ -1,5 +1,11 @@
-/* server.c -- bringing the server up and down: replay, SETs, journal,
- * producer thread, and the routing function every thread uses. */
+/* server.c -- bringing the server up and down: settings checked, the journal
+ * replayed and opened, the SETs created and started, the producer thread
+ * started; and the reverse.
+ *
+ * Start-up order matters: everything another thread will ever write to (each
+ * SET's loop and eventfd) is made by main before any SET thread unshares its
+ * descriptor table (set.c), and every thread but main starts with all
+ * signals blocked, so signals reach main's libev loop only. */
 #include "server.h"
 
 #include <errno.h>
@@ -10,147 +16,48 @@
 #include <sys/resource.h>
 #include <arpa/inet.h>
 #include "addrlimit.h"
+#include "dealer.h"
 #include "replay.h"
 #include "set.h"
 
-static _Atomic uint64_t route_drops_nowhere; /* see hb_server_route_drops */
-
-/* ---- routing ---------------------------------------------------------------- */
-
-bool hb_route(hb_server *s, hb_msg *m)
+void hb_server_defaults(hb_config *c)
 {
-    if (m->uid >= s->dir.users) {
-        atomic_fetch_add(&route_drops_nowhere, 1);
-        return false;
-    }
-    for (int tries = 0; tries < 4; tries++) {
-        uint64_t loc = hb_dir_get(&s->dir, m->uid);
-        if (!loc) {
-            int r = hb_dir_park(&s->dir, m, &loc);
-            if (r == HB_PARK_STORED)
-                return true;
-            if (r == HB_PARK_DROPPED)
-                return false; /* counted by the directory */
-            /* the user logged in meanwhile: route to where it is now */
-        }
-        hb_set *t = s->sets[HB_LOC_SET(loc)];
-        /* Chat may fill three quarters of an inbox: notices and kicks
-         * always find room. */
-        if (m->type == HB_MSG_CHAT && hb_inbox_size(&t->inbox) >= (t->inbox.mask + 1) / 4 * 3) {
-            atomic_fetch_add(&route_drops_nowhere, 1);
-            return false;
-        }
-        if (!hb_inbox_push(&t->inbox, m)) {
-            atomic_fetch_add(&route_drops_nowhere, 1);
-            return false;
-        }
-        ev_async_send(t->loop, &t->wake);
-        return true;
-    }
-    atomic_fetch_add(&route_drops_nowhere, 1);
-    return false;
+    *c = (hb_config){
+        .listen = "0.0.0.0",
+        .ports = "7000",
+        .sets = 64,
+        .max_conns = 0,
+        .users = 1000000,
+        .private_fds = true,
+        .backlog = 65535,
+        .rate = 200,
+        .total = 40000,
+        .amount_min = 1,
+        .amount_max = 20000,
+        .queue = 4096,
+        .send_rate = 200,
+        .send_split = 3,
+        .send_amount_min = 3,
+        .send_amount_max = 30000,
+        .inbox = 1024,
+        .pending_max = 1000000,
+        .pending_per_uid = 16,
+        .journal = "hongbao.journal",
+        .fsync = true,
+        .login_timeout = 5,
+        .frame_timeout = 5,
+        .linger = 2,
+        .shake_limit = 1,
+        .chat_limit = 5,
+        .instance = "server",
+        .stats_every_ms = 1000,
+    };
 }
 
-uint64_t hb_server_route_drops(void)
-{
-    return atomic_load(&route_drops_nowhere);
-}
+/* ---- settings ------------------------------------------------------------------ */
 
-/* ---- producer wiring ---------------------------------------------------------- */
-
-/* Cycles of `per` packets it takes to have made `made` (0 if per is 0). */
-static int cycles_for(uint64_t made, int64_t per)
-{
-    return per > 0 ? (int)((made + (uint64_t)per - 1) / (uint64_t)per) : 0;
-}
-
-static void op_created(void *ctx, const Hb__Record *rec)
-{
-    hb_server *s = ctx;
-    hb_journal_append(&s->journal, rec, -1);
-}
-
-static bool op_deal(void *ctx, int set, const hb_packet *p)
-{
-    hb_server *s = ctx;
-    /* No wake-up: the queue is read by the next shake in that SET, so waking
-     * the loop would cost a syscall and a loop turn for nothing. */
-    return hb_pqueue_push(&s->sets[set]->q, p);
-}
-
-static void notify_recipients(hb_server *s, uint64_t id, const hb_sendpkt *p, uint8_t skip_mask)
-{
-    for (unsigned i = 0; i < p->n; i++) {
-        if (skip_mask & (1u << i))
-            continue;
-        hb_msg m = {.type = HB_MSG_NOTICE, .uid = p->uid[i], .amount = p->amount, .split = p->n, .packet_id = id};
-        hb_route(s, &m);
-    }
-}
-
-static void op_sent(void *ctx, uint64_t id, const hb_sendpkt *p)
-{
-    hb_server *s = ctx;
-    hb_registry_put_send(&s->reg, id, p);
-    notify_recipients(s, id, p, 0);
-}
-
-static uint32_t op_pick(void *ctx, uint64_t *rng)
-{
-    hb_server *s = ctx;
-    uint32_t u = 0;
-    /* Prefer users who are online, as the seed does; after a few misses
-     * take anyone: the notice waits for their login. */
-    for (int i = 0; i < 16; i++) {
-        u = hb_rand_below(rng, s->dir.users);
-        if (hb_dir_get(&s->dir, u))
-            break;
-    }
-    return u;
-}
-
-static pthread_t producer_th;
-static bool producer_running;
-
-static void *producer_main(void *arg)
-{
-    hb_server *s = arg;
-    hb_producer *p = &s->prod;
-    pthread_setname_np(pthread_self(), "hb-producer");
-    int64_t start = hb_mono_us() + (int64_t)(s->cfg.start_delay * 1e6);
-    hb_sleep_until_mono(start);
-    hb_producer_start(p, start);
-    atomic_store(&s->event_started, true);
-    while (!atomic_load(&s->stopping)) {
-        int64_t now = hb_mono_us();
-        int want = atomic_load(&s->cycles_requested);
-        while (atomic_load(&s->cycles_started) < want) { /* SIGUSR1: one more cycle */
-            hb_producer_add_cycle(p, (uint64_t)s->cfg.total, (uint64_t)s->cfg.send_total, now);
-            hb_log("producer cycle %d: %lld more shake-flow packets, then %lld send-flow packets",
-                   atomic_fetch_add(&s->cycles_started, 1) + 1, (long long)s->cfg.total, (long long)s->cfg.send_total);
-        }
-        hb_producer_step(p, now);
-        int64_t next = hb_producer_next_due(p);
-        if (next < now + 1000)
-            next = now + 1000; /* holding a packet: every queue is full, retry in 1 ms */
-        if (next > now + 100000)
-            next = now + 100000; /* notice `stopping` and new cycles within 100 ms */
-        hb_sleep_until_mono(next);
-    }
-    return NULL;
-}
-
-/* ---- journal commit -> SET wake-up -------------------------------------------- */
-
-static void journal_notify(void *ctx, int set)
-{
-    hb_server *s = ctx;
-    ev_async_send(s->sets[set]->loop, &s->sets[set]->wake);
-}
-
-/* ---- lifecycle ---------------------------------------------------------------- */
-
-static int limits(hb_server *s, char *err, size_t errlen)
+/* What one descriptor table can give to connections, as --max-conns. */
+static void fit_max_conns(hb_server *s)
 {
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -159,9 +66,8 @@ static int limits(hb_server *s, char *err, size_t errlen)
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    /* What one descriptor table can give to connections: the limit minus
-     * what every table inherits (two descriptors per SET loop, stdio,
-     * journal, listeners) and a margin. */
+    /* The limit minus what every table inherits (two descriptors per SET
+     * loop, stdio, journal, listeners) and a margin. */
     uint64_t reserve = 3 * (uint64_t)s->nsets + (uint64_t)s->nports + 64;
     uint64_t per_table = rl.rlim_cur > reserve + 16 ? rl.rlim_cur - reserve : 16;
     uint64_t per_set = s->cfg.private_fds ? per_table : per_table / (uint64_t)s->nsets;
@@ -173,17 +79,12 @@ static int limits(hb_server *s, char *err, size_t errlen)
         hb_log("warning: --max-conns %lld is above what a descriptor table allows here (%llu); accept() will hit EMFILE "
                "first",
                (long long)s->cfg.max_conns, (unsigned long long)per_set);
-    (void)err;
-    (void)errlen;
-    return 0;
 }
 
-int hb_server_init(hb_server *s, char *err, size_t errlen)
+/* Settings that cannot work together. */
+static int check_config(hb_server *s, char *err, size_t errlen)
 {
-    hb_config *c = &s->cfg;
-    s->nsets = (int)c->sets;
-    s->rng_seed = c->seed ? (uint64_t)c->seed : hb_seed();
-    s->start_us = hb_now_us();
+    const hb_config *c = &s->cfg;
     if ((s->nports = hb_parse_ports(c->ports, s->ports, HB_MAX_PORTS, err, errlen)) < 0)
         return -1;
     if (inet_pton(AF_INET, c->listen, &s->listen_addr) != 1) {
@@ -202,11 +103,21 @@ int hb_server_init(hb_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "--send-amount-min must be at least --send-split (every share is >= 1 cent)");
         return -1;
     }
+    return 0;
+}
+
+int hb_server_init(hb_server *s, char *err, size_t errlen)
+{
+    hb_config *c = &s->cfg;
+    s->nsets = (int)c->sets;
+    s->rng_seed = c->seed ? (uint64_t)c->seed : hb_seed();
+    s->start_us = hb_now_us();
+    if (check_config(s, err, errlen) < 0)
+        return -1;
     if (c->secret_file && *c->secret_file &&
         hb_secret_load(c->secret_file, s->secret, &s->secret_len, err, errlen) < 0)
         return -1;
-    if (limits(s, err, errlen) < 0)
-        return -1;
+    fit_max_conns(s);
     if (hb_dir_init(&s->dir, (uint32_t)c->users, (uint64_t)c->pending_max, (uint64_t)c->pending_per_uid) < 0 ||
         hb_registry_init(&s->reg) < 0) {
         snprintf(err, errlen, "out of memory for %lld users", (long long)c->users);
@@ -226,23 +137,26 @@ int hb_server_init(hb_server *s, char *err, size_t errlen)
     return 0;
 }
 
-int hb_server_start(hb_server *s, char *err, size_t errlen)
+/* ---- start-up ------------------------------------------------------------------ */
+
+/* Replay the journal into the registry and *rp, refuse a journal damaged
+ * before its end (unless --journal-cut), then open it for appending. */
+static int load_journal(hb_server *s, hb_replay_t *rp, char *err, size_t errlen)
 {
-    hb_config *c = &s->cfg;
-    hb_replay_t rp;
-    if (hb_replay(s, c->journal, &rp, err, errlen) < 0)
+    const hb_config *c = &s->cfg;
+    if (hb_replay(&s->reg, c->journal, rp, err, errlen) < 0)
         return -1;
-    if (rp.records)
+    if (rp->records)
         hb_log("journal %s: %llu records replayed: %llu+%llu packets made, %llu wins (%llu cents), %llu shares (%llu "
                "cents), %zu unwon packets dealt again%s%s",
-               c->journal, (unsigned long long)rp.records, (unsigned long long)rp.shake_made,
-               (unsigned long long)rp.send_made, (unsigned long long)rp.wins, (unsigned long long)rp.win_amount,
-               (unsigned long long)rp.shares, (unsigned long long)rp.share_amount, rp.n_unwon,
-               rp.stop_reason ? "; cut a " : "", rp.stop_reason ? rp.stop_reason : "");
-    if (rp.anomalies)
+               c->journal, (unsigned long long)rp->records, (unsigned long long)rp->shake_made,
+               (unsigned long long)rp->send_made, (unsigned long long)rp->wins, (unsigned long long)rp->win_amount,
+               (unsigned long long)rp->shares, (unsigned long long)rp->share_amount, rp->n_unwon,
+               rp->stop_reason ? "; cut a " : "", rp->stop_reason ? rp->stop_reason : "");
+    if (rp->anomalies)
         hb_log("journal %s: %llu inconsistent records ignored (see above)", c->journal,
-               (unsigned long long)rp.anomalies);
-    if (rp.intact_after) {
+               (unsigned long long)rp->anomalies);
+    if (rp->intact_after) {
         /* Cutting here would drop durable grants written after the damage,
          * and their packets could be paid again: not without being told. */
         if (!c->journal_cut) {
@@ -250,110 +164,128 @@ int hb_server_start(hb_server *s, char *err, size_t errlen)
                      "journal %s: the entry at byte %zu is damaged (%s) but intact entries follow (from byte %zu): "
                      "this is not a torn tail from a crash. Refusing to start; inspect it (hb-reconcile --journal "
                      "reads it), or start with --journal-cut to cut it at byte %zu and lose what follows",
-                     c->journal, rp.valid, rp.stop_reason, rp.intact_after, rp.valid);
-            hb_replay_free(&rp);
+                     c->journal, rp->valid, rp->stop_reason, rp->intact_after, rp->valid);
             return -1;
         }
         hb_log("warning: --journal-cut: cutting %s at byte %zu; %zu bytes after the damage are dropped", c->journal,
-               rp.valid, rp.size - rp.valid);
+               rp->valid, rp->size - rp->valid);
     }
-    s->replayed_wins = rp.wins;
-    s->replayed_win_amount = rp.win_amount;
-    s->replayed_shares = rp.shares;
-    s->replayed_share_amount = rp.share_amount;
-    if (hb_journal_open(&s->journal, c->journal, c->fsync, rp.valid, err, errlen) < 0) {
-        hb_replay_free(&rp);
-        return -1;
-    }
+    s->replayed_wins = rp->wins;
+    s->replayed_win_amount = rp->win_amount;
+    s->replayed_shares = rp->shares;
+    s->replayed_share_amount = rp->share_amount;
+    return hb_journal_open(&s->journal, c->journal, c->fsync, rp->valid, err, errlen);
+}
 
-    /* Every SET's loop and eventfd exist before any SET thread unshares its
-     * descriptor table (see hb_set_create). */
-    for (int i = 0; i < s->nsets; i++)
-        if (hb_set_create(s, i, err, errlen) < 0) {
-            hb_replay_free(&rp);
-            return -1;
-        }
+/* Cycles of `per` packets it takes to have made `made` (0 if per is 0). */
+static int cycles_for(uint64_t made, int64_t per)
+{
+    return per > 0 ? (int)((made + (uint64_t)per - 1) / (uint64_t)per) : 0;
+}
 
-    hb_producer_ops ops = {.ctx = s, .created = op_created, .deal = op_deal, .sent = op_sent, .pick = op_pick};
-    if (hb_producer_init(&s->prod, &ops, s->nsets, s->rng_seed ^ 0x5eed) < 0) {
-        snprintf(err, errlen, "out of memory");
-        hb_replay_free(&rp);
-        return -1;
-    }
-    s->prod.split = (unsigned)c->send_split;
-    s->prod.send_concurrent = c->send_concurrent;
-    /* Cycles already begun before a restart: as many as what was made needs
-     * (a cycle begun but with nothing made yet is lost with the crash: ask
-     * for it again). */
-    int cycles = 1, a = cycles_for(rp.shake_made, c->total), b = cycles_for(rp.send_made, c->send_total);
+/* The producer continues where the journal ends: the cycles already begun
+ * (a cycle begun but with nothing made yet is lost with the crash: ask for it
+ * again), the packets already made. */
+static int resume_producer(hb_server *s, const hb_replay_t *rp, char *err, size_t errlen)
+{
+    int cycles = 1, a = cycles_for(rp->shake_made, s->cfg.total), b = cycles_for(rp->send_made, s->cfg.send_total);
     cycles = a > cycles ? a : cycles;
     cycles = b > cycles ? b : cycles;
-    atomic_store(&s->cycles_requested, cycles);
-    atomic_store(&s->cycles_started, cycles);
-    hb_flow_set(&s->prod.shake, c->rate, (uint64_t)cycles * (uint64_t)c->total, rp.shake_made, (uint32_t)c->amount_min,
-                (uint32_t)c->amount_max);
-    hb_flow_set(&s->prod.send, c->send_rate, (uint64_t)cycles * (uint64_t)c->send_total, rp.send_made,
-                (uint32_t)c->send_amount_min, (uint32_t)c->send_amount_max);
+    if (hb_dealer_init(s, cycles, rp->shake_made, rp->send_made) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
 
-    /* Packets created before a crash and never won go back into the queues. */
-    for (size_t i = 0; i < rp.n_unwon; i++)
+/* Packets created before a crash and never won go back into the queues. */
+static void deal_unwon(hb_server *s, const hb_replay_t *rp)
+{
+    for (size_t i = 0; i < rp->n_unwon; i++)
         for (int tries = 0; tries < s->nsets; tries++) {
             int k = (int)((i + (size_t)tries) % (size_t)s->nsets);
-            if (hb_pqueue_push(&s->sets[k]->q, &rp.unwon[i]))
+            if (hb_pqueue_push(&s->sets[k]->q, &rp->unwon[i]))
                 break;
             if (tries == s->nsets - 1)
                 hb_log("warning: packet %llu from the journal does not fit any queue (raise --queue)",
-                       (unsigned long long)rp.unwon[i].id);
+                       (unsigned long long)rp->unwon[i].id);
         }
-    if (rp.n_unwon)
+    if (rp->n_unwon)
         atomic_store(&s->event_started, true);
-    hb_replay_free(&rp);
+}
 
-    /* Blocked in every thread but main, which takes them through libev. */
-    sigset_t all;
-    sigfillset(&all);
-    sigset_t old;
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-
-    if (hb_journal_start(&s->journal, s->nsets, journal_notify, s) < 0) {
-        snprintf(err, errlen, "cannot start the journal thread");
-        return -1;
-    }
-    for (int i = 0; i < s->nsets; i++)
-        if (hb_set_start(s->sets[i], err, errlen) < 0) {
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-            return -1;
-        }
-
-    /* Send-flow packets whose recipients had not all opened: tell them
-     * again; they are offline now, so the notices wait for their login. */
-    uint64_t renotified = 0;
+/* Send-flow packets whose recipients had not all opened: tell them again;
+ * they are offline now, so the notices wait for their login. */
+static void renotify_unopened(hb_server *s)
+{
+    uint64_t n = 0;
     for (uint64_t k = 0; k < atomic_load(&s->reg.send_count); k++) {
         hb_sendpkt p;
         if (hb_registry_get_send(&s->reg, hb_send_id(k), &p) && p.opened != (uint8_t)((1u << p.n) - 1)) {
-            notify_recipients(s, hb_send_id(k), &p, p.opened);
-            renotified++;
+            hb_dealer_notify(s, hb_send_id(k), &p, p.opened);
+            n++;
         }
     }
-    if (renotified)
-        hb_log("%llu send packets not fully opened: recipients notified again", (unsigned long long)renotified);
-
-    if (pthread_create(&producer_th, NULL, producer_main, s) != 0) {
-        snprintf(err, errlen, "cannot start the producer thread");
-        return -1;
-    }
-    producer_running = true;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return 0;
+    if (n)
+        hb_log("%llu send packets not fully opened: recipients notified again", (unsigned long long)n);
 }
+
+static void journal_notify(void *ctx, int set)
+{
+    hb_server *s = ctx;
+    ev_async_send(s->sets[set]->loop, &s->sets[set]->wake);
+}
+
+/* The journal writer, the SETs and the producer, with every signal blocked
+ * (they inherit the mask; main takes signals through libev). */
+static int start_threads(hb_server *s, char *err, size_t errlen)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = -1;
+    if (hb_journal_start(&s->journal, s->nsets, journal_notify, s) < 0) {
+        snprintf(err, errlen, "cannot start the journal thread");
+        goto out;
+    }
+    for (int i = 0; i < s->nsets; i++)
+        if (hb_set_start(s->sets[i], err, errlen) < 0)
+            goto out;
+    renotify_unopened(s);
+    if (hb_dealer_start(s) < 0) {
+        snprintf(err, errlen, "cannot start the producer thread");
+        goto out;
+    }
+    rc = 0;
+out:
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+int hb_server_start(hb_server *s, char *err, size_t errlen)
+{
+    hb_replay_t rp = {0};
+    int rc = -1;
+    if (load_journal(s, &rp, err, errlen) < 0)
+        goto out;
+    for (int i = 0; i < s->nsets; i++)
+        if (hb_set_create(s, i, err, errlen) < 0)
+            goto out;
+    if (resume_producer(s, &rp, err, errlen) < 0)
+        goto out;
+    deal_unwon(s, &rp);
+    rc = start_threads(s, err, errlen);
+out:
+    hb_replay_free(&rp);
+    return rc;
+}
+
+/* ---- shutdown ------------------------------------------------------------------ */
 
 void hb_server_stop(hb_server *s)
 {
     atomic_store(&s->stopping, true);
-    if (producer_running) {
-        pthread_join(producer_th, NULL);
-        producer_running = false;
-    }
+    hb_dealer_stop(s);
     for (int i = 0; i < s->nsets; i++)
         if (s->sets[i])
             hb_set_stop(s->sets[i]);
@@ -362,7 +294,7 @@ void hb_server_stop(hb_server *s)
 
 void hb_server_free(hb_server *s)
 {
-    for (int i = 0; i < s->nsets; i++)
+    for (int i = 0; s->sets && i < s->nsets; i++)
         hb_set_destroy(s->sets[i]);
     free(s->sets);
     s->sets = NULL;

@@ -28,6 +28,7 @@
 #include "producer.h"
 #include "registry.h"
 #include "report.h"
+#include "route.h"
 #include "util.h"
 
 typedef struct hb_set hb_set;
@@ -95,6 +96,10 @@ typedef struct hb_server {
     hb_reporter reporter;
     struct hb_addr_limit *addrs;
 
+    pthread_t dealer_th;        /* the producer thread (dealer.c) */
+    bool dealer_running;
+    _Atomic uint64_t route_drops; /* route.c */
+
     _Atomic bool stopping;
     _Atomic bool event_started; /* the first shake packet was dealt */
     _Atomic int cycles_requested; /* producer cycles asked for (SIGUSR1 adds one) */
@@ -106,15 +111,10 @@ typedef struct hb_server {
 } hb_server;
 
 /* server.c */
+void hb_server_defaults(hb_config *c);                       /* every setting's default */
 int hb_server_init(hb_server *s, char *err, size_t errlen);  /* validate settings, allocate */
 int hb_server_start(hb_server *s, char *err, size_t errlen); /* replay, SETs, journal, producer */
 void hb_server_stop(hb_server *s);
 void hb_server_free(hb_server *s);
-uint64_t hb_server_route_drops(void);
-
-/* Route a message to the user it names, wherever that user is connected,
- * from any thread.  Offline users get it on their next login (bounded).
- * Returns false when it was dropped (counted). */
-bool hb_route(hb_server *s, hb_msg *m);
 
 #endif

@@ -290,8 +290,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     hb_tlist_expire(set);
     if (set->dq_len) /* a safety net: replies are normally sent on the journal's wake-up */
         hb_flush_deferred(set);
-    HB_SET(set->st.queued, hb_pqueue_size(&set->q) + (uint64_t)set->nback);
-    HB_SET(set->st.deferred, set->dq_len);
+    HB_STORE(set->st.queued, hb_pqueue_size(&set->q) + (uint64_t)set->nback);
+    HB_STORE(set->st.deferred, set->dq_len);
     /* A listener stopped at EMFILE without a spare gets another chance. */
     for (int i = 0; i < set->nl; i++)
         if (!ev_is_active(&set->lio[i]))

@@ -66,13 +66,17 @@ typedef struct hb_tlist {
     uint32_t len;
 } hb_tlist;
 
-/* A reply that may only leave after the journal has the grant on disk. */
+/* A reply that may only leave after the journal has the grant on disk.
+ * The largest such frame, a ShakeReply with every field at its widest
+ * (10-byte varints for the id and the time), is 39 bytes on the wire;
+ * defer() checks the length anyway. */
+#define HB_DEFERRED_FRAME 46
 typedef struct hb_deferred {
     uint64_t jseq;
     uint32_t slot, gen;
     uint8_t len;
     bool shake; /* counts as a shake reply when sent */
-    uint8_t frame[46];
+    uint8_t frame[HB_DEFERRED_FRAME];
 } hb_deferred;
 
 struct hb_set {

@@ -79,7 +79,7 @@ void hb_stats_write(hb_server *s, const hb_totals *t, const char *path, bool fin
     hb_sb_u64(&b, "parked", atomic_load(&s->dir.parked));
     hb_sb_u64(&b, "parked_delivered", atomic_load(&s->dir.delivered));
     hb_sb_u64(&b, "parked_dropped", atomic_load(&s->dir.dropped));
-    hb_sb_u64(&b, "route_drops", hb_server_route_drops());
+    hb_sb_u64(&b, "route_drops", hb_route_drops(s));
     hb_sb_u64(&b, "reports_sent", HB_GET(s->reporter.sent));
     hb_sb_u64(&b, "reports_dropped", HB_GET(s->reporter.dropped));
     for (int i = 0; i < s->nsets; i++) {

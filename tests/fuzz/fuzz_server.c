@@ -22,6 +22,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     hb_prog = "fuzz_server";
     hb_log_quiet = true;
     hb_config *c = &srv.cfg;
+    hb_server_defaults(c);
+    /* small, fast and on nothing real: one SET, few users, no disk */
     c->listen = "127.0.0.1";
     c->ports = "1";
     c->sets = 1;
@@ -32,14 +34,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     c->pending_max = 1000;
     c->pending_per_uid = 4;
     c->send_total = 8;
-    c->send_split = 3;
-    c->amount_min = 1;
     c->amount_max = 100;
-    c->send_amount_min = 3;
     c->send_amount_max = 1000;
     c->login_timeout = c->frame_timeout = c->linger = 1;
     c->shake_limit = 3;
     c->journal = "/dev/null";
+    c->fsync = false;
     char err[256];
     if (hb_server_init(&srv, err, sizeof err) < 0 ||
         hb_journal_open(&srv.journal, "/dev/null", false, 0, err, sizeof err) < 0 ||

@@ -191,11 +191,10 @@ static void test_replay(void **st)
     hb_journal_append(&j, &r, -1);
     hb_journal_close(&j);
 
-    static hb_server s;
-    memset(&s, 0, sizeof s);
-    assert_int_equal(hb_registry_init(&s.reg), 0);
+    static hb_registry reg;
+    assert_int_equal(hb_registry_init(&reg), 0);
     hb_replay_t rp;
-    assert_int_equal(hb_replay(&s, path, &rp, err, sizeof err), 0);
+    assert_int_equal(hb_replay(&reg, path, &rp, err, sizeof err), 0);
     assert_int_equal(rp.shake_made, 4);
     assert_int_equal(rp.send_made, 1);
     assert_int_equal(rp.wins, 1);
@@ -208,15 +207,15 @@ static void test_replay(void **st)
     assert_int_equal(rp.shares, 1);
     uint64_t pid, jseq;
     uint32_t amount;
-    assert_true(hb_registry_find_grant(&s.reg, 42, 77, &pid, &amount, &jseq)); /* a retried shake finds its win */
+    assert_true(hb_registry_find_grant(&reg, 42, 77, &pid, &amount, &jseq)); /* a retried shake finds its win */
     assert_int_equal(pid, 2);
     assert_int_equal(jseq, 0); /* replayed: durable */
-    assert_false(hb_registry_find_grant(&s.reg, 43, 77, &pid, &amount, &jseq));
+    assert_false(hb_registry_find_grant(&reg, 43, 77, &pid, &amount, &jseq));
     hb_sendpkt p;
-    assert_true(hb_registry_get_send(&s.reg, hb_send_id(0), &p));
+    assert_true(hb_registry_get_send(&reg, hb_send_id(0), &p));
     assert_int_equal(p.opened, 2); /* recipient 1 (uid 6) opened */
     hb_replay_free(&rp);
-    hb_registry_free(&s.reg);
+    hb_registry_free(&reg);
 }
 
 /* Ids out of order or far ahead (a crafted or damaged journal) are refused
@@ -238,17 +237,16 @@ static void test_replay_sparse_ids(void **st)
     r.shares = shares;
     hb_journal_append(&j, &r, -1);
     hb_journal_close(&j);
-    static hb_server s;
-    memset(&s, 0, sizeof s);
-    assert_int_equal(hb_registry_init(&s.reg), 0);
+    static hb_registry reg;
+    assert_int_equal(hb_registry_init(&reg), 0);
     hb_replay_t rp;
-    assert_int_equal(hb_replay(&s, path, &rp, err, sizeof err), 0);
+    assert_int_equal(hb_replay(&reg, path, &rp, err, sizeof err), 0);
     assert_int_equal(rp.shake_made, 1);
     assert_int_equal(rp.send_made, 0);
     assert_int_equal(rp.anomalies, 2);
-    assert_int_equal(atomic_load(&s.reg.send_count), 0);
+    assert_int_equal(atomic_load(&reg.send_count), 0);
     hb_replay_free(&rp);
-    hb_registry_free(&s.reg);
+    hb_registry_free(&reg);
 }
 
 /* A bad entry followed by intact ones is damage, not a torn tail. */

@@ -1,0 +1,28 @@
+/* dealer.h -- the producer thread: runs the pure schedule of producer.h
+ * against the real things: the grant journal (every packet is journaled as
+ * created before it can be won), the SETs' packet queues (shake flow, dealt
+ * round-robin), the send-packet registry and routing (send flow: the packet
+ * is published, then its recipients are notified).
+ *
+ * The thread sleeps until the next packet is due (absolute schedule, no
+ * drift), wakes at least every 100 ms to notice a stop or a new cycle
+ * (SIGUSR1), and retries every 1 ms while every queue is full. */
+#ifndef HB_DEALER_H
+#define HB_DEALER_H
+
+#include <stdint.h>
+#include "producer.h"
+#include "registry.h"
+
+struct hb_server;
+
+/* Configure s->prod: its effects, the split, the flows' totals for `cycles`
+ * cycles and what the journal says was made already.  0 or -1 (memory). */
+int hb_dealer_init(struct hb_server *s, int cycles, uint64_t shake_made, uint64_t send_made);
+int hb_dealer_start(struct hb_server *s); /* 0, or -1 if the thread cannot start */
+void hb_dealer_stop(struct hb_server *s); /* after s->stopping is set */
+/* Tell the recipients of send packet `id` who have not opened it (bits of
+ * `skip` have). */
+void hb_dealer_notify(struct hb_server *s, uint64_t id, const hb_sendpkt *p, uint8_t skip);
+
+#endif

@@ -1,0 +1,28 @@
+/* route.h -- delivering a message to a user wherever the user is connected:
+ * a send-flow notice, a chat, "your session was replaced".
+ *
+ * Any thread may route.  The uid directory (directory.h) says which SET holds
+ * the user's session; the message goes into that SET's inbox (inbox.h) and
+ * the SET is woken.  A user who is offline gets it at the next login: it is
+ * parked in the directory.  Nothing here blocks on a SET: a full inbox
+ * refuses and the drop is counted, so a stuck SET cannot stall the producer
+ * or another SET. */
+#ifndef HB_ROUTE_H
+#define HB_ROUTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "inbox.h"
+
+struct hb_server;
+
+/* Route m to m->uid.  Returns false when it was dropped (counted). */
+bool hb_route(struct hb_server *s, hb_msg *m);
+/* uid logged in again; its older session was at `prev` (another SET): tell
+ * that SET to close it.  If the inbox is full the old session still cannot
+ * act (every request checks it is still the uid's session). */
+void hb_route_kick(struct hb_server *s, uint64_t prev, uint32_t uid);
+/* Messages dropped by routing itself (no such uid, full inbox, bouncing). */
+uint64_t hb_route_drops(const struct hb_server *s);
+
+#endif
