@@ -13,23 +13,23 @@ typedef struct node {
     uint32_t addr, n;
 } node;
 
-struct hb_addr_limit {
+struct sv_addr_limit {
     struct {
         pthread_mutex_t mu;
         node *b[BUCKETS];
     } s[STRIPES];
 };
 
-struct hb_addr_limit *hb_addr_new(void)
+struct sv_addr_limit *sv_addr_new(void)
 {
-    struct hb_addr_limit *a = calloc(1, sizeof *a);
+    struct sv_addr_limit *a = calloc(1, sizeof *a);
     if (a)
         for (int i = 0; i < STRIPES; i++)
             pthread_mutex_init(&a->s[i].mu, NULL);
     return a;
 }
 
-void hb_addr_free(struct hb_addr_limit *a)
+void sv_addr_free(struct sv_addr_limit *a)
 {
     if (!a)
         return;
@@ -47,7 +47,7 @@ static uint32_t hash(uint32_t addr)
     return (addr * 2654435761u) >> 18; /* 14 bits: stripe (8) + bucket (6) */
 }
 
-static node **slot(struct hb_addr_limit *a, uint32_t addr, pthread_mutex_t **mu)
+static node **slot(struct sv_addr_limit *a, uint32_t addr, pthread_mutex_t **mu)
 {
     uint32_t h = hash(addr);
     *mu = &a->s[h >> 6].mu;
@@ -57,7 +57,7 @@ static node **slot(struct hb_addr_limit *a, uint32_t addr, pthread_mutex_t **mu)
     return pp;
 }
 
-bool hb_addr_acquire(struct hb_addr_limit *a, uint32_t addr, uint32_t limit)
+bool sv_addr_acquire(struct sv_addr_limit *a, uint32_t addr, uint32_t limit)
 {
     pthread_mutex_t *mu;
     uint32_t h = hash(addr);
@@ -80,7 +80,7 @@ bool hb_addr_acquire(struct hb_addr_limit *a, uint32_t addr, uint32_t limit)
     return ok;
 }
 
-void hb_addr_release(struct hb_addr_limit *a, uint32_t addr)
+void sv_addr_release(struct sv_addr_limit *a, uint32_t addr)
 {
     pthread_mutex_t *mu;
     uint32_t h = hash(addr);

@@ -6,73 +6,73 @@
 
 static void op_created(void *ctx, const Hb__Record *rec)
 {
-    hb_server *s = ctx;
-    hb_journal_append(&s->journal, rec, -1);
+    sv_server *s = ctx;
+    sv_journal_append(&s->journal, rec, -1);
 }
 
-static bool op_deal(void *ctx, int set, const hb_packet *p)
+static bool op_deal(void *ctx, int set, const sv_packet *p)
 {
-    hb_server *s = ctx;
+    sv_server *s = ctx;
     /* No wake-up: the queue is read by the next shake in that SET, so waking
      * the loop would cost a syscall and a loop turn for nothing. */
-    return hb_pqueue_push(&s->sets[set]->q, p);
+    return sv_pqueue_push(&s->sets[set]->q, p);
 }
 
-void hb_dealer_notify(hb_server *s, uint64_t id, const hb_sendpkt *p, uint8_t skip)
+void sv_dealer_notify(sv_server *s, uint64_t id, const sv_sendpkt *p, uint8_t skip)
 {
     for (unsigned i = 0; i < p->n; i++) {
         if (skip & (1u << i))
             continue;
-        hb_msg m = {.type = HB_MSG_NOTICE, .uid = p->uid[i], .amount = p->amount, .split = p->n, .packet_id = id};
-        hb_route(s, &m);
+        sv_msg m = {.type = SV_MSG_NOTICE, .uid = p->uid[i], .amount = p->amount, .split = p->n, .packet_id = id};
+        sv_route(s, &m);
     }
 }
 
-static void op_sent(void *ctx, uint64_t id, const hb_sendpkt *p)
+static void op_sent(void *ctx, uint64_t id, const sv_sendpkt *p)
 {
-    hb_server *s = ctx;
-    hb_registry_put_send(&s->reg, id, p);
-    hb_dealer_notify(s, id, p, 0);
+    sv_server *s = ctx;
+    sv_registry_put_send(&s->reg, id, p);
+    sv_dealer_notify(s, id, p, 0);
 }
 
 static uint32_t op_pick(void *ctx, uint64_t *rng)
 {
-    hb_server *s = ctx;
+    sv_server *s = ctx;
     uint32_t u = 0;
     /* Prefer users who are online, as the seed does; after a few misses
      * take anyone: the notice waits for their login. */
     for (int i = 0; i < 16; i++) {
         u = hb_rand_below(rng, s->dir.users);
-        if (hb_dir_get(&s->dir, u))
+        if (sv_dir_get(&s->dir, u))
             break;
     }
     return u;
 }
 
-int hb_dealer_init(hb_server *s, int cycles, uint64_t shake_made, uint64_t send_made)
+int sv_dealer_init(sv_server *s, int cycles, uint64_t shake_made, uint64_t send_made)
 {
-    const hb_config *c = &s->cfg;
-    hb_producer_ops ops = {.ctx = s, .created = op_created, .deal = op_deal, .sent = op_sent, .pick = op_pick};
-    if (hb_producer_init(&s->prod, &ops, s->nsets, s->rng_seed ^ 0x5eed) < 0)
+    const sv_config *c = &s->cfg;
+    sv_producer_ops ops = {.ctx = s, .created = op_created, .deal = op_deal, .sent = op_sent, .pick = op_pick};
+    if (sv_producer_init(&s->prod, &ops, s->nsets, s->rng_seed ^ 0x5eed) < 0)
         return -1;
     s->prod.split = (unsigned)c->send_split;
     s->prod.send_concurrent = c->send_concurrent;
     atomic_store(&s->cycles_requested, cycles);
     atomic_store(&s->cycles_started, cycles);
-    hb_flow_set(&s->prod.shake, c->rate, (uint64_t)cycles * (uint64_t)c->total, shake_made, (uint32_t)c->amount_min,
+    sv_flow_set(&s->prod.shake, c->rate, (uint64_t)cycles * (uint64_t)c->total, shake_made, (uint32_t)c->amount_min,
                 (uint32_t)c->amount_max);
-    hb_flow_set(&s->prod.send, c->send_rate, (uint64_t)cycles * (uint64_t)c->send_total, send_made,
+    sv_flow_set(&s->prod.send, c->send_rate, (uint64_t)cycles * (uint64_t)c->send_total, send_made,
                 (uint32_t)c->send_amount_min, (uint32_t)c->send_amount_max);
-    hb_producer_sync_counters(&s->prod);
+    sv_producer_sync_counters(&s->prod);
     return 0;
 }
 
 /* SIGUSR1 asked for more cycles than were started: start them. */
-static void start_cycles(hb_server *s, int64_t now)
+static void start_cycles(sv_server *s, int64_t now)
 {
     int want = atomic_load(&s->cycles_requested);
     while (atomic_load(&s->cycles_started) < want) {
-        hb_producer_add_cycle(&s->prod, (uint64_t)s->cfg.total, (uint64_t)s->cfg.send_total, now);
+        sv_producer_add_cycle(&s->prod, (uint64_t)s->cfg.total, (uint64_t)s->cfg.send_total, now);
         hb_log("producer cycle %d: %lld more shake-flow packets, then %lld send-flow packets",
                atomic_fetch_add(&s->cycles_started, 1) + 1, (long long)s->cfg.total, (long long)s->cfg.send_total);
     }
@@ -80,18 +80,18 @@ static void start_cycles(hb_server *s, int64_t now)
 
 static void *dealer_main(void *arg)
 {
-    hb_server *s = arg;
-    hb_producer *p = &s->prod;
+    sv_server *s = arg;
+    sv_producer *p = &s->prod;
     pthread_setname_np(pthread_self(), "hb-producer");
     int64_t start = hb_mono_us() + (int64_t)(s->cfg.start_delay * 1e6);
     hb_sleep_until_mono(start);
-    hb_producer_start(p, start);
+    sv_producer_start(p, start);
     atomic_store(&s->event_started, true);
     while (!atomic_load(&s->stopping)) {
         int64_t now = hb_mono_us();
         start_cycles(s, now);
-        hb_producer_step(p, now);
-        int64_t next = hb_producer_next_due(p);
+        sv_producer_step(p, now);
+        int64_t next = sv_producer_next_due(p);
         if (next < now + 1000)
             next = now + 1000; /* holding a packet: every queue is full, retry in 1 ms */
         if (next > now + 100000)
@@ -101,7 +101,7 @@ static void *dealer_main(void *arg)
     return NULL;
 }
 
-int hb_dealer_start(hb_server *s)
+int sv_dealer_start(sv_server *s)
 {
     if (pthread_create(&s->dealer_th, NULL, dealer_main, s) != 0)
         return -1;
@@ -109,7 +109,7 @@ int hb_dealer_start(hb_server *s)
     return 0;
 }
 
-void hb_dealer_stop(hb_server *s)
+void sv_dealer_stop(sv_server *s)
 {
     if (!s->dealer_running)
         return;

@@ -7,22 +7,22 @@
  * The thread sleeps until the next packet is due (absolute schedule, no
  * drift), wakes at least every 100 ms to notice a stop or a new cycle
  * (SIGUSR1), and retries every 1 ms while every queue is full. */
-#ifndef HB_DEALER_H
-#define HB_DEALER_H
+#ifndef SV_DEALER_H
+#define SV_DEALER_H
 
 #include <stdint.h>
 #include "producer.h"
 #include "registry.h"
 
-struct hb_server;
+struct sv_server;
 
 /* Configure s->prod: its effects, the split, the flows' totals for `cycles`
  * cycles and what the journal says was made already.  0 or -1 (memory). */
-int hb_dealer_init(struct hb_server *s, int cycles, uint64_t shake_made, uint64_t send_made);
-int hb_dealer_start(struct hb_server *s); /* 0, or -1 if the thread cannot start */
-void hb_dealer_stop(struct hb_server *s); /* after s->stopping is set */
+int sv_dealer_init(struct sv_server *s, int cycles, uint64_t shake_made, uint64_t send_made);
+int sv_dealer_start(struct sv_server *s); /* 0, or -1 if the thread cannot start */
+void sv_dealer_stop(struct sv_server *s); /* after s->stopping is set */
 /* Tell the recipients of send packet `id` who have not opened it (bits of
  * `skip` have). */
-void hb_dealer_notify(struct hb_server *s, uint64_t id, const hb_sendpkt *p, uint8_t skip);
+void sv_dealer_notify(struct sv_server *s, uint64_t id, const sv_sendpkt *p, uint8_t skip);
 
 #endif

@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-int hb_dir_init(hb_dir *d, uint32_t users, uint64_t pending_max, uint64_t per_uid)
+int sv_dir_init(sv_dir *d, uint32_t users, uint64_t pending_max, uint64_t per_uid)
 {
     d->users = users;
     d->pending_max = pending_max;
@@ -17,19 +17,19 @@ int hb_dir_init(hb_dir *d, uint32_t users, uint64_t pending_max, uint64_t per_ui
     /* calloc of a large block maps fresh zero pages: untouched users cost no
      * resident memory. */
     d->u = calloc(users ? users : 1, sizeof *d->u);
-    d->stripes = calloc(HB_DIR_STRIPES, sizeof *d->stripes);
+    d->stripes = calloc(SV_DIR_STRIPES, sizeof *d->stripes);
     if (!d->u || !d->stripes)
         return -1;
-    for (int i = 0; i < HB_DIR_STRIPES; i++)
+    for (int i = 0; i < SV_DIR_STRIPES; i++)
         pthread_mutex_init(&d->stripes[i].mu, NULL);
     return 0;
 }
 
-void hb_dir_free(hb_dir *d)
+void sv_dir_free(sv_dir *d)
 {
     if (d->stripes)
-        for (int i = 0; i < HB_DIR_STRIPES; i++) {
-            hb_dir_free_list(d->stripes[i].head);
+        for (int i = 0; i < SV_DIR_STRIPES; i++) {
+            sv_dir_free_list(d->stripes[i].head);
             pthread_mutex_destroy(&d->stripes[i].mu);
         }
     free(d->stripes);
@@ -38,27 +38,27 @@ void hb_dir_free(hb_dir *d)
     d->u = NULL;
 }
 
-static hb_pend_stripe *stripe(hb_dir *d, uint32_t uid)
+static sv_pend_stripe *stripe(sv_dir *d, uint32_t uid)
 {
     return &d->stripes[(uid * 2654435761u) >> 20]; /* 12 bits of a multiplicative hash */
 }
 
-uint64_t hb_dir_login(hb_dir *d, uint32_t uid, uint64_t loc, hb_pend **parked)
+uint64_t sv_dir_login(sv_dir *d, uint32_t uid, uint64_t loc, sv_pend **parked)
 {
-    hb_pend_stripe *s = stripe(d, uid);
-    hb_pend *mine = NULL, **tail = &mine;
+    sv_pend_stripe *s = stripe(d, uid);
+    sv_pend *mine = NULL, **tail = &mine;
     uint64_t n = 0, chats = 0;
     pthread_mutex_lock(&s->mu);
     uint64_t prev = atomic_exchange(&d->u[uid].loc, loc);
-    for (hb_pend **pp = &s->head; *pp;) {
-        hb_pend *p = *pp;
+    for (sv_pend **pp = &s->head; *pp;) {
+        sv_pend *p = *pp;
         if (p->m.uid == uid) {
             *pp = p->next; /* detach, keep arrival order */
             p->next = NULL;
             *tail = p;
             tail = &p->next;
             n++;
-            chats += p->m.type == HB_MSG_CHAT;
+            chats += p->m.type == SV_MSG_CHAT;
         } else {
             pp = &p->next;
         }
@@ -75,12 +75,12 @@ uint64_t hb_dir_login(hb_dir *d, uint32_t uid, uint64_t loc, hb_pend **parked)
     return prev;
 }
 
-void hb_dir_logout(hb_dir *d, uint32_t uid, uint64_t loc)
+void sv_dir_logout(sv_dir *d, uint32_t uid, uint64_t loc)
 {
     uint64_t want = loc;
     /* Under the stripe lock, so a parker that saw us online and a parker that
      * sees us offline are ordered with this change. */
-    hb_pend_stripe *s = stripe(d, uid);
+    sv_pend_stripe *s = stripe(d, uid);
     pthread_mutex_lock(&s->mu);
     bool gone = atomic_compare_exchange_strong(&d->u[uid].loc, &want, 0);
     pthread_mutex_unlock(&s->mu);
@@ -88,28 +88,28 @@ void hb_dir_logout(hb_dir *d, uint32_t uid, uint64_t loc)
         atomic_fetch_sub(&d->online, 1);
 }
 
-int hb_dir_park(hb_dir *d, const hb_msg *m, uint64_t *loc)
+int sv_dir_park(sv_dir *d, const sv_msg *m, uint64_t *loc)
 {
-    hb_pend_stripe *s = stripe(d, m->uid);
+    sv_pend_stripe *s = stripe(d, m->uid);
     pthread_mutex_lock(&s->mu);
     uint64_t l = atomic_load(&d->u[m->uid].loc);
     if (l) {
         pthread_mutex_unlock(&s->mu);
         *loc = l;
-        return HB_PARK_ONLINE;
+        return SV_PARK_ONLINE;
     }
-    bool chat = m->type == HB_MSG_CHAT;
+    bool chat = m->type == SV_MSG_CHAT;
     uint64_t mine = 0;
-    hb_pend **tail = &s->head;
+    sv_pend **tail = &s->head;
     for (; *tail; tail = &(*tail)->next)
-        mine += (*tail)->m.uid == m->uid && ((*tail)->m.type == HB_MSG_CHAT) == chat;
+        mine += (*tail)->m.uid == m->uid && ((*tail)->m.type == SV_MSG_CHAT) == chat;
     bool room = atomic_load(&d->pending) < d->pending_max &&
                 (!chat || (mine < d->per_uid && atomic_load(&d->pending_chat) < d->pending_max / 4));
-    hb_pend *p = room ? malloc(sizeof *p) : NULL; /* parking is the rare path: users are normally online */
+    sv_pend *p = room ? malloc(sizeof *p) : NULL; /* parking is the rare path: users are normally online */
     if (!p) {
         pthread_mutex_unlock(&s->mu);
         atomic_fetch_add(&d->dropped, 1);
-        return HB_PARK_DROPPED;
+        return SV_PARK_DROPPED;
     }
     p->m = *m;
     p->next = NULL;
@@ -119,12 +119,12 @@ int hb_dir_park(hb_dir *d, const hb_msg *m, uint64_t *loc)
         atomic_fetch_add(&d->pending_chat, 1);
     pthread_mutex_unlock(&s->mu);
     atomic_fetch_add(&d->parked, 1);
-    return HB_PARK_STORED;
+    return SV_PARK_STORED;
 }
 
-bool hb_dir_lock_if_at(hb_dir *d, uint32_t uid, uint64_t loc)
+bool sv_dir_lock_if_at(sv_dir *d, uint32_t uid, uint64_t loc)
 {
-    hb_pend_stripe *s = stripe(d, uid);
+    sv_pend_stripe *s = stripe(d, uid);
     pthread_mutex_lock(&s->mu);
     if (atomic_load(&d->u[uid].loc) == loc)
         return true;
@@ -132,15 +132,15 @@ bool hb_dir_lock_if_at(hb_dir *d, uint32_t uid, uint64_t loc)
     return false;
 }
 
-void hb_dir_unlock(hb_dir *d, uint32_t uid)
+void sv_dir_unlock(sv_dir *d, uint32_t uid)
 {
     pthread_mutex_unlock(&stripe(d, uid)->mu);
 }
 
-void hb_dir_free_list(hb_pend *p)
+void sv_dir_free_list(sv_pend *p)
 {
     while (p) {
-        hb_pend *n = p->next;
+        sv_pend *n = p->next;
         free(p);
         p = n;
     }

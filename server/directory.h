@@ -8,8 +8,8 @@
  * SET on the user's next login; a stripe lock makes "check offline, then
  * park" and "go online, then take parked messages" exclusive, so a message
  * cannot slip between the two. */
-#ifndef HB_DIRECTORY_H
-#define HB_DIRECTORY_H
+#ifndef SV_DIRECTORY_H
+#define SV_DIRECTORY_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,71 +17,71 @@
 #include <stdint.h>
 #include "inbox.h"
 
-#define HB_LOC(set, slot) ((((uint64_t)(set) + 1) << 32) | (uint32_t)(slot))
-#define HB_LOC_SET(loc) ((int)((loc) >> 32) - 1)
-#define HB_LOC_SLOT(loc) ((uint32_t)(loc))
-#define HB_DIR_STRIPES 4096
+#define SV_LOC(set, slot) ((((uint64_t)(set) + 1) << 32) | (uint32_t)(slot))
+#define SV_LOC_SET(loc) ((int)((loc) >> 32) - 1)
+#define SV_LOC_SLOT(loc) ((uint32_t)(loc))
+#define SV_DIR_STRIPES 4096
 
-typedef struct hb_pend {
-    struct hb_pend *next;
-    hb_msg m;
-} hb_pend;
+typedef struct sv_pend {
+    struct sv_pend *next;
+    sv_msg m;
+} sv_pend;
 
-typedef struct hb_pend_stripe {
+typedef struct sv_pend_stripe {
     pthread_mutex_t mu;
-    hb_pend *head;
-} hb_pend_stripe;
+    sv_pend *head;
+} sv_pend_stripe;
 
 /* Everything the shake path reads about a user, in one 16-byte slot (four
  * per cache line): a shake costs one cache miss in the directory, not two. */
-typedef struct hb_uid_slot {
-    _Atomic uint64_t loc;  /* HB_LOC(set, slot), 0 = offline */
+typedef struct sv_uid_slot {
+    _Atomic uint64_t loc;  /* SV_LOC(set, slot), 0 = offline */
     /* shake rate state: (unix second & 0xffffff) << 8 | shakes in it.  Per
      * uid, not per connection, so reconnecting does not reset it.  Only the
      * SET holding the uid's session writes it (relaxed: a race during a
      * session hand-over can at worst miscount one shake). */
     _Atomic uint32_t rate;
     _Atomic uint32_t chat_rate; /* the same, for chat messages */
-} hb_uid_slot;
+} sv_uid_slot;
 
-typedef struct hb_dir {
+typedef struct sv_dir {
     uint32_t users;
-    hb_uid_slot *u;
-    hb_pend_stripe *stripes;
+    sv_uid_slot *u;
+    sv_pend_stripe *stripes;
     uint64_t pending_max, per_uid;
     _Atomic uint64_t pending;      /* parked now */
     _Atomic uint64_t pending_chat; /* of which chat: at most a quarter of pending_max */
     _Atomic uint64_t parked, delivered, dropped; /* totals */
     _Atomic uint64_t online;
-} hb_dir;
+} sv_dir;
 
-int hb_dir_init(hb_dir *d, uint32_t users, uint64_t pending_max, uint64_t per_uid);
-void hb_dir_free(hb_dir *d);
+int sv_dir_init(sv_dir *d, uint32_t users, uint64_t pending_max, uint64_t per_uid);
+void sv_dir_free(sv_dir *d);
 
-static inline uint64_t hb_dir_get(hb_dir *d, uint32_t uid)
+static inline uint64_t sv_dir_get(sv_dir *d, uint32_t uid)
 {
     return atomic_load_explicit(&d->u[uid].loc, memory_order_acquire);
 }
 
 /* uid is now at `loc`.  Returns the previous location (0 if it was offline)
  * and hands over the messages parked for uid as a list (*parked) that the
- * caller delivers and frees with hb_dir_free_list(). */
-uint64_t hb_dir_login(hb_dir *d, uint32_t uid, uint64_t loc, hb_pend **parked);
+ * caller delivers and frees with sv_dir_free_list(). */
+uint64_t sv_dir_login(sv_dir *d, uint32_t uid, uint64_t loc, sv_pend **parked);
 /* uid at `loc` went away; no-op if a newer login already moved it. */
-void hb_dir_logout(hb_dir *d, uint32_t uid, uint64_t loc);
+void sv_dir_logout(sv_dir *d, uint32_t uid, uint64_t loc);
 
-enum { HB_PARK_DROPPED = -1, HB_PARK_ONLINE = 0, HB_PARK_STORED = 1 };
+enum { SV_PARK_DROPPED = -1, SV_PARK_ONLINE = 0, SV_PARK_STORED = 1 };
 /* Park a message for an offline user.  If the user turned out to be online,
- * returns HB_PARK_ONLINE with its location in *loc: route it there.
+ * returns SV_PARK_ONLINE with its location in *loc: route it there.
  * Chat has its own budget (per_uid per user, a quarter of pending_max in
  * all), so a chat flood cannot crowd out the notices of money. */
-int hb_dir_park(hb_dir *d, const hb_msg *m, uint64_t *loc);
+int sv_dir_park(sv_dir *d, const sv_msg *m, uint64_t *loc);
 
-void hb_dir_free_list(hb_pend *p);
+void sv_dir_free_list(sv_pend *p);
 
 /* Count one event in unix second `sec` against a per-uid rate word; false if
  * it is over `limit` in that second (limit 1..255). */
-static inline bool hb_rate_ok(_Atomic uint32_t *w, uint32_t sec, uint32_t limit)
+static inline bool sv_rate_ok(_Atomic uint32_t *w, uint32_t sec, uint32_t limit)
 {
     uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
     uint32_t s = sec & 0xffffff, n = (v >> 8) == s ? v & 0xff : 0;
@@ -91,21 +91,21 @@ static inline bool hb_rate_ok(_Atomic uint32_t *w, uint32_t sec, uint32_t limit)
     return true;
 }
 
-static inline bool hb_dir_shake_ok(hb_dir *d, uint32_t uid, uint32_t sec, uint32_t limit)
+static inline bool sv_dir_shake_ok(sv_dir *d, uint32_t uid, uint32_t sec, uint32_t limit)
 {
-    return hb_rate_ok(&d->u[uid].rate, sec, limit);
+    return sv_rate_ok(&d->u[uid].rate, sec, limit);
 }
 
-static inline bool hb_dir_chat_ok(hb_dir *d, uint32_t uid, uint32_t sec, uint32_t limit)
+static inline bool sv_dir_chat_ok(sv_dir *d, uint32_t uid, uint32_t sec, uint32_t limit)
 {
-    return hb_rate_ok(&d->u[uid].chat_rate, sec, limit);
+    return sv_rate_ok(&d->u[uid].chat_rate, sec, limit);
 }
 
 /* Making a grant for uid: hold its stripe lock while checking that `loc` is
  * still its session, through journaling and indexing the grant.  A newer
  * login (which takes the same lock) then either comes after, and a retried
  * shake on it finds this grant, or before, and no grant is made here. */
-bool hb_dir_lock_if_at(hb_dir *d, uint32_t uid, uint64_t loc);
-void hb_dir_unlock(hb_dir *d, uint32_t uid);
+bool sv_dir_lock_if_at(sv_dir *d, uint32_t uid, uint64_t loc);
+void sv_dir_unlock(sv_dir *d, uint32_t uid);
 
 #endif

@@ -40,24 +40,24 @@ static size_t pack_open_reply(uint8_t *buf, size_t cap, uint64_t packet_id, Hb__
  * queue it unless that is already so.  The queue is flushed from its head
  * while records are durable; a reply waiting for an older record than the
  * one before it (a retry) at worst waits for that later one too. */
-static void defer(hb_set *set, hb_conn *c, uint64_t jseq, const uint8_t *frame, size_t len, bool shake)
+static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, size_t len, bool shake)
 {
-    if (jseq <= hb_journal_committed(&set->srv->journal)) {
-        hb_conn_send(set, c, frame, len);
+    if (jseq <= sv_journal_committed(&set->srv->journal)) {
+        sv_conn_send(set, c, frame, len);
         if (shake)
             HB_INC(set->st.replies);
         return;
     }
-    if (len > HB_DEFERRED_FRAME) { /* a bug: such a reply cannot be kept */
-        hb_log("bug: a deferred reply of %zu bytes (at most %d)", len, HB_DEFERRED_FRAME);
-        hb_conn_close(set, c); /* the client retries and is answered from the grant */
+    if (len > SV_DEFERRED_FRAME) { /* a bug: such a reply cannot be kept */
+        hb_log("bug: a deferred reply of %zu bytes (at most %d)", len, SV_DEFERRED_FRAME);
+        sv_conn_close(set, c); /* the client retries and is answered from the grant */
         return;
     }
     if (set->dq_len == set->dq_cap) {
         size_t ncap = set->dq_cap ? set->dq_cap * 2 : 64;
-        hb_deferred *n = malloc(ncap * sizeof *n);
+        sv_deferred *n = malloc(ncap * sizeof *n);
         if (!n) {
-            hb_conn_close(set, c); /* cannot keep the reply: the client will retry */
+            sv_conn_close(set, c); /* cannot keep the reply: the client will retry */
             return;
         }
         for (size_t i = 0; i < set->dq_len; i++)
@@ -67,9 +67,9 @@ static void defer(hb_set *set, hb_conn *c, uint64_t jseq, const uint8_t *frame, 
         set->dq_cap = ncap;
         set->dq_head = 0;
     }
-    hb_deferred *d = &set->dq[(set->dq_head + set->dq_len) % set->dq_cap];
+    sv_deferred *d = &set->dq[(set->dq_head + set->dq_len) % set->dq_cap];
     d->jseq = jseq;
-    d->slot = hb_conn_slot(set, c);
+    d->slot = sv_conn_slot(set, c);
     d->gen = c->gen;
     d->len = (uint8_t)len;
     d->shake = shake;
@@ -77,22 +77,22 @@ static void defer(hb_set *set, hb_conn *c, uint64_t jseq, const uint8_t *frame, 
     set->dq_len++;
     /* The record may have been appended by another thread (a retry or a
      * repeated open answered here): ask to be woken for it all the same. */
-    if (hb_journal_watch(&set->srv->journal, jseq, set->id))
-        hb_flush_deferred(set);
+    if (sv_journal_watch(&set->srv->journal, jseq, set->id))
+        sv_flush_deferred(set);
 }
 
-void hb_flush_deferred(hb_set *set)
+void sv_flush_deferred(sv_set *set)
 {
-    uint64_t done = hb_journal_committed(&set->srv->journal);
+    uint64_t done = sv_journal_committed(&set->srv->journal);
     while (set->dq_len) {
-        hb_deferred *d = &set->dq[set->dq_head];
+        sv_deferred *d = &set->dq[set->dq_head];
         if (d->jseq > done)
             break;
-        hb_conn *c = &set->conns[d->slot];
+        sv_conn *c = &set->conns[d->slot];
         /* The connection may have gone meanwhile: the grant is on disk and
          * the client's retry will be answered from the grant record. */
-        if (c->gen == d->gen && c->state == HB_CONN_ACTIVE) {
-            hb_conn_send(set, c, d->frame, d->len);
+        if (c->gen == d->gen && c->state == SV_CONN_ACTIVE) {
+            sv_conn_send(set, c, d->frame, d->len);
             if (d->shake)
                 HB_INC(set->st.replies);
         }
@@ -105,15 +105,15 @@ void hb_flush_deferred(hb_set *set)
 
 /* A logged-in connection may act only while it is still uid's session: a
  * newer login elsewhere replaces it even before the kick arrives. */
-static bool still_current(hb_set *set, hb_conn *c)
+static bool still_current(sv_set *set, sv_conn *c)
 {
-    if (c->state == HB_CONN_NEW) {
-        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_NOT_LOGGED_IN, "log in first");
+    if (c->state == SV_CONN_NEW) {
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_NOT_LOGGED_IN, "log in first");
         return false;
     }
-    if (hb_dir_get(&set->srv->dir, c->uid) != HB_LOC(set->id, hb_conn_slot(set, c))) {
+    if (sv_dir_get(&set->srv->dir, c->uid) != SV_LOC(set->id, sv_conn_slot(set, c))) {
         HB_INC(set->st.replaced);
-        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
         return false;
     }
     return true;
@@ -121,42 +121,42 @@ static bool still_current(hb_set *set, hb_conn *c)
 
 /* ---- login ---------------------------------------------------------------------- */
 
-static void deliver(hb_set *set, hb_conn *c, hb_msg *m);
+static void deliver(sv_set *set, sv_conn *c, sv_msg *m);
 
-static void on_login(hb_set *set, hb_conn *c, const Hb__Login *l)
+static void on_login(sv_set *set, sv_conn *c, const Hb__Login *l)
 {
-    hb_server *s = set->srv;
-    if (c->state != HB_CONN_NEW) {
-        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_ALREADY_LOGGED_IN, "already logged in");
+    sv_server *s = set->srv;
+    if (c->state != SV_CONN_NEW) {
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_ALREADY_LOGGED_IN, "already logged in");
         return;
     }
     if (l->uid >= s->dir.users) {
-        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_UID, "uid out of range");
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_UID, "uid out of range");
         return;
     }
     if (s->secret_len && !hb_token_check(s->secret, s->secret_len, l->uid, l->token.data, l->token.len)) {
-        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_TOKEN, "bad token");
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_TOKEN, "bad token");
         return;
     }
-    uint32_t slot = hb_conn_slot(set, c);
+    uint32_t slot = sv_conn_slot(set, c);
     c->uid = l->uid;
-    c->state = HB_CONN_ACTIVE;
+    c->state = SV_CONN_ACTIVE;
     HB_INC(set->st.active);
     HB_INC(set->st.logins);
-    hb_pend *parked;
-    uint64_t mine = HB_LOC(set->id, slot);
-    uint64_t prev = hb_dir_login(&s->dir, c->uid, mine, &parked);
+    sv_pend *parked;
+    uint64_t mine = SV_LOC(set->id, slot);
+    uint64_t prev = sv_dir_login(&s->dir, c->uid, mine, &parked);
     if (prev && prev != mine) {
         /* A second login for this uid: the old session is told and closed. */
-        int ps = HB_LOC_SET(prev);
+        int ps = SV_LOC_SET(prev);
         if (ps == set->id) {
-            hb_conn *old = &set->conns[HB_LOC_SLOT(prev)];
-            if (old->state == HB_CONN_ACTIVE && old->uid == c->uid) {
+            sv_conn *old = &set->conns[SV_LOC_SLOT(prev)];
+            if (old->state == SV_CONN_ACTIVE && old->uid == c->uid) {
                 HB_INC(set->st.replaced);
-                hb_conn_fail(set, old, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
+                sv_conn_fail(set, old, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
             }
         } else {
-            hb_route_kick(s, prev, c->uid);
+            sv_route_kick(s, prev, c->uid);
         }
     }
     Hb__LoginOk ok = HB__LOGIN_OK__INIT;
@@ -166,32 +166,32 @@ static void on_login(hb_set *set, hb_conn *c, const Hb__Login *l)
     Hb__Frame f = HB__FRAME__INIT;
     f.body_case = HB__FRAME__BODY_LOGIN_OK;
     f.login_ok = &ok;
-    hb_conn_send_frame(set, c, &f);
-    for (hb_pend *p = parked; p; p = p->next) {
-        if (c->state == HB_CONN_ACTIVE)
+    sv_conn_send_frame(set, c, &f);
+    for (sv_pend *p = parked; p; p = p->next) {
+        if (c->state == SV_CONN_ACTIVE)
             deliver(set, c, &p->m);
-        else if (!hb_route(s, &p->m)) /* gone meanwhile: park the rest again */
+        else if (!sv_route(s, &p->m)) /* gone meanwhile: park the rest again */
             HB_INC(set->st.route_dropped);
     }
-    hb_dir_free_list(parked);
+    sv_dir_free_list(parked);
 }
 
 /* ---- shake ------------------------------------------------------------------------ */
 
 /* A packet from this SET: one put back by a grant that could not be made
  * first, else the producer's queue. */
-static bool take_packet(hb_set *set, hb_packet *pk)
+static bool take_packet(sv_set *set, sv_packet *pk)
 {
     if (set->nback) {
         *pk = set->back[--set->nback];
         return true;
     }
-    return hb_pqueue_pop(&set->q, pk);
+    return sv_pqueue_pop(&set->q, pk);
 }
 
-static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
+static void on_shake(sv_set *set, sv_conn *c, const Hb__Shake *sh)
 {
-    hb_server *s = set->srv;
+    sv_server *s = set->srv;
     if (!still_current(set, c))
         return;
     HB_INC(set->st.shakes);
@@ -204,7 +204,7 @@ static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
         uint64_t pid, jseq;
         uint32_t amount;
         HB_INC(set->st.retries);
-        if (hb_registry_find_grant(&s->reg, c->uid, sh->seq, &pid, &amount, &jseq)) {
+        if (sv_registry_find_grant(&s->reg, c->uid, sh->seq, &pid, &amount, &jseq)) {
             HB_INC(set->st.retry_replayed);
             n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_WIN, pid, amount);
             defer(set, c, jseq, buf, n, true);
@@ -212,25 +212,25 @@ static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
         }
     }
     if (s->cfg.shake_limit > 0 &&
-        !hb_dir_shake_ok(&s->dir, c->uid, (uint32_t)ev_now(set->loop), (uint32_t)s->cfg.shake_limit)) {
+        !sv_dir_shake_ok(&s->dir, c->uid, (uint32_t)ev_now(set->loop), (uint32_t)s->cfg.shake_limit)) {
         /* a bot shaking faster than a thumb can: answered, never a win */
         HB_INC(set->st.rate_limited);
         HB_INC(set->st.replies);
         n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_RATE_LIMITED, 0, 0);
-        hb_conn_send(set, c, buf, n);
+        sv_conn_send(set, c, buf, n);
         return;
     }
-    hb_packet pk;
+    sv_packet pk;
     if (!atomic_load_explicit(&s->event_started, memory_order_relaxed)) {
         HB_INC(set->st.not_yet);
         n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_NOT_YET, 0, 0);
     } else if (take_packet(set, &pk)) {
-        uint64_t mine = HB_LOC(set->id, hb_conn_slot(set, c));
-        if (!hb_dir_lock_if_at(&s->dir, c->uid, mine)) {
+        uint64_t mine = SV_LOC(set->id, sv_conn_slot(set, c));
+        if (!sv_dir_lock_if_at(&s->dir, c->uid, mine)) {
             /* replaced since still_current(): the packet stays in this SET */
             set->back[set->nback++] = pk;
             HB_INC(set->st.replaced);
-            hb_conn_fail(set, c, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
+            sv_conn_fail(set, c, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
             return;
         }
         Hb__Record rec = HB__RECORD__INIT;
@@ -241,9 +241,9 @@ static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
         rec.uid = c->uid;
         rec.seq = sh->seq;
         rec.time_us = hb_now_us();
-        uint64_t jseq = hb_journal_append(&s->journal, &rec, set->id);
-        hb_registry_add_grant(&s->reg, c->uid, sh->seq, pk.id, pk.amount, jseq);
-        hb_dir_unlock(&s->dir, c->uid);
+        uint64_t jseq = sv_journal_append(&s->journal, &rec, set->id);
+        sv_registry_add_grant(&s->reg, c->uid, sh->seq, pk.id, pk.amount, jseq);
+        sv_dir_unlock(&s->dir, c->uid);
         HB_INC(set->st.wins);
         HB_ADD(set->st.amount_won, pk.amount);
         n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_WIN, pk.id, pk.amount);
@@ -254,20 +254,20 @@ static void on_shake(hb_set *set, hb_conn *c, const Hb__Shake *sh)
         n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_LOSE, 0, 0);
     }
     HB_INC(set->st.replies);
-    hb_conn_send(set, c, buf, n);
+    sv_conn_send(set, c, buf, n);
 }
 
 /* ---- open ---------------------------------------------------------------------------- */
 
-static void on_open(hb_set *set, hb_conn *c, const Hb__Open *o)
+static void on_open(sv_set *set, sv_conn *c, const Hb__Open *o)
 {
-    hb_server *s = set->srv;
+    sv_server *s = set->srv;
     if (!still_current(set, c))
         return;
     HB_INC(set->st.opens);
     uint32_t share;
     uint64_t jseq;
-    Hb__OpenStatus st = hb_registry_open(&s->reg, &s->journal, set->id, o->packet_id, c->uid, &share, &jseq);
+    Hb__OpenStatus st = sv_registry_open(&s->reg, &s->journal, set->id, o->packet_id, c->uid, &share, &jseq);
     uint8_t buf[64];
     size_t n = pack_open_reply(buf, sizeof buf, o->packet_id, st, st == HB__OPEN_STATUS__OPEN_OK || st == HB__OPEN_STATUS__OPEN_ALREADY ? share : 0);
     if (st == HB__OPEN_STATUS__OPEN_OK) {
@@ -279,41 +279,41 @@ static void on_open(hb_set *set, hb_conn *c, const Hb__Open *o)
     if (jseq)
         defer(set, c, jseq, buf, n, false);
     else
-        hb_conn_send(set, c, buf, n);
+        sv_conn_send(set, c, buf, n);
 }
 
 /* ---- chat ------------------------------------------------------------------------------ */
 
-static void on_chat(hb_set *set, hb_conn *c, const Hb__Chat *ch)
+static void on_chat(sv_set *set, sv_conn *c, const Hb__Chat *ch)
 {
-    hb_server *s = set->srv;
+    sv_server *s = set->srv;
     if (!still_current(set, c))
         return;
     size_t len = ch->text ? strlen(ch->text) : 0;
     if (len > HB_CHAT_MAX || ch->to_uid >= s->dir.users) {
-        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_CHAT_INVALID,
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_CHAT_INVALID,
                      len > HB_CHAT_MAX ? "chat text too long" : "chat target uid out of range");
         return;
     }
     if (s->cfg.chat_limit > 0 &&
-        !hb_dir_chat_ok(&s->dir, c->uid, (uint32_t)ev_now(set->loop), (uint32_t)s->cfg.chat_limit)) {
+        !sv_dir_chat_ok(&s->dir, c->uid, (uint32_t)ev_now(set->loop), (uint32_t)s->cfg.chat_limit)) {
         HB_INC(set->st.chat_limited); /* dropped: chat must not crowd out notices */
         return;
     }
     HB_INC(set->st.chats_in);
-    hb_msg m = {.type = HB_MSG_CHAT, .uid = ch->to_uid, .from = c->uid, .textlen = (uint8_t)len};
+    sv_msg m = {.type = SV_MSG_CHAT, .uid = ch->to_uid, .from = c->uid, .textlen = (uint8_t)len};
     memcpy(m.text, ch->text, len);
-    if (!hb_route(s, &m))
+    if (!sv_route(s, &m))
         HB_INC(set->st.route_dropped);
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
-bool hb_handle_frame(hb_set *set, hb_conn *c, const uint8_t *body, size_t len)
+bool sv_handle_frame(sv_set *set, sv_conn *c, const uint8_t *body, size_t len)
 {
     Hb__Frame *f = hb_frame_unpack(&set->arena, body, len);
     if (!f) {
-        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_MESSAGE, "not a valid hb.Frame");
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_MESSAGE, "not a valid hb.Frame");
         return false;
     }
     switch (f->body_case) {
@@ -322,30 +322,30 @@ bool hb_handle_frame(hb_set *set, hb_conn *c, const uint8_t *body, size_t len)
     case HB__FRAME__BODY_OPEN: on_open(set, c, f->open); break;
     case HB__FRAME__BODY_CHAT: on_chat(set, c, f->chat); break;
     case HB__FRAME__BODY__NOT_SET:
-        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_UNKNOWN_TYPE, "frame has no known message");
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_UNKNOWN_TYPE, "frame has no known message");
         break;
     default:
-        hb_conn_fail(set, c, HB__ERROR_CODE__ERR_NOT_ALLOWED, "clients may not send this message");
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_NOT_ALLOWED, "clients may not send this message");
         break;
     }
-    return c->state == HB_CONN_ACTIVE || c->state == HB_CONN_NEW;
+    return c->state == SV_CONN_ACTIVE || c->state == SV_CONN_NEW;
 }
 
 /* ---- routed messages ------------------------------------------------------------------------ */
 
-static void deliver(hb_set *set, hb_conn *c, hb_msg *m)
+static void deliver(sv_set *set, sv_conn *c, sv_msg *m)
 {
     Hb__Frame f = HB__FRAME__INIT;
-    if (m->type == HB_MSG_NOTICE) {
+    if (m->type == SV_MSG_NOTICE) {
         Hb__Notice nt = HB__NOTICE__INIT;
         nt.packet_id = m->packet_id;
         nt.amount = m->amount;
         nt.split = m->split;
         f.body_case = HB__FRAME__BODY_NOTICE;
         f.notice = &nt;
-        hb_conn_send_frame(set, c, &f);
+        sv_conn_send_frame(set, c, &f);
         HB_INC(set->st.notices);
-    } else if (m->type == HB_MSG_CHAT) {
+    } else if (m->type == SV_MSG_CHAT) {
         char text[HB_CHAT_MAX + 1];
         memcpy(text, m->text, m->textlen);
         text[m->textlen] = 0;
@@ -355,27 +355,27 @@ static void deliver(hb_set *set, hb_conn *c, hb_msg *m)
         ch.text = text;
         f.body_case = HB__FRAME__BODY_CHAT;
         f.chat = &ch;
-        hb_conn_send_frame(set, c, &f);
+        sv_conn_send_frame(set, c, &f);
         HB_INC(set->st.chats_out);
     }
 }
 
-void hb_handle_msg(hb_set *set, hb_msg *m)
+void sv_handle_msg(sv_set *set, sv_msg *m)
 {
-    hb_server *s = set->srv;
-    if (m->type == HB_MSG_KICK) {
-        hb_conn *old = &set->conns[m->slot];
-        if (m->slot && m->slot <= set->hwm && old->state == HB_CONN_ACTIVE && old->uid == m->uid &&
-            hb_dir_get(&s->dir, m->uid) != HB_LOC(set->id, m->slot)) {
+    sv_server *s = set->srv;
+    if (m->type == SV_MSG_KICK) {
+        sv_conn *old = &set->conns[m->slot];
+        if (m->slot && m->slot <= set->hwm && old->state == SV_CONN_ACTIVE && old->uid == m->uid &&
+            sv_dir_get(&s->dir, m->uid) != SV_LOC(set->id, m->slot)) {
             HB_INC(set->st.replaced);
-            hb_conn_fail(set, old, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
+            sv_conn_fail(set, old, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
         }
         return;
     }
-    uint64_t loc = hb_dir_get(&s->dir, m->uid);
-    if (loc && HB_LOC_SET(loc) == set->id) {
-        hb_conn *c = &set->conns[HB_LOC_SLOT(loc)];
-        if (c->state == HB_CONN_ACTIVE && c->uid == m->uid) {
+    uint64_t loc = sv_dir_get(&s->dir, m->uid);
+    if (loc && SV_LOC_SET(loc) == set->id) {
+        sv_conn *c = &set->conns[SV_LOC_SLOT(loc)];
+        if (c->state == SV_CONN_ACTIVE && c->uid == m->uid) {
             deliver(set, c, m);
             return;
         }
@@ -383,6 +383,6 @@ void hb_handle_msg(hb_set *set, hb_msg *m)
     /* The user moved or left since the message was routed: route again
      * (a bounded number of times). */
     HB_INC(set->st.rerouted);
-    if (++m->hops > 4 || !hb_route(s, m))
+    if (++m->hops > 4 || !sv_route(s, m))
         HB_INC(set->st.route_dropped);
 }

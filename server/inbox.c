@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-int hb_inbox_init(hb_inbox *q, size_t cap)
+int sv_inbox_init(sv_inbox *q, size_t cap)
 {
     size_t n = 2;
     while (n < cap)
@@ -19,17 +19,17 @@ int hb_inbox_init(hb_inbox *q, size_t cap)
     return 0;
 }
 
-void hb_inbox_free(hb_inbox *q)
+void sv_inbox_free(sv_inbox *q)
 {
     free(q->cells);
     q->cells = NULL;
 }
 
-bool hb_inbox_push(hb_inbox *q, const hb_msg *m)
+bool sv_inbox_push(sv_inbox *q, const sv_msg *m)
 {
     size_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
     for (;;) {
-        hb_inbox_cell *c = &q->cells[pos & q->mask];
+        sv_inbox_cell *c = &q->cells[pos & q->mask];
         size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
         intptr_t dif = (intptr_t)seq - (intptr_t)pos;
         if (dif == 0) {
@@ -49,10 +49,10 @@ bool hb_inbox_push(hb_inbox *q, const hb_msg *m)
     }
 }
 
-bool hb_inbox_pop(hb_inbox *q, hb_msg *m)
+bool sv_inbox_pop(sv_inbox *q, sv_msg *m)
 {
     size_t pos = atomic_load_explicit(&q->head, memory_order_relaxed);
-    hb_inbox_cell *c = &q->cells[pos & q->mask];
+    sv_inbox_cell *c = &q->cells[pos & q->mask];
     size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
     if ((intptr_t)seq - (intptr_t)(pos + 1) < 0)
         return false; /* empty (or the producer is mid-write: it wakes us after) */

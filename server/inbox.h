@@ -6,8 +6,8 @@
  * push; only the SET thread pops, after its ev_async wake-up.  A full inbox
  * refuses the push and the caller counts a drop: a stuck SET can never make
  * the producer or another SET wait. */
-#ifndef HB_INBOX_H
-#define HB_INBOX_H
+#ifndef SV_INBOX_H
+#define SV_INBOX_H
 
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -16,13 +16,13 @@
 #include <stdint.h>
 #include "frame.h"
 
-enum hb_msg_type {
-    HB_MSG_NOTICE = 1, /* packet_id, amount, split */
-    HB_MSG_CHAT = 2,   /* from, text */
-    HB_MSG_KICK = 3,   /* close connection `slot` if it still holds uid */
+enum sv_msg_type {
+    SV_MSG_NOTICE = 1, /* packet_id, amount, split */
+    SV_MSG_CHAT = 2,   /* from, text */
+    SV_MSG_KICK = 3,   /* close connection `slot` if it still holds uid */
 };
 
-typedef struct hb_msg {
+typedef struct sv_msg {
     uint8_t type;
     uint8_t hops;    /* re-routes so far; bounded so a message cannot circle */
     uint8_t split;
@@ -34,26 +34,26 @@ typedef struct hb_msg {
     uint32_t gen;
     uint64_t packet_id;
     char text[HB_CHAT_MAX];
-} hb_msg;
+} sv_msg;
 
-typedef struct hb_inbox_cell {
+typedef struct sv_inbox_cell {
     _Atomic size_t seq;
-    hb_msg m;
-} hb_inbox_cell;
+    sv_msg m;
+} sv_inbox_cell;
 
-typedef struct hb_inbox {
-    hb_inbox_cell *cells;
+typedef struct sv_inbox {
+    sv_inbox_cell *cells;
     size_t mask;
     alignas(64) _Atomic size_t tail; /* producers */
     alignas(64) _Atomic size_t head; /* the SET */
-} hb_inbox;
+} sv_inbox;
 
-int hb_inbox_init(hb_inbox *q, size_t cap); /* cap rounded up to a power of two */
-void hb_inbox_free(hb_inbox *q);
-bool hb_inbox_push(hb_inbox *q, const hb_msg *m);
-bool hb_inbox_pop(hb_inbox *q, hb_msg *m);
+int sv_inbox_init(sv_inbox *q, size_t cap); /* cap rounded up to a power of two */
+void sv_inbox_free(sv_inbox *q);
+bool sv_inbox_push(sv_inbox *q, const sv_msg *m);
+bool sv_inbox_pop(sv_inbox *q, sv_msg *m);
 /* Messages in the inbox now (approximate from other threads). */
-static inline size_t hb_inbox_size(hb_inbox *q)
+static inline size_t sv_inbox_size(sv_inbox *q)
 {
     return atomic_load_explicit(&q->tail, memory_order_relaxed) - atomic_load_explicit(&q->head, memory_order_relaxed);
 }

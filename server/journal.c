@@ -10,7 +10,7 @@
 
 #define JOURNAL_BUF (1u << 20)
 
-int hb_journal_open(hb_journal *j, const char *path, bool fsync, size_t valid, char *err, size_t errlen)
+int sv_journal_open(sv_journal *j, const char *path, bool fsync, size_t valid, char *err, size_t errlen)
 {
     memset(j, 0, sizeof *j);
     j->fd = -1;
@@ -51,7 +51,7 @@ int hb_journal_open(hb_journal *j, const char *path, bool fsync, size_t valid, c
 
 static void *writer_main(void *arg)
 {
-    hb_journal *j = arg;
+    sv_journal *j = arg;
     pthread_setname_np(pthread_self(), "hb-journal"); /* for top -H, perf, gdb */
     uint64_t prev = atomic_load(&j->committed);
     for (;;) {
@@ -111,7 +111,7 @@ static void *writer_main(void *arg)
     }
 }
 
-bool hb_journal_watch(hb_journal *j, uint64_t seq, int set)
+bool sv_journal_watch(sv_journal *j, uint64_t seq, int set)
 {
     if (set < 0 || set >= j->nsets)
         return false;
@@ -127,7 +127,7 @@ bool hb_journal_watch(hb_journal *j, uint64_t seq, int set)
     return done;
 }
 
-int hb_journal_start(hb_journal *j, int nsets, hb_journal_notify_fn fn, void *ctx)
+int sv_journal_start(sv_journal *j, int nsets, sv_journal_notify_fn fn, void *ctx)
 {
     j->nsets = nsets;
     j->notify = calloc((size_t)nsets + 1, 1);
@@ -143,7 +143,7 @@ int hb_journal_start(hb_journal *j, int nsets, hb_journal_notify_fn fn, void *ct
     return 0;
 }
 
-uint64_t hb_journal_append(hb_journal *j, const Hb__Record *r, int set)
+uint64_t sv_journal_append(sv_journal *j, const Hb__Record *r, int set)
 {
     uint8_t rec[HB_JREC_MAX + 16];
     size_t n = hb_jrec_pack(r, rec, sizeof rec);
@@ -164,7 +164,7 @@ uint64_t hb_journal_append(hb_journal *j, const Hb__Record *r, int set)
     return seq;
 }
 
-void hb_journal_close(hb_journal *j)
+void sv_journal_close(sv_journal *j)
 {
     if (j->started) {
         pthread_mutex_lock(&j->mu);

@@ -7,8 +7,8 @@
  * publishes the highest record number that is now durable and wakes the SETs
  * that have replies waiting for it.  The SET loops never block on the disk.
  * File format: proto/jfile.h. */
-#ifndef HB_JOURNAL_H
-#define HB_JOURNAL_H
+#ifndef SV_JOURNAL_H
+#define SV_JOURNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,9 +17,9 @@
 #include "jfile.h"
 #include "util.h"
 
-typedef void (*hb_journal_notify_fn)(void *ctx, int set);
+typedef void (*sv_journal_notify_fn)(void *ctx, int set);
 
-typedef struct hb_journal {
+typedef struct sv_journal {
     int fd;
     bool fsync;
     pthread_mutex_t mu;
@@ -34,35 +34,35 @@ typedef struct hb_journal {
     uint8_t *late;       /* SETs that started waiting on the batch being written */
     uint64_t writing_upto; /* last record of the batch being written (under mu) */
     int nsets;
-    hb_journal_notify_fn notify_fn;
+    sv_journal_notify_fn notify_fn;
     void *notify_ctx;
     pthread_t th;
     bool started, stop;
     int64_t batch_delay_us; /* optional wait to gather more per batch */
     /* figures */
     _Atomic uint64_t appends, batches, bytes, max_batch, sync_us;
-} hb_journal;
+} sv_journal;
 
 /* Open for appending; the file is first cut to `valid` bytes (the end of the
  * last intact entry found by the replay).  0, or -1 with err. */
-int hb_journal_open(hb_journal *j, const char *path, bool fsync, size_t valid, char *err, size_t errlen);
-int hb_journal_start(hb_journal *j, int nsets, hb_journal_notify_fn fn, void *ctx);
+int sv_journal_open(sv_journal *j, const char *path, bool fsync, size_t valid, char *err, size_t errlen);
+int sv_journal_start(sv_journal *j, int nsets, sv_journal_notify_fn fn, void *ctx);
 /* Append; returns the record's number.  `set` >= 0 asks for a wake-up of that
  * SET when the record is durable. */
-uint64_t hb_journal_append(hb_journal *j, const Hb__Record *r, int set);
-static inline uint64_t hb_journal_committed(hb_journal *j)
+uint64_t sv_journal_append(sv_journal *j, const Hb__Record *r, int set);
+static inline uint64_t sv_journal_committed(sv_journal *j)
 {
     return atomic_load_explicit(&j->committed, memory_order_acquire);
 }
-static inline uint64_t hb_journal_appended(hb_journal *j)
+static inline uint64_t sv_journal_appended(sv_journal *j)
 {
     return atomic_load_explicit(&j->appended, memory_order_acquire);
 }
 /* SET `set` has a reply waiting for record `seq`: make sure it is woken when
  * that record is durable (whichever thread appended it).  Returns true if it
  * already is (then no wake-up comes). */
-bool hb_journal_watch(hb_journal *j, uint64_t seq, int set);
+bool sv_journal_watch(sv_journal *j, uint64_t seq, int set);
 /* Write out everything appended so far and stop the writer. */
-void hb_journal_close(hb_journal *j);
+void sv_journal_close(sv_journal *j);
 
 #endif

@@ -10,7 +10,7 @@
 #include "set.h"
 #include "stats.h"
 
-static hb_server srv; /* settings from hb_server_defaults(), then the config file and flags */
+static sv_server srv; /* settings from sv_server_defaults(), then the config file and flags */
 
 static const hb_opt opts[] = {
     {"listen", HB_OPT_STR, &srv.cfg.listen, "ADDR", "IPv4 address to listen on", 0, 0},
@@ -83,15 +83,15 @@ static ev_timer tick, stats_timer;
 
 static void on_stats(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    hb_totals t;
-    hb_stats_sum(&srv, &t);
-    hb_stats_write(&srv, &t, srv.cfg.stats_file, false);
+    sv_totals t;
+    sv_stats_sum(&srv, &t);
+    sv_stats_write(&srv, &t, srv.cfg.stats_file, false);
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     int64_t now = hb_now_us();
-    hb_stats_tick(&srv, now / 1000000);
+    sv_stats_tick(&srv, now / 1000000);
     /* Next tick just after the next second boundary, so reports line up
      * with the clients' seconds. */
     w->repeat = (double)(1000000 - now % 1000000) / 1e6 + 0.001;
@@ -101,7 +101,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 int main(int argc, char **argv)
 {
     hb_prog = "hb-server";
-    hb_server_defaults(&srv.cfg);
+    sv_server_defaults(&srv.cfg);
     int first = hb_cli_parse(&cli, argc, argv);
     if (first < argc) {
         fprintf(stderr, "hb-server: unexpected argument '%s'\nhb-server: see 'hb-server --help'\n", argv[first]);
@@ -109,7 +109,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     char err[512];
-    if (hb_server_init(&srv, err, sizeof err) < 0 || hb_server_start(&srv, err, sizeof err) < 0) {
+    if (sv_server_init(&srv, err, sizeof err) < 0 || sv_server_start(&srv, err, sizeof err) < 0) {
         hb_log("%s", err);
         return 1;
     }
@@ -138,9 +138,9 @@ int main(int argc, char **argv)
     }
     ev_run(loop, 0);
 
-    hb_server_stop(&srv);
-    hb_stats_final_report(&srv);
-    hb_stats_summary(&srv);
-    hb_server_free(&srv);
+    sv_server_stop(&srv);
+    sv_stats_final_report(&srv);
+    sv_stats_summary(&srv);
+    sv_server_free(&srv);
     return 0;
 }

@@ -4,13 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-void hb_pool_init(hb_pool *p, uint32_t max_chunks)
+void sv_pool_init(sv_pool *p, uint32_t max_chunks)
 {
     memset(p, 0, sizeof *p);
-    p->max_slabs = (max_chunks + HB_SLAB_CHUNKS - 1) / HB_SLAB_CHUNKS;
+    p->max_slabs = (max_chunks + SV_SLAB_CHUNKS - 1) / SV_SLAB_CHUNKS;
 }
 
-void hb_pool_destroy(hb_pool *p)
+void sv_pool_destroy(sv_pool *p)
 {
     for (uint32_t i = 0; i < p->nslabs; i++)
         free(p->slabs[i]);
@@ -18,7 +18,7 @@ void hb_pool_destroy(hb_pool *p)
     memset(p, 0, sizeof *p);
 }
 
-uint32_t hb_pool_get(hb_pool *p)
+uint32_t sv_pool_get(sv_pool *p)
 {
     if (!p->free_head) {
         if (p->nslabs == p->max_slabs)
@@ -27,22 +27,22 @@ uint32_t hb_pool_get(hb_pool *p)
         if (!s)
             return 0;
         p->slabs = s;
-        if (!(s[p->nslabs] = malloc((size_t)HB_SLAB_CHUNKS * HB_CHUNK)))
+        if (!(s[p->nslabs] = malloc((size_t)SV_SLAB_CHUNKS * SV_CHUNK)))
             return 0;
         p->nslabs++;
-        uint32_t first = (p->nslabs - 1) * HB_SLAB_CHUNKS + 1;
-        for (uint32_t i = 0; i < HB_SLAB_CHUNKS; i++)
-            hb_pool_put(p, first + HB_SLAB_CHUNKS - 1 - i), p->used++; /* put() decrements */
+        uint32_t first = (p->nslabs - 1) * SV_SLAB_CHUNKS + 1;
+        for (uint32_t i = 0; i < SV_SLAB_CHUNKS; i++)
+            sv_pool_put(p, first + SV_SLAB_CHUNKS - 1 - i), p->used++; /* put() decrements */
     }
     uint32_t idx = p->free_head;
-    memcpy(&p->free_head, hb_pool_ptr(p, idx), sizeof p->free_head);
+    memcpy(&p->free_head, sv_pool_ptr(p, idx), sizeof p->free_head);
     p->used++;
     return idx;
 }
 
-void hb_pool_put(hb_pool *p, uint32_t idx)
+void sv_pool_put(sv_pool *p, uint32_t idx)
 {
-    memcpy(hb_pool_ptr(p, idx), &p->free_head, sizeof p->free_head);
+    memcpy(sv_pool_ptr(p, idx), &p->free_head, sizeof p->free_head);
     p->free_head = idx;
     p->used--;
 }

@@ -5,8 +5,8 @@
  * writer of `head`, so a shake takes a packet with two atomic loads and one
  * store and no lock.  The two indices sit on separate cache lines so the
  * producer's pushes do not bounce the line the SET reads on every shake. */
-#ifndef HB_PQUEUE_H
-#define HB_PQUEUE_H
+#ifndef SV_PQUEUE_H
+#define SV_PQUEUE_H
 
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -14,20 +14,20 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-typedef struct hb_packet {
+typedef struct sv_packet {
     uint64_t id;
     uint32_t amount; /* cents */
-} hb_packet;
+} sv_packet;
 
-typedef struct hb_pqueue {
-    hb_packet *ring;
+typedef struct sv_pqueue {
+    sv_packet *ring;
     uint32_t mask;
     alignas(64) _Atomic uint32_t head; /* next to pop, written by the SET */
     alignas(64) _Atomic uint32_t tail; /* next free, written by the producer */
-} hb_pqueue;
+} sv_pqueue;
 
 /* cap is rounded up to a power of two. */
-static inline int hb_pqueue_init(hb_pqueue *q, uint32_t cap)
+static inline int sv_pqueue_init(sv_pqueue *q, uint32_t cap)
 {
     uint32_t n = 1;
     while (n < cap)
@@ -39,14 +39,14 @@ static inline int hb_pqueue_init(hb_pqueue *q, uint32_t cap)
     return q->ring ? 0 : -1;
 }
 
-static inline void hb_pqueue_free(hb_pqueue *q)
+static inline void sv_pqueue_free(sv_pqueue *q)
 {
     free(q->ring);
     q->ring = NULL;
 }
 
 /* Producer side. */
-static inline bool hb_pqueue_push(hb_pqueue *q, const hb_packet *p)
+static inline bool sv_pqueue_push(sv_pqueue *q, const sv_packet *p)
 {
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
@@ -58,7 +58,7 @@ static inline bool hb_pqueue_push(hb_pqueue *q, const hb_packet *p)
 }
 
 /* Consumer (SET) side. */
-static inline bool hb_pqueue_pop(hb_pqueue *q, hb_packet *p)
+static inline bool sv_pqueue_pop(sv_pqueue *q, sv_packet *p)
 {
     uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
@@ -70,7 +70,7 @@ static inline bool hb_pqueue_pop(hb_pqueue *q, hb_packet *p)
 }
 
 /* Approximate from any thread, exact from either end. */
-static inline uint32_t hb_pqueue_size(hb_pqueue *q)
+static inline uint32_t sv_pqueue_size(sv_pqueue *q)
 {
     return atomic_load_explicit(&q->tail, memory_order_acquire) - atomic_load_explicit(&q->head, memory_order_acquire);
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int hb_producer_init(hb_producer *p, const hb_producer_ops *ops, int nsets, uint64_t seed)
+int sv_producer_init(sv_producer *p, const sv_producer_ops *ops, int nsets, uint64_t seed)
 {
     memset(p, 0, sizeof *p);
     p->ops = *ops;
@@ -16,13 +16,13 @@ int hb_producer_init(hb_producer *p, const hb_producer_ops *ops, int nsets, uint
     return p->dealt ? 0 : -1;
 }
 
-void hb_producer_free(hb_producer *p)
+void sv_producer_free(sv_producer *p)
 {
     free(p->dealt);
     p->dealt = NULL;
 }
 
-void hb_flow_set(hb_flow *f, double rate, uint64_t total, uint64_t made, uint32_t amin, uint32_t amax)
+void sv_flow_set(sv_flow *f, double rate, uint64_t total, uint64_t made, uint32_t amin, uint32_t amax)
 {
     f->rate = rate;
     f->total = total;
@@ -33,18 +33,18 @@ void hb_flow_set(hb_flow *f, double rate, uint64_t total, uint64_t made, uint32_
     f->running = false;
 }
 
-void hb_producer_sync_counters(hb_producer *p)
+void sv_producer_sync_counters(sv_producer *p)
 {
     HB_STORE(p->made_shake, p->shake.made);
     HB_STORE(p->made_send, p->send.made);
 }
 
-static bool flow_done(const hb_flow *f)
+static bool flow_done(const sv_flow *f)
 {
     return f->made >= f->total || f->rate <= 0;
 }
 
-static void flow_begin(hb_flow *f, int64_t t0)
+static void flow_begin(sv_flow *f, int64_t t0)
 {
     f->base = f->made;
     f->t0 = t0;
@@ -52,12 +52,12 @@ static void flow_begin(hb_flow *f, int64_t t0)
 }
 
 /* When packet number `k` (0-based, k >= base) of the flow is due. */
-static int64_t flow_due(const hb_flow *f, uint64_t k)
+static int64_t flow_due(const sv_flow *f, uint64_t k)
 {
     return f->t0 + (int64_t)ceil((double)(k - f->base) * 1e6 / f->rate);
 }
 
-void hb_producer_add_cycle(hb_producer *p, uint64_t add_shake, uint64_t add_send, int64_t now)
+void sv_producer_add_cycle(sv_producer *p, uint64_t add_shake, uint64_t add_send, int64_t now)
 {
     p->shake.total += add_shake;
     p->send.total += add_send;
@@ -67,18 +67,18 @@ void hb_producer_add_cycle(hb_producer *p, uint64_t add_shake, uint64_t add_send
         flow_begin(&p->send, now);
 }
 
-void hb_producer_start(hb_producer *p, int64_t now)
+void sv_producer_start(sv_producer *p, int64_t now)
 {
-    hb_producer_add_cycle(p, 0, 0, now); /* the first cycle's totals are set already */
+    sv_producer_add_cycle(p, 0, 0, now); /* the first cycle's totals are set already */
 }
 
-static uint32_t amount(hb_producer *p, const hb_flow *f)
+static uint32_t amount(sv_producer *p, const sv_flow *f)
 {
     return f->amin + hb_rand_below(&p->rng, f->amax - f->amin + 1);
 }
 
 /* Round-robin, skipping SETs whose queue is full; false if all are. */
-static bool deal(hb_producer *p, const hb_packet *pk)
+static bool deal(sv_producer *p, const sv_packet *pk)
 {
     for (int tries = 0; tries < p->nsets; tries++) {
         int s = p->next_set;
@@ -91,10 +91,10 @@ static bool deal(hb_producer *p, const hb_packet *pk)
     return false;
 }
 
-static void make_shake(hb_producer *p)
+static void make_shake(sv_producer *p)
 {
-    hb_flow *f = &p->shake;
-    hb_packet pk = {.id = f->made + 1, .amount = amount(p, f)};
+    sv_flow *f = &p->shake;
+    sv_packet pk = {.id = f->made + 1, .amount = amount(p, f)};
     Hb__Record rec = HB__RECORD__INIT;
     rec.type = HB__RECORD_TYPE__REC_CREATE;
     rec.kind = HB__PACKET_KIND__KIND_SHAKE;
@@ -111,10 +111,10 @@ static void make_shake(hb_producer *p)
     }
 }
 
-static void make_send(hb_producer *p)
+static void make_send(sv_producer *p)
 {
-    hb_flow *f = &p->send;
-    hb_sendpkt sp = {.n = (uint8_t)p->split};
+    sv_flow *f = &p->send;
+    sv_sendpkt sp = {.n = (uint8_t)p->split};
     uint64_t id = hb_send_id(f->made);
     sp.amount = amount(p, f);
     if (sp.amount < sp.n)
@@ -131,7 +131,7 @@ static void make_send(hb_producer *p)
         } while (dup && ++tries < 1000);
         sp.uid[i] = u;
     }
-    hb_split(&p->rng, sp.amount, sp.n, sp.share);
+    sv_split(&p->rng, sp.amount, sp.n, sp.share);
     Hb__Record rec = HB__RECORD__INIT;
     rec.type = HB__RECORD_TYPE__REC_CREATE;
     rec.kind = HB__PACKET_KIND__KIND_SEND;
@@ -148,7 +148,7 @@ static void make_send(hb_producer *p)
     p->ops.sent(p->ops.ctx, id, &sp);
 }
 
-uint64_t hb_producer_step(hb_producer *p, int64_t now)
+uint64_t sv_producer_step(sv_producer *p, int64_t now)
 {
     uint64_t n = 0;
     if (p->holding) {
@@ -158,7 +158,7 @@ uint64_t hb_producer_step(hb_producer *p, int64_t now)
         }
         p->holding = false;
     }
-    hb_flow *s = &p->shake;
+    sv_flow *s = &p->shake;
     while (s->running && !flow_done(s) && flow_due(s, s->made) <= now) {
         make_shake(p);
         n++;
@@ -174,7 +174,7 @@ uint64_t hb_producer_step(hb_producer *p, int64_t now)
         if (!p->send_concurrent && !flow_done(&p->send) && !p->send.running)
             flow_begin(&p->send, s->total > s->base ? flow_due(s, s->total) : now);
     }
-    hb_flow *d = &p->send;
+    sv_flow *d = &p->send;
     while (d->running && !flow_done(d) && flow_due(d, d->made) <= now) {
         make_send(p);
         n++;
@@ -184,7 +184,7 @@ uint64_t hb_producer_step(hb_producer *p, int64_t now)
     return n;
 }
 
-int64_t hb_producer_next_due(const hb_producer *p)
+int64_t sv_producer_next_due(const sv_producer *p)
 {
     int64_t t = INT64_MAX;
     if (p->holding)
@@ -200,7 +200,7 @@ int64_t hb_producer_next_due(const hb_producer *p)
     return t;
 }
 
-bool hb_producer_done(const hb_producer *p)
+bool sv_producer_done(const sv_producer *p)
 {
     return !p->holding && flow_done(&p->shake) && flow_done(&p->send);
 }

@@ -5,10 +5,10 @@
 #include <string.h>
 #include "util.h"
 
-int hb_registry_init(hb_registry *r)
+int sv_registry_init(sv_registry *r)
 {
     memset(r, 0, sizeof *r);
-    r->chunk = calloc(HB_SEND_CHUNKS, sizeof *r->chunk);
+    r->chunk = calloc(SV_SEND_CHUNKS, sizeof *r->chunk);
     for (int i = 0; i < 64; i++)
         pthread_mutex_init(&r->send_mu[i], NULL);
     pthread_mutex_init(&r->grant_mu, NULL);
@@ -17,10 +17,10 @@ int hb_registry_init(hb_registry *r)
     return r->chunk && r->g ? 0 : -1;
 }
 
-void hb_registry_free(hb_registry *r)
+void sv_registry_free(sv_registry *r)
 {
     /* chunks are allocated in order: stop at the first missing one */
-    for (int i = 0; r->chunk && i < HB_SEND_CHUNKS && r->chunk[i]; i++)
+    for (int i = 0; r->chunk && i < SV_SEND_CHUNKS && r->chunk[i]; i++)
         free(r->chunk[i]);
     free(r->chunk);
     free(r->g);
@@ -28,12 +28,12 @@ void hb_registry_free(hb_registry *r)
     r->g = NULL;
 }
 
-static hb_sendpkt *send_at(hb_registry *r, uint64_t k)
+static sv_sendpkt *send_at(sv_registry *r, uint64_t k)
 {
-    return &r->chunk[k / HB_SEND_CHUNK][k % HB_SEND_CHUNK];
+    return &r->chunk[k / SV_SEND_CHUNK][k % SV_SEND_CHUNK];
 }
 
-static int64_t index_of(hb_registry *r, uint64_t id)
+static int64_t index_of(sv_registry *r, uint64_t id)
 {
     if (id <= HB_SEND_ID_BASE)
         return -1;
@@ -41,14 +41,14 @@ static int64_t index_of(hb_registry *r, uint64_t id)
     return k < atomic_load_explicit(&r->send_count, memory_order_acquire) ? (int64_t)k : -1;
 }
 
-int hb_registry_put_send(hb_registry *r, uint64_t id, const hb_sendpkt *p)
+int sv_registry_put_send(sv_registry *r, uint64_t id, const sv_sendpkt *p)
 {
-    if (id <= HB_SEND_ID_BASE || id - HB_SEND_ID_BASE - 1 >= (uint64_t)HB_SEND_CHUNK * HB_SEND_CHUNKS)
+    if (id <= HB_SEND_ID_BASE || id - HB_SEND_ID_BASE - 1 >= (uint64_t)SV_SEND_CHUNK * SV_SEND_CHUNKS)
         return -1;
     uint64_t k = id - HB_SEND_ID_BASE - 1;
     if (k != atomic_load(&r->send_count))
         return -1; /* dense: every chunk below is allocated, every index below published */
-    if (!r->chunk[k / HB_SEND_CHUNK] && !(r->chunk[k / HB_SEND_CHUNK] = calloc(HB_SEND_CHUNK, sizeof(hb_sendpkt))))
+    if (!r->chunk[k / SV_SEND_CHUNK] && !(r->chunk[k / SV_SEND_CHUNK] = calloc(SV_SEND_CHUNK, sizeof(sv_sendpkt))))
         return -1;
     pthread_mutex_lock(&r->send_mu[k % 64]);
     *send_at(r, k) = *p;
@@ -57,7 +57,7 @@ int hb_registry_put_send(hb_registry *r, uint64_t id, const hb_sendpkt *p)
     return 0;
 }
 
-bool hb_registry_get_send(hb_registry *r, uint64_t id, hb_sendpkt *out)
+bool sv_registry_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out)
 {
     int64_t k = index_of(r, id);
     if (k < 0)
@@ -68,7 +68,7 @@ bool hb_registry_get_send(hb_registry *r, uint64_t id, hb_sendpkt *out)
     return out->n > 0;
 }
 
-Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t id, uint32_t uid, uint32_t *share,
+Hb__OpenStatus sv_registry_open(sv_registry *r, sv_journal *j, int set, uint64_t id, uint32_t uid, uint32_t *share,
                                 uint64_t *jseq)
 {
     int64_t k = index_of(r, id);
@@ -78,7 +78,7 @@ Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t
         return HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET;
     pthread_mutex_t *mu = &r->send_mu[k % 64];
     pthread_mutex_lock(mu);
-    hb_sendpkt *p = send_at(r, (uint64_t)k);
+    sv_sendpkt *p = send_at(r, (uint64_t)k);
     Hb__OpenStatus st = HB__OPEN_STATUS__OPEN_NOT_RECIPIENT;
     for (unsigned i = 0; i < p->n; i++) {
         if (p->uid[i] != uid)
@@ -96,7 +96,7 @@ Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t
             rec.amount = p->share[i];
             rec.uid = uid;
             rec.time_us = hb_now_us();
-            *jseq = p->jseq = hb_journal_append(j, &rec, set);
+            *jseq = p->jseq = sv_journal_append(j, &rec, set);
             st = HB__OPEN_STATUS__OPEN_OK;
         }
         break;
@@ -105,12 +105,12 @@ Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t
     return st;
 }
 
-bool hb_registry_mark_opened(hb_registry *r, uint64_t id, uint32_t uid, uint32_t amount)
+bool sv_registry_mark_opened(sv_registry *r, uint64_t id, uint32_t uid, uint32_t amount)
 {
     int64_t k = index_of(r, id);
     if (k < 0)
         return false;
-    hb_sendpkt *p = send_at(r, (uint64_t)k);
+    sv_sendpkt *p = send_at(r, (uint64_t)k);
     for (unsigned i = 0; i < p->n; i++)
         if (p->uid[i] == uid) {
             if ((p->opened & (1u << i)) || p->share[i] != amount)
@@ -128,7 +128,7 @@ static uint64_t gkey(uint32_t uid, uint32_t seq)
     return ((uint64_t)uid + 1) << 32 | seq;
 }
 
-static size_t gslot(hb_grant *g, size_t cap, uint64_t key)
+static size_t gslot(sv_grant *g, size_t cap, uint64_t key)
 {
     uint64_t h = key * 0x9e3779b97f4a7c15ULL;
     size_t i = (size_t)(h >> 20) & (cap - 1);
@@ -137,13 +137,13 @@ static size_t gslot(hb_grant *g, size_t cap, uint64_t key)
     return i;
 }
 
-void hb_registry_add_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount,
+void sv_registry_add_grant(sv_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount,
                            uint64_t jseq)
 {
     pthread_mutex_lock(&r->grant_mu);
     if ((r->glen + 1) * 2 > r->gcap) {
         size_t ncap = r->gcap * 2;
-        hb_grant *ng = calloc(ncap, sizeof *ng);
+        sv_grant *ng = calloc(ncap, sizeof *ng);
         if (ng) {
             for (size_t i = 0; i < r->gcap; i++)
                 if (r->g[i].key)
@@ -158,12 +158,12 @@ void hb_registry_add_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t 
         size_t i = gslot(r->g, r->gcap, key);
         if (!r->g[i].key)
             r->glen++;
-        r->g[i] = (hb_grant){.key = key, .packet_id = packet_id, .jseq = jseq, .amount = amount};
+        r->g[i] = (sv_grant){.key = key, .packet_id = packet_id, .jseq = jseq, .amount = amount};
     }
     pthread_mutex_unlock(&r->grant_mu);
 }
 
-bool hb_registry_find_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount,
+bool sv_registry_find_grant(sv_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount,
                             uint64_t *jseq)
 {
     pthread_mutex_lock(&r->grant_mu);
@@ -180,7 +180,7 @@ bool hb_registry_find_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t
 
 /* ---- splitting -------------------------------------------------------------- */
 
-int hb_split(uint64_t *rng, uint32_t amount, unsigned n, uint32_t *shares)
+int sv_split(uint64_t *rng, uint32_t amount, unsigned n, uint32_t *shares)
 {
     if (n < 1 || n > HB_SPLIT_MAX || amount < n)
         return -1;

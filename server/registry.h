@@ -3,8 +3,8 @@
  * by (uid, seq), so a retried shake is answered with its original win.
  * Both are touched only on the rare paths (a few hundred times a second at
  * the seed's rates), under striped locks; the plain shake path never is. */
-#ifndef HB_REGISTRY_H
-#define HB_REGISTRY_H
+#ifndef SV_REGISTRY_H
+#define SV_REGISTRY_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,63 +15,63 @@
 #include "money.h"
 
 
-typedef struct hb_sendpkt {
+typedef struct sv_sendpkt {
     uint32_t amount;
     uint8_t n;      /* recipients */
     uint8_t opened; /* bit i: recipient i has opened */
     uint32_t uid[HB_SPLIT_MAX];
     uint32_t share[HB_SPLIT_MAX];
     uint64_t jseq;  /* journal record of the latest open (0: before this run) */
-} hb_sendpkt;
+} sv_sendpkt;
 
-typedef struct hb_grant {
+typedef struct sv_grant {
     uint64_t key; /* (uid + 1) << 32 | seq; 0 = empty */
     uint64_t packet_id;
     uint64_t jseq; /* its WIN record in this run's journal (0: replayed) */
     uint32_t amount;
-} hb_grant;
+} sv_grant;
 
-/* Send packets live in chunks of HB_SEND_CHUNK, allocated by the one writer
+/* Send packets live in chunks of SV_SEND_CHUNK, allocated by the one writer
  * (producer or replay) before it publishes the count, so readers index
  * without a lock and nothing ever moves under them. */
-#define HB_SEND_CHUNK 65536
-#define HB_SEND_CHUNKS 16384 /* up to 1,073,741,824 send packets */
+#define SV_SEND_CHUNK 65536
+#define SV_SEND_CHUNKS 16384 /* up to 1,073,741,824 send packets */
 
-typedef struct hb_registry {
-    hb_sendpkt **chunk;
+typedef struct sv_registry {
+    sv_sendpkt **chunk;
     _Atomic uint64_t send_count; /* packets 0..count-1 are published */
     pthread_mutex_t send_mu[64];
     pthread_mutex_t grant_mu;
-    hb_grant *g;
+    sv_grant *g;
     size_t gcap, glen;
-} hb_registry;
+} sv_registry;
 
-int hb_registry_init(hb_registry *r);
-void hb_registry_free(hb_registry *r);
+int sv_registry_init(sv_registry *r);
+void sv_registry_free(sv_registry *r);
 
 /* Producer and replay only (one thread at a time): publish packet `id`,
  * which must be the next one (ids are dense); -1 otherwise. */
-int hb_registry_put_send(hb_registry *r, uint64_t id, const hb_sendpkt *p);
+int sv_registry_put_send(sv_registry *r, uint64_t id, const sv_sendpkt *p);
 /* A snapshot of packet id under its lock; false if unknown. */
-bool hb_registry_get_send(hb_registry *r, uint64_t id, hb_sendpkt *out);
+bool sv_registry_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out);
 
 /* A recipient opens packet id.  On OPEN_OK the share is journaled (record
  * number in *jseq) under the packet's lock, so two opens cannot both pay.
  * On OPEN_ALREADY *share repeats the earlier share and *jseq is the record of
  * the packet's latest open: the caller replies once that is durable. */
-Hb__OpenStatus hb_registry_open(hb_registry *r, hb_journal *j, int set, uint64_t id, uint32_t uid, uint32_t *share,
+Hb__OpenStatus sv_registry_open(sv_registry *r, sv_journal *j, int set, uint64_t id, uint32_t uid, uint32_t *share,
                                 uint64_t *jseq);
 /* Replay: uid opened packet id and got `amount`; false if that is not a
  * consistent record (not a recipient, twice, wrong amount). */
-bool hb_registry_mark_opened(hb_registry *r, uint64_t id, uint32_t uid, uint32_t amount);
+bool sv_registry_mark_opened(sv_registry *r, uint64_t id, uint32_t uid, uint32_t amount);
 
-void hb_registry_add_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount,
+void sv_registry_add_grant(sv_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount,
                            uint64_t jseq);
-bool hb_registry_find_grant(hb_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount,
+bool sv_registry_find_grant(sv_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount,
                             uint64_t *jseq);
 
 /* Split `amount` cents into n shares, each >= 1, summing exactly to amount,
  * uniformly over all such splits.  -1 if amount < n or n is out of range. */
-int hb_split(uint64_t *rng, uint32_t amount, unsigned n, uint32_t *shares);
+int sv_split(uint64_t *rng, uint32_t amount, unsigned n, uint32_t *shares);
 
 #endif

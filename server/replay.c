@@ -12,15 +12,15 @@ typedef struct shake_state {
     uint8_t created, won;
 } shake_state;
 
-int hb_replay(hb_registry *reg, const char *path, hb_replay_t *rp, char *err, size_t errlen)
+int sv_replay(sv_registry *reg, const char *path, sv_replay_t *rp, char *err, size_t errlen)
 {
     hb_jfile jf;
     if (hb_jfile_open(&jf, path, err, errlen) < 0)
         return -1;
-    return hb_replay_jfile(reg, &jf, rp, err, errlen);
+    return sv_replay_jfile(reg, &jf, rp, err, errlen);
 }
 
-int hb_replay_jfile(hb_registry *reg, hb_jfile *jfp, hb_replay_t *rp, char *err, size_t errlen)
+int sv_replay_jfile(sv_registry *reg, hb_jfile *jfp, sv_replay_t *rp, char *err, size_t errlen)
 {
     memset(rp, 0, sizeof *rp);
     shake_state *sh = NULL;
@@ -55,14 +55,14 @@ int hb_replay_jfile(hb_registry *reg, hb_jfile *jfp, hb_replay_t *rp, char *err,
             if (r->packet_id > rp->shake_made)
                 rp->shake_made = r->packet_id;
         } else if (r->type == HB__RECORD_TYPE__REC_CREATE && r->kind == HB__PACKET_KIND__KIND_SEND) {
-            hb_sendpkt p = {.amount = r->amount, .n = (uint8_t)r->n_recipients};
+            sv_sendpkt p = {.amount = r->amount, .n = (uint8_t)r->n_recipients};
             if (r->n_recipients == 0 || r->n_recipients > HB_SPLIT_MAX || r->n_shares != r->n_recipients) {
                 rp->anomalies++;
                 continue;
             }
             memcpy(p.uid, r->recipients, r->n_recipients * sizeof *p.uid);
             memcpy(p.share, r->shares, r->n_shares * sizeof *p.share);
-            if (hb_registry_put_send(reg, r->packet_id, &p) < 0) { /* must be the next id */
+            if (sv_registry_put_send(reg, r->packet_id, &p) < 0) { /* must be the next id */
                 hb_log("replay: ANOMALY: send packet %llu created out of order (expected %llu)",
                        (unsigned long long)r->packet_id, (unsigned long long)hb_send_id(rp->send_made));
                 rp->anomalies++;
@@ -84,9 +84,9 @@ int hb_replay_jfile(hb_registry *reg, hb_jfile *jfp, hb_replay_t *rp, char *err,
             sh[id - 1].won = 1;
             rp->wins++;
             rp->win_amount += r->amount;
-            hb_registry_add_grant(reg, r->uid, r->seq, id, r->amount, 0);
+            sv_registry_add_grant(reg, r->uid, r->seq, id, r->amount, 0);
         } else if (r->type == HB__RECORD_TYPE__REC_SHARE) {
-            if (!hb_registry_mark_opened(reg, r->packet_id, r->uid, r->amount)) {
+            if (!sv_registry_mark_opened(reg, r->packet_id, r->uid, r->amount)) {
                 hb_log("replay: ANOMALY: share of packet %llu to uid %u is not consistent",
                        (unsigned long long)r->packet_id, r->uid);
                 rp->anomalies++;
@@ -123,13 +123,13 @@ int hb_replay_jfile(hb_registry *reg, hb_jfile *jfp, hb_replay_t *rp, char *err,
         size_t k = 0;
         for (uint64_t i = 0; i < rp->shake_made; i++)
             if (sh[i].created && !sh[i].won)
-                rp->unwon[k++] = (hb_packet){.id = i + 1, .amount = sh[i].amount};
+                rp->unwon[k++] = (sv_packet){.id = i + 1, .amount = sh[i].amount};
     }
     free(sh);
     return 0;
 }
 
-void hb_replay_free(hb_replay_t *rp)
+void sv_replay_free(sv_replay_t *rp)
 {
     free(rp->unwon);
     rp->unwon = NULL;

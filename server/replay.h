@@ -3,8 +3,8 @@
  * producers have already made.  After a crash nothing granted is granted
  * again and nothing created is lost: packets created but not won go back
  * into the SET queues, unopened send-flow shares are notified again. */
-#ifndef HB_REPLAY_H
-#define HB_REPLAY_H
+#ifndef SV_REPLAY_H
+#define SV_REPLAY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -12,7 +12,7 @@
 
 #include "registry.h"
 
-typedef struct hb_replay {
+typedef struct sv_replay {
     uint64_t records;
     uint64_t shake_made, send_made;   /* CREATE records per flow */
     uint64_t wins, win_amount;        /* WIN records */
@@ -22,15 +22,15 @@ typedef struct hb_replay {
     size_t size;                      /* file size */
     const char *stop_reason;          /* torn tail etc., NULL if clean */
     size_t intact_after;              /* intact entries after the bad one: damage, not a torn tail */
-    hb_packet *unwon;                 /* created, not won: to deal again */
+    sv_packet *unwon;                 /* created, not won: to deal again */
     size_t n_unwon;
-} hb_replay_t;
+} sv_replay_t;
 
 /* Fills reg (send packets, grants) and rp.  0, or -1 with err. */
-int hb_replay(hb_registry *reg, const char *path, hb_replay_t *rp, char *err, size_t errlen);
+int sv_replay(sv_registry *reg, const char *path, sv_replay_t *rp, char *err, size_t errlen);
 /* The same from an opened journal (closed by the call). */
 struct hb_jfile;
-int hb_replay_jfile(hb_registry *reg, struct hb_jfile *jf, hb_replay_t *rp, char *err, size_t errlen);
-void hb_replay_free(hb_replay_t *rp);
+int sv_replay_jfile(sv_registry *reg, struct hb_jfile *jf, sv_replay_t *rp, char *err, size_t errlen);
+void sv_replay_free(sv_replay_t *rp);
 
 #endif

@@ -7,22 +7,22 @@
  * parked in the directory.  Nothing here blocks on a SET: a full inbox
  * refuses and the drop is counted, so a stuck SET cannot stall the producer
  * or another SET. */
-#ifndef HB_ROUTE_H
-#define HB_ROUTE_H
+#ifndef SV_ROUTE_H
+#define SV_ROUTE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include "inbox.h"
 
-struct hb_server;
+struct sv_server;
 
 /* Route m to m->uid.  Returns false when it was dropped (counted). */
-bool hb_route(struct hb_server *s, hb_msg *m);
+bool sv_route(struct sv_server *s, sv_msg *m);
 /* uid logged in again; its older session was at `prev` (another SET): tell
  * that SET to close it.  If the inbox is full the old session still cannot
  * act (every request checks it is still the uid's session). */
-void hb_route_kick(struct hb_server *s, uint64_t prev, uint32_t uid);
+void sv_route_kick(struct sv_server *s, uint64_t prev, uint32_t uid);
 /* Messages dropped by routing itself (no such uid, full inbox, bouncing). */
-uint64_t hb_route_drops(const struct hb_server *s);
+uint64_t sv_route_drops(const struct sv_server *s);
 
 #endif

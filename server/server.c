@@ -20,9 +20,9 @@
 #include "replay.h"
 #include "set.h"
 
-void hb_server_defaults(hb_config *c)
+void sv_server_defaults(sv_config *c)
 {
-    *c = (hb_config){
+    *c = (sv_config){
         .listen = "0.0.0.0",
         .ports = "7000",
         .sets = 64,
@@ -57,7 +57,7 @@ void hb_server_defaults(hb_config *c)
 /* ---- settings ------------------------------------------------------------------ */
 
 /* What one descriptor table can give to connections, as --max-conns. */
-static void fit_max_conns(hb_server *s)
+static void fit_max_conns(sv_server *s)
 {
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -82,9 +82,9 @@ static void fit_max_conns(hb_server *s)
 }
 
 /* Settings that cannot work together. */
-static int check_config(hb_server *s, char *err, size_t errlen)
+static int check_config(sv_server *s, char *err, size_t errlen)
 {
-    const hb_config *c = &s->cfg;
+    const sv_config *c = &s->cfg;
     if ((s->nports = hb_parse_ports(c->ports, s->ports, HB_MAX_PORTS, err, errlen)) < 0)
         return -1;
     if (inet_pton(AF_INET, c->listen, &s->listen_addr) != 1) {
@@ -106,9 +106,9 @@ static int check_config(hb_server *s, char *err, size_t errlen)
     return 0;
 }
 
-int hb_server_init(hb_server *s, char *err, size_t errlen)
+int sv_server_init(sv_server *s, char *err, size_t errlen)
 {
-    hb_config *c = &s->cfg;
+    sv_config *c = &s->cfg;
     s->nsets = (int)c->sets;
     s->rng_seed = c->seed ? (uint64_t)c->seed : hb_seed();
     s->start_us = hb_now_us();
@@ -118,12 +118,12 @@ int hb_server_init(hb_server *s, char *err, size_t errlen)
         hb_secret_load(c->secret_file, s->secret, &s->secret_len, err, errlen) < 0)
         return -1;
     fit_max_conns(s);
-    if (hb_dir_init(&s->dir, (uint32_t)c->users, (uint64_t)c->pending_max, (uint64_t)c->pending_per_uid) < 0 ||
-        hb_registry_init(&s->reg) < 0) {
+    if (sv_dir_init(&s->dir, (uint32_t)c->users, (uint64_t)c->pending_max, (uint64_t)c->pending_per_uid) < 0 ||
+        sv_registry_init(&s->reg) < 0) {
         snprintf(err, errlen, "out of memory for %lld users", (long long)c->users);
         return -1;
     }
-    if (c->addr_limit > 0 && !(s->addrs = hb_addr_new())) {
+    if (c->addr_limit > 0 && !(s->addrs = sv_addr_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -141,10 +141,10 @@ int hb_server_init(hb_server *s, char *err, size_t errlen)
 
 /* Replay the journal into the registry and *rp, refuse a journal damaged
  * before its end (unless --journal-cut), then open it for appending. */
-static int load_journal(hb_server *s, hb_replay_t *rp, char *err, size_t errlen)
+static int load_journal(sv_server *s, sv_replay_t *rp, char *err, size_t errlen)
 {
-    const hb_config *c = &s->cfg;
-    if (hb_replay(&s->reg, c->journal, rp, err, errlen) < 0)
+    const sv_config *c = &s->cfg;
+    if (sv_replay(&s->reg, c->journal, rp, err, errlen) < 0)
         return -1;
     if (rp->records)
         hb_log("journal %s: %llu records replayed: %llu+%llu packets made, %llu wins (%llu cents), %llu shares (%llu "
@@ -174,7 +174,7 @@ static int load_journal(hb_server *s, hb_replay_t *rp, char *err, size_t errlen)
     s->replayed_win_amount = rp->win_amount;
     s->replayed_shares = rp->shares;
     s->replayed_share_amount = rp->share_amount;
-    return hb_journal_open(&s->journal, c->journal, c->fsync, rp->valid, err, errlen);
+    return sv_journal_open(&s->journal, c->journal, c->fsync, rp->valid, err, errlen);
 }
 
 /* Cycles of `per` packets it takes to have made `made` (0 if per is 0). */
@@ -186,12 +186,12 @@ static int cycles_for(uint64_t made, int64_t per)
 /* The producer continues where the journal ends: the cycles already begun
  * (a cycle begun but with nothing made yet is lost with the crash: ask for it
  * again), the packets already made. */
-static int resume_producer(hb_server *s, const hb_replay_t *rp, char *err, size_t errlen)
+static int resume_producer(sv_server *s, const sv_replay_t *rp, char *err, size_t errlen)
 {
     int cycles = 1, a = cycles_for(rp->shake_made, s->cfg.total), b = cycles_for(rp->send_made, s->cfg.send_total);
     cycles = a > cycles ? a : cycles;
     cycles = b > cycles ? b : cycles;
-    if (hb_dealer_init(s, cycles, rp->shake_made, rp->send_made) < 0) {
+    if (sv_dealer_init(s, cycles, rp->shake_made, rp->send_made) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -199,12 +199,12 @@ static int resume_producer(hb_server *s, const hb_replay_t *rp, char *err, size_
 }
 
 /* Packets created before a crash and never won go back into the queues. */
-static void deal_unwon(hb_server *s, const hb_replay_t *rp)
+static void deal_unwon(sv_server *s, const sv_replay_t *rp)
 {
     for (size_t i = 0; i < rp->n_unwon; i++)
         for (int tries = 0; tries < s->nsets; tries++) {
             int k = (int)((i + (size_t)tries) % (size_t)s->nsets);
-            if (hb_pqueue_push(&s->sets[k]->q, &rp->unwon[i]))
+            if (sv_pqueue_push(&s->sets[k]->q, &rp->unwon[i]))
                 break;
             if (tries == s->nsets - 1)
                 hb_log("warning: packet %llu from the journal does not fit any queue (raise --queue)",
@@ -216,13 +216,13 @@ static void deal_unwon(hb_server *s, const hb_replay_t *rp)
 
 /* Send-flow packets whose recipients had not all opened: tell them again;
  * they are offline now, so the notices wait for their login. */
-static void renotify_unopened(hb_server *s)
+static void renotify_unopened(sv_server *s)
 {
     uint64_t n = 0;
     for (uint64_t k = 0; k < atomic_load(&s->reg.send_count); k++) {
-        hb_sendpkt p;
-        if (hb_registry_get_send(&s->reg, hb_send_id(k), &p) && p.opened != (uint8_t)((1u << p.n) - 1)) {
-            hb_dealer_notify(s, hb_send_id(k), &p, p.opened);
+        sv_sendpkt p;
+        if (sv_registry_get_send(&s->reg, hb_send_id(k), &p) && p.opened != (uint8_t)((1u << p.n) - 1)) {
+            sv_dealer_notify(s, hb_send_id(k), &p, p.opened);
             n++;
         }
     }
@@ -232,27 +232,27 @@ static void renotify_unopened(hb_server *s)
 
 static void journal_notify(void *ctx, int set)
 {
-    hb_server *s = ctx;
+    sv_server *s = ctx;
     ev_async_send(s->sets[set]->loop, &s->sets[set]->wake);
 }
 
 /* The journal writer, the SETs and the producer, with every signal blocked
  * (they inherit the mask; main takes signals through libev). */
-static int start_threads(hb_server *s, char *err, size_t errlen)
+static int start_threads(sv_server *s, char *err, size_t errlen)
 {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = -1;
-    if (hb_journal_start(&s->journal, s->nsets, journal_notify, s) < 0) {
+    if (sv_journal_start(&s->journal, s->nsets, journal_notify, s) < 0) {
         snprintf(err, errlen, "cannot start the journal thread");
         goto out;
     }
     for (int i = 0; i < s->nsets; i++)
-        if (hb_set_start(s->sets[i], err, errlen) < 0)
+        if (sv_set_start(s->sets[i], err, errlen) < 0)
             goto out;
     renotify_unopened(s);
-    if (hb_dealer_start(s) < 0) {
+    if (sv_dealer_start(s) < 0) {
         snprintf(err, errlen, "cannot start the producer thread");
         goto out;
     }
@@ -262,45 +262,45 @@ out:
     return rc;
 }
 
-int hb_server_start(hb_server *s, char *err, size_t errlen)
+int sv_server_start(sv_server *s, char *err, size_t errlen)
 {
-    hb_replay_t rp = {0};
+    sv_replay_t rp = {0};
     int rc = -1;
     if (load_journal(s, &rp, err, errlen) < 0)
         goto out;
     for (int i = 0; i < s->nsets; i++)
-        if (hb_set_create(s, i, err, errlen) < 0)
+        if (sv_set_create(s, i, err, errlen) < 0)
             goto out;
     if (resume_producer(s, &rp, err, errlen) < 0)
         goto out;
     deal_unwon(s, &rp);
     rc = start_threads(s, err, errlen);
 out:
-    hb_replay_free(&rp);
+    sv_replay_free(&rp);
     return rc;
 }
 
 /* ---- shutdown ------------------------------------------------------------------ */
 
-void hb_server_stop(hb_server *s)
+void sv_server_stop(sv_server *s)
 {
     atomic_store(&s->stopping, true);
-    hb_dealer_stop(s);
+    sv_dealer_stop(s);
     for (int i = 0; i < s->nsets; i++)
         if (s->sets[i])
-            hb_set_stop(s->sets[i]);
-    hb_journal_close(&s->journal);
+            sv_set_stop(s->sets[i]);
+    sv_journal_close(&s->journal);
 }
 
-void hb_server_free(hb_server *s)
+void sv_server_free(sv_server *s)
 {
     for (int i = 0; s->sets && i < s->nsets; i++)
-        hb_set_destroy(s->sets[i]);
+        sv_set_destroy(s->sets[i]);
     free(s->sets);
     s->sets = NULL;
-    hb_producer_free(&s->prod);
-    hb_dir_free(&s->dir);
-    hb_registry_free(&s->reg);
-    hb_addr_free(s->addrs);
+    sv_producer_free(&s->prod);
+    sv_dir_free(&s->dir);
+    sv_registry_free(&s->reg);
+    sv_addr_free(s->addrs);
     hb_reporter_close(&s->reporter);
 }

@@ -12,9 +12,12 @@
  *              into the SETs' queues; creates send-flow packets and routes
  *              their notices.
  *   journal    group-commits grant records (write + fdatasync per batch) and
- *              wakes the SETs whose replies waited for that commit. */
-#ifndef HB_SERVER_H
-#define HB_SERVER_H
+ *              wakes the SETs whose replies waited for that commit.
+ *
+ * Names: the server's own code is sv_* (sv_set_*, sv_conn_*, sv_dir_*, ...);
+ * hb_* is the shared code of lib/ and proto/, cl_* the client's. */
+#ifndef SV_SERVER_H
+#define SV_SERVER_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,9 +34,9 @@
 #include "route.h"
 #include "util.h"
 
-typedef struct hb_set hb_set;
+typedef struct sv_set sv_set;
 
-typedef struct hb_config {
+typedef struct sv_config {
     char *listen;        /* address to listen on */
     char *ports;         /* "7000" or "7000-7003" */
     int64_t sets;
@@ -77,24 +80,24 @@ typedef struct hb_config {
     int64_t stats_every_ms; /* stats file period (monitor reports stay once a second) */
     bool progress;
     int64_t seed;
-} hb_config;
+} sv_config;
 
-typedef struct hb_server {
-    hb_config cfg;
+typedef struct sv_server {
+    sv_config cfg;
     int nports;
     int ports[HB_MAX_PORTS];
     struct in_addr listen_addr;
     uint8_t secret[HB_SECRET_MAX];
     size_t secret_len; /* 0: logins are not authenticated */
 
-    hb_set **sets;
+    sv_set **sets;
     int nsets;
-    hb_dir dir;
-    hb_registry reg;
-    hb_journal journal;
-    hb_producer prod;
+    sv_dir dir;
+    sv_registry reg;
+    sv_journal journal;
+    sv_producer prod;
     hb_reporter reporter;
-    struct hb_addr_limit *addrs;
+    struct sv_addr_limit *addrs;
 
     pthread_t dealer_th;        /* the producer thread (dealer.c) */
     bool dealer_running;
@@ -108,13 +111,13 @@ typedef struct hb_server {
     uint64_t rng_seed;
     /* what the journal held at start-up (the counters below restart at 0) */
     uint64_t replayed_wins, replayed_win_amount, replayed_shares, replayed_share_amount;
-} hb_server;
+} sv_server;
 
 /* server.c */
-void hb_server_defaults(hb_config *c);                       /* every setting's default */
-int hb_server_init(hb_server *s, char *err, size_t errlen);  /* validate settings, allocate */
-int hb_server_start(hb_server *s, char *err, size_t errlen); /* replay, SETs, journal, producer */
-void hb_server_stop(hb_server *s);
-void hb_server_free(hb_server *s);
+void sv_server_defaults(sv_config *c);                       /* every setting's default */
+int sv_server_init(sv_server *s, char *err, size_t errlen);  /* validate settings, allocate */
+int sv_server_start(sv_server *s, char *err, size_t errlen); /* replay, SETs, journal, producer */
+void sv_server_stop(sv_server *s);
+void sv_server_free(sv_server *s);
 
 #endif

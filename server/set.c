@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include "addrlimit.h"
 
-uint32_t hb_set_now_ms(hb_set *set)
+uint32_t sv_set_now_ms(sv_set *set)
 {
     return (uint32_t)((hb_mono_us() - set->t0_mono) / 1000);
 }
@@ -26,9 +26,9 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
 /* Called by main, before any SET thread runs: everything another thread will
  * ever write to (the loop's wake-up eventfd) is created here, in the shared
  * descriptor table, so it is valid in every table copied from it later. */
-int hb_set_create(hb_server *s, int id, char *err, size_t errlen)
+int sv_set_create(sv_server *s, int id, char *err, size_t errlen)
 {
-    hb_set *set = calloc(1, sizeof *set);
+    sv_set *set = calloc(1, sizeof *set);
     if (!set) {
         snprintf(err, errlen, "SET %d: out of memory", id);
         return -1;
@@ -48,21 +48,21 @@ int hb_set_create(hb_server *s, int id, char *err, size_t errlen)
     ev_async_start(set->loop, &set->wake); /* creates the eventfd, here, now */
     ev_timer_init(&set->tick, tick_cb, 0.1, 0.1);
     ev_timer_start(set->loop, &set->tick);
-    if (hb_pqueue_init(&set->q, (uint32_t)s->cfg.queue) < 0 || hb_inbox_init(&set->inbox, (size_t)s->cfg.inbox) < 0) {
+    if (sv_pqueue_init(&set->q, (uint32_t)s->cfg.queue) < 0 || sv_inbox_init(&set->inbox, (size_t)s->cfg.inbox) < 0) {
         snprintf(err, errlen, "SET %d: out of memory for queues", id);
         return -1;
     }
     hb_arena_init(&set->arena, set->arena_mem, sizeof set->arena_mem);
     /* Enough chunks for 1 in 4 connections to hold one; beyond that the pool
      * refuses and the connection that asked is closed. */
-    hb_pool_init(&set->pool, 1024 + (uint32_t)(s->cfg.max_conns / 4));
-    set->tl[HB_TL_LOGIN].timeout_ms = (uint32_t)(s->cfg.login_timeout * 1000);
-    set->tl[HB_TL_STALL].timeout_ms = (uint32_t)(s->cfg.frame_timeout * 1000);
-    set->tl[HB_TL_LINGER].timeout_ms = (uint32_t)(s->cfg.linger * 1000);
+    sv_pool_init(&set->pool, 1024 + (uint32_t)(s->cfg.max_conns / 4));
+    set->tl[SV_TL_LOGIN].timeout_ms = (uint32_t)(s->cfg.login_timeout * 1000);
+    set->tl[SV_TL_STALL].timeout_ms = (uint32_t)(s->cfg.frame_timeout * 1000);
+    set->tl[SV_TL_LINGER].timeout_ms = (uint32_t)(s->cfg.linger * 1000);
     set->cap = (uint32_t)s->cfg.max_conns;
     /* Slots are reserved address space, touched only as connections arrive
-     * (a fresh anonymous mapping reads as zero = HB_CONN_FREE). */
-    size_t bytes = ((size_t)set->cap + 1) * sizeof(hb_conn);
+     * (a fresh anonymous mapping reads as zero = SV_CONN_FREE). */
+    size_t bytes = ((size_t)set->cap + 1) * sizeof(sv_conn);
     set->conns = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (set->conns == MAP_FAILED) {
         set->conns = NULL;
@@ -74,9 +74,9 @@ int hb_set_create(hb_server *s, int id, char *err, size_t errlen)
     return 0;
 }
 
-static int make_listeners(hb_set *set, char *err, size_t errlen)
+static int make_listeners(sv_set *set, char *err, size_t errlen)
 {
-    hb_server *s = set->srv;
+    sv_server *s = set->srv;
     for (int i = 0; i < s->nports; i++) {
         int fd = hb_listen_tcp(&s->listen_addr, s->ports[i], (int)s->cfg.backlog, true, err, errlen);
         if (fd < 0)
@@ -103,7 +103,7 @@ typedef struct start_sync {
 static void *set_main(void *arg)
 {
     void **args = arg;
-    hb_set *set = args[0];
+    sv_set *set = args[0];
     start_sync *sync = args[1];
     char err[256] = "";
     int rc = 0;
@@ -137,8 +137,8 @@ static void *set_main(void *arg)
 
     /* Stopped: close what this table holds. */
     for (uint32_t i = 1; i <= set->hwm; i++)
-        if (set->conns[i].state != HB_CONN_FREE)
-            hb_conn_close(set, &set->conns[i]);
+        if (set->conns[i].state != SV_CONN_FREE)
+            sv_conn_close(set, &set->conns[i]);
     for (int i = 0; i < set->nl; i++)
         close(set->lfd[i]);
     if (set->spare_fd >= 0)
@@ -146,7 +146,7 @@ static void *set_main(void *arg)
     return NULL;
 }
 
-int hb_set_start(hb_set *set, char *err, size_t errlen)
+int sv_set_start(sv_set *set, char *err, size_t errlen)
 {
     start_sync sync = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     void *args[2] = {set, &sync};
@@ -174,7 +174,7 @@ int hb_set_start(hb_set *set, char *err, size_t errlen)
     return 0;
 }
 
-void hb_set_stop(hb_set *set)
+void sv_set_stop(sv_set *set)
 {
     if (!set->th)
         return;
@@ -183,24 +183,24 @@ void hb_set_stop(hb_set *set)
     set->th = 0;
 }
 
-void hb_set_destroy(hb_set *set)
+void sv_set_destroy(sv_set *set)
 {
     if (!set)
         return;
     if (set->loop)
         ev_loop_destroy(set->loop);
-    hb_pqueue_free(&set->q);
-    hb_inbox_free(&set->inbox);
-    hb_pool_destroy(&set->pool);
+    sv_pqueue_free(&set->q);
+    sv_inbox_free(&set->inbox);
+    sv_pool_destroy(&set->pool);
     if (set->conns)
-        munmap(set->conns, ((size_t)set->cap + 1) * sizeof(hb_conn));
+        munmap(set->conns, ((size_t)set->cap + 1) * sizeof(sv_conn));
     free(set->dq);
     free(set);
 }
 
 /* ---- accepting ----------------------------------------------------------- */
 
-static void refuse(hb_set *set, int fd, Hb__ErrorCode code, const char *detail)
+static void refuse(sv_set *set, int fd, Hb__ErrorCode code, const char *detail)
 {
     /* A refused peer gets one Error frame (best effort, the socket buffer is
      * empty so it fits) and a close: a clear answer, no state kept. */
@@ -214,8 +214,8 @@ static void refuse(hb_set *set, int fd, Hb__ErrorCode code, const char *detail)
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    hb_set *set = ev_userdata(loop);
-    hb_server *s = set->srv;
+    sv_set *set = ev_userdata(loop);
+    sv_server *s = set->srv;
     /* Bounded batch: a connect storm on one SET must not starve its
      * established connections. */
     for (int i = 0; i < 256; i++) {
@@ -253,12 +253,12 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         }
         uint32_t addr = sa.sin_family == AF_INET ? sa.sin_addr.s_addr : 0;
-        if (s->cfg.addr_limit > 0 && !hb_addr_acquire(s->addrs, addr, (uint32_t)s->cfg.addr_limit)) {
+        if (s->cfg.addr_limit > 0 && !sv_addr_acquire(s->addrs, addr, (uint32_t)s->cfg.addr_limit)) {
             HB_INC(set->st.refused_addr);
             refuse(set, fd, HB__ERROR_CODE__ERR_TOO_MANY_CONNS_FROM_ADDR, "too many connections from your address");
             continue;
         }
-        hb_conn_accepted(set, fd, addr);
+        sv_conn_accepted(set, fd, addr);
     }
 }
 
@@ -266,31 +266,31 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
-    hb_set *set = ev_userdata(loop);
+    sv_set *set = ev_userdata(loop);
     if (atomic_load(&set->srv->stopping)) {
         ev_break(loop, EVBREAK_ALL);
         return;
     }
-    hb_msg m;
+    sv_msg m;
     /* Bounded per wake-up so a flood of routed messages cannot starve I/O;
      * whatever is left triggers another round at once. */
     int n = 0;
-    while (n < 1024 && hb_inbox_pop(&set->inbox, &m)) {
-        hb_handle_msg(set, &m);
+    while (n < 1024 && sv_inbox_pop(&set->inbox, &m)) {
+        sv_handle_msg(set, &m);
         n++;
     }
     if (n == 1024)
         ev_async_send(loop, &set->wake);
-    hb_flush_deferred(set);
+    sv_flush_deferred(set);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    hb_set *set = ev_userdata(loop);
-    hb_tlist_expire(set);
+    sv_set *set = ev_userdata(loop);
+    sv_tlist_expire(set);
     if (set->dq_len) /* a safety net: replies are normally sent on the journal's wake-up */
-        hb_flush_deferred(set);
-    HB_STORE(set->st.queued, hb_pqueue_size(&set->q) + (uint64_t)set->nback);
+        sv_flush_deferred(set);
+    HB_STORE(set->st.queued, sv_pqueue_size(&set->q) + (uint64_t)set->nback);
     HB_STORE(set->st.deferred, set->dq_len);
     /* A listener stopped at EMFILE without a spare gets another chance. */
     for (int i = 0; i < set->nl; i++)

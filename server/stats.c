@@ -9,13 +9,13 @@
 #include "server.h"
 #include "set.h"
 
-void hb_stats_sum(hb_server *s, hb_totals *t)
+void sv_stats_sum(sv_server *s, sv_totals *t)
 {
     memset(t, 0, sizeof *t);
     for (int i = 0; i < s->nsets; i++) {
-        hb_set_stats *st = &s->sets[i]->st;
+        sv_set_stats *st = &s->sets[i]->st;
 #define X(name, help) t->name += HB_GET(st->name);
-        HB_SET_COUNTERS(X)
+        SV_SET_COUNTERS(X)
 #undef X
         for (int e = 0; e < HB_ERR_N; e++)
             t->err[e] += HB_GET(st->err[e]);
@@ -26,7 +26,7 @@ void hb_stats_sum(hb_server *s, hb_totals *t)
     }
 }
 
-static uint64_t err_total(const hb_totals *t)
+static uint64_t err_total(const sv_totals *t)
 {
     uint64_t n = 0;
     for (int e = 1; e < HB_ERR_N; e++)
@@ -34,7 +34,7 @@ static uint64_t err_total(const hb_totals *t)
     return n;
 }
 
-void hb_stats_write(hb_server *s, const hb_totals *t, const char *path, bool final)
+void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool final)
 {
     if (!path || !*path)
         return;
@@ -49,7 +49,7 @@ void hb_stats_write(hb_server *s, const hb_totals *t, const char *path, bool fin
     hb_sb_u64(&b, "sets", (uint64_t)s->nsets);
     hb_sb_u64(&b, "max_conns_per_set", (uint64_t)s->cfg.max_conns);
 #define X(n, help) hb_sb_u64(&b, #n, t->n);
-    HB_SET_COUNTERS(X)
+    SV_SET_COUNTERS(X)
 #undef X
     hb_sb_u64(&b, "conns", t->conns);
     hb_sb_u64(&b, "active", t->active);
@@ -79,11 +79,11 @@ void hb_stats_write(hb_server *s, const hb_totals *t, const char *path, bool fin
     hb_sb_u64(&b, "parked", atomic_load(&s->dir.parked));
     hb_sb_u64(&b, "parked_delivered", atomic_load(&s->dir.delivered));
     hb_sb_u64(&b, "parked_dropped", atomic_load(&s->dir.dropped));
-    hb_sb_u64(&b, "route_drops", hb_route_drops(s));
+    hb_sb_u64(&b, "route_drops", sv_route_drops(s));
     hb_sb_u64(&b, "reports_sent", HB_GET(s->reporter.sent));
     hb_sb_u64(&b, "reports_dropped", HB_GET(s->reporter.dropped));
     for (int i = 0; i < s->nsets; i++) {
-        hb_set_stats *st = &s->sets[i]->st;
+        sv_set_stats *st = &s->sets[i]->st;
         const struct {
             const char *what;
             uint64_t v;
@@ -99,14 +99,14 @@ void hb_stats_write(hb_server *s, const hb_totals *t, const char *path, bool fin
         hb_log("warning: cannot write stats file %s: %s", path, strerror(errno));
 }
 
-static hb_totals prev;
+static sv_totals prev;
 static int64_t prev_second;
 
-void hb_stats_tick(hb_server *s, int64_t second)
+void sv_stats_tick(sv_server *s, int64_t second)
 {
-    hb_totals t;
-    hb_stats_sum(s, &t);
-    hb_stats_write(s, &t, s->cfg.stats_file, false);
+    sv_totals t;
+    sv_stats_sum(s, &t);
+    sv_stats_write(s, &t, s->cfg.stats_file, false);
 
     Hb__Report rep = HB__REPORT__INIT;
     rep.connections = t.active;
@@ -138,18 +138,18 @@ void hb_stats_tick(hb_server *s, int64_t second)
     prev_second = second;
 }
 
-void hb_stats_final_report(hb_server *s)
+void sv_stats_final_report(sv_server *s)
 {
     /* The counts since the last tick, in one last report for the current
      * second (the monitor takes it as a later snapshot of that second). */
-    hb_stats_tick(s, hb_now_us() / 1000000);
+    sv_stats_tick(s, hb_now_us() / 1000000);
 }
 
-void hb_stats_summary(hb_server *s)
+void sv_stats_summary(sv_server *s)
 {
-    hb_totals t;
-    hb_stats_sum(s, &t);
-    hb_stats_write(s, &t, s->cfg.stats_file, true);
+    sv_totals t;
+    sv_stats_sum(s, &t);
+    sv_stats_write(s, &t, s->cfg.stats_file, true);
     hb_log("summary: %llu connections accepted, %llu logins, %llu shakes, %llu wins (%llu cents), %llu losses, "
            "%llu not-yet, %llu rate-limited; packets made %llu shake + %llu send; %llu opens paid (%llu cents); "
            "%llu notices; %llu chats; %llu errors; journal %llu records in %llu batches",

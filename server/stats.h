@@ -1,15 +1,15 @@
-/* stats.h -- counters.  Each SET owns one hb_set_stats and is its only
+/* stats.h -- counters.  Each SET owns one sv_set_stats and is its only
  * writer (HB_INC: no lock, no atomic read-modify-write); the main thread reads
  * them once a second for the stats file, the monitor report and --progress. */
-#ifndef HB_STATS_H
-#define HB_STATS_H
+#ifndef SV_STATS_H
+#define SV_STATS_H
 
 #include <stdio.h>
 #include "frame.h"
 #include "util.h"
 
 /* name, meaning (shown in the stats file header comments and README) */
-#define HB_SET_COUNTERS(X)                                                        \
+#define SV_SET_COUNTERS(X)                                                        \
     X(accepted, "connections accepted")                                           \
     X(closed, "connections closed")                                               \
     X(logins, "successful logins")                                                \
@@ -41,35 +41,35 @@
     X(bytes_in, "bytes read")                                                     \
     X(bytes_out, "bytes written")
 
-typedef struct hb_set_stats {
+typedef struct sv_set_stats {
 #define X(name, help) hb_counter name;
-    HB_SET_COUNTERS(X)
+    SV_SET_COUNTERS(X)
 #undef X
     hb_counter err[HB_ERR_N]; /* connections closed with each ErrorCode */
     hb_counter conns;         /* gauge: open connections */
     hb_counter active;        /* gauge: logged-in connections */
     hb_counter deferred;      /* gauge: replies waiting for a journal commit */
     hb_counter queued;        /* gauge: packets in this SET's queue */
-} hb_set_stats;
+} sv_set_stats;
 
 /* Sum of all SETs plus server-wide figures, as the main thread sees them. */
-typedef struct hb_totals {
+typedef struct sv_totals {
 #define X(name, help) uint64_t name;
-    HB_SET_COUNTERS(X)
+    SV_SET_COUNTERS(X)
 #undef X
     uint64_t err[HB_ERR_N];
     uint64_t conns, active, deferred, queued;
-} hb_totals;
+} sv_totals;
 
-struct hb_server;
-void hb_stats_sum(struct hb_server *s, hb_totals *t);
+struct sv_server;
+void sv_stats_sum(struct sv_server *s, sv_totals *t);
 /* The stats file: `name value` lines, rewritten atomically. */
-void hb_stats_write(struct hb_server *s, const hb_totals *t, const char *path, bool final);
+void sv_stats_write(struct sv_server *s, const sv_totals *t, const char *path, bool final);
 /* Monitor report + one --progress line; called once a second by main. */
-void hb_stats_tick(struct hb_server *s, int64_t second);
+void sv_stats_tick(struct sv_server *s, int64_t second);
 /* One last monitor report at exit (counts since the last tick). */
-void hb_stats_final_report(struct hb_server *s);
+void sv_stats_final_report(struct sv_server *s);
 /* The final summary line on stderr. */
-void hb_stats_summary(struct hb_server *s);
+void sv_stats_summary(struct sv_server *s);
 
 #endif

@@ -8,20 +8,20 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static hb_registry reg;
+    static sv_registry reg;
     hb_prog = "fuzz_journal";
     hb_log_quiet = true;
-    if (hb_registry_init(&reg) < 0)
+    if (sv_registry_init(&reg) < 0)
         abort();
     hb_jfile jf;
     hb_jfile_open_mem(&jf, data, size);
-    hb_replay_t rp;
+    sv_replay_t rp;
     char err[256];
-    if (hb_replay_jfile(&reg, &jf, &rp, err, sizeof err) == 0) {
+    if (sv_replay_jfile(&reg, &jf, &rp, err, sizeof err) == 0) {
         if (rp.valid > size)
             abort();
-        hb_replay_free(&rp);
+        sv_replay_free(&rp);
     }
-    hb_registry_free(&reg);
+    sv_registry_free(&reg);
     return 0;
 }

@@ -12,8 +12,8 @@
 #include <unistd.h>
 #include "set.h"
 
-static hb_server srv;
-static hb_set *set;
+static sv_server srv;
+static sv_set *set;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -21,8 +21,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     hb_prog = "fuzz_server";
     hb_log_quiet = true;
-    hb_config *c = &srv.cfg;
-    hb_server_defaults(c);
+    sv_config *c = &srv.cfg;
+    sv_server_defaults(c);
     /* small, fast and on nothing real: one SET, few users, no disk */
     c->listen = "127.0.0.1";
     c->ports = "1";
@@ -41,9 +41,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     c->journal = "/dev/null";
     c->fsync = false;
     char err[256];
-    if (hb_server_init(&srv, err, sizeof err) < 0 ||
-        hb_journal_open(&srv.journal, "/dev/null", false, 0, err, sizeof err) < 0 ||
-        hb_journal_start(&srv.journal, 1, NULL, NULL) < 0 || hb_set_create(&srv, 0, err, sizeof err) < 0) {
+    if (sv_server_init(&srv, err, sizeof err) < 0 ||
+        sv_journal_open(&srv.journal, "/dev/null", false, 0, err, sizeof err) < 0 ||
+        sv_journal_start(&srv.journal, 1, NULL, NULL) < 0 || sv_set_create(&srv, 0, err, sizeof err) < 0) {
         fprintf(stderr, "fuzz_server: %s\n", err);
         exit(1);
     }
@@ -51,8 +51,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     set->t0_mono = hb_mono_us();
     /* send packets 1..8 for uids 1, 2, 3 */
     for (uint64_t k = 0; k < 8; k++) {
-        hb_sendpkt p = {.amount = 600, .n = 3, .uid = {1, 2, 3}, .share = {100, 200, 300}};
-        hb_registry_put_send(&srv.reg, hb_send_id(k), &p);
+        sv_sendpkt p = {.amount = 600, .n = 3, .uid = {1, 2, 3}, .share = {100, 200, 300}};
+        sv_registry_put_send(&srv.reg, hb_send_id(k), &p);
     }
     atomic_store(&srv.event_started, true);
     return 0;
@@ -61,9 +61,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint64_t next_id = 1;
-    while (hb_pqueue_size(&set->q) < 2) {
-        hb_packet p = {.id = next_id++, .amount = 100};
-        hb_pqueue_push(&set->q, &p);
+    while (sv_pqueue_size(&set->q) < 2) {
+        sv_packet p = {.id = next_id++, .amount = 100};
+        sv_pqueue_push(&set->q, &p);
     }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int big = 1 << 20;
     setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
     setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    hb_conn *c = hb_conn_accepted(set, sv[0], 0x0100007f);
+    sv_conn *c = sv_conn_accepted(set, sv[0], 0x0100007f);
     uint32_t gen = c->gen;
     size_t off = 0;
     while (off < size) {
@@ -82,17 +82,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     shutdown(sv[1], SHUT_WR);
     uint8_t sink[65536];
-    for (int i = 0; i < 256 && c->gen == gen && c->state != HB_CONN_FREE; i++) {
-        hb_conn_io_cb(set->loop, &c->io, EV_READ | (c->outlen ? EV_WRITE : 0));
+    for (int i = 0; i < 256 && c->gen == gen && c->state != SV_CONN_FREE; i++) {
+        sv_conn_io_cb(set->loop, &c->io, EV_READ | (c->outlen ? EV_WRITE : 0));
         while (read(sv[1], sink, sizeof sink) > 0) /* the client side drains replies */
             ;
-        hb_msg m;
-        while (hb_inbox_pop(&set->inbox, &m))
-            hb_handle_msg(set, &m);
-        hb_flush_deferred(set);
+        sv_msg m;
+        while (sv_inbox_pop(&set->inbox, &m))
+            sv_handle_msg(set, &m);
+        sv_flush_deferred(set);
     }
-    if (c->gen == gen && c->state != HB_CONN_FREE)
-        hb_conn_close(set, c);
+    if (c->gen == gen && c->state != SV_CONN_FREE)
+        sv_conn_close(set, c);
     close(sv[1]);
     return 0;
 }

@@ -12,15 +12,15 @@
 #define PRODUCERS 4
 #define PER 200000
 
-static hb_inbox q;
+static sv_inbox q;
 static _Atomic uint64_t refused;
 
 static void *producer(void *arg)
 {
     uint32_t id = (uint32_t)(uintptr_t)arg;
     for (uint32_t i = 0; i < PER; i++) {
-        hb_msg m = {.type = HB_MSG_NOTICE, .uid = id, .packet_id = i};
-        while (!hb_inbox_push(&q, &m))
+        sv_msg m = {.type = SV_MSG_NOTICE, .uid = id, .packet_id = i};
+        while (!sv_inbox_push(&q, &m))
             atomic_fetch_add(&refused, 1); /* full: a real caller counts a drop; here we retry */
     }
     return NULL;
@@ -28,14 +28,14 @@ static void *producer(void *arg)
 
 static void test_mpsc(void **st)
 {
-    assert_int_equal(hb_inbox_init(&q, 1024), 0);
+    assert_int_equal(sv_inbox_init(&q, 1024), 0);
     pthread_t th[PRODUCERS];
     for (uintptr_t i = 0; i < PRODUCERS; i++)
         pthread_create(&th[i], NULL, producer, (void *)i);
     uint64_t next[PRODUCERS] = {0}, got = 0;
     while (got < (uint64_t)PRODUCERS * PER) {
-        hb_msg m;
-        if (!hb_inbox_pop(&q, &m))
+        sv_msg m;
+        if (!sv_inbox_pop(&q, &m))
             continue;
         assert_true(m.uid < PRODUCERS);
         assert_int_equal(m.packet_id, next[m.uid]); /* per-producer order kept, nothing lost */
@@ -44,25 +44,25 @@ static void test_mpsc(void **st)
     }
     for (int i = 0; i < PRODUCERS; i++)
         pthread_join(th[i], NULL);
-    hb_msg m;
-    assert_false(hb_inbox_pop(&q, &m));
-    hb_inbox_free(&q);
+    sv_msg m;
+    assert_false(sv_inbox_pop(&q, &m));
+    sv_inbox_free(&q);
 }
 
 static void test_bound(void **st)
 {
-    hb_inbox b;
-    assert_int_equal(hb_inbox_init(&b, 8), 0);
-    hb_msg m = {.type = HB_MSG_CHAT};
+    sv_inbox b;
+    assert_int_equal(sv_inbox_init(&b, 8), 0);
+    sv_msg m = {.type = SV_MSG_CHAT};
     int ok = 0;
     for (int i = 0; i < 20; i++)
-        ok += hb_inbox_push(&b, &m);
+        ok += sv_inbox_push(&b, &m);
     assert_int_equal(ok, 8);
-    hb_msg out;
-    assert_true(hb_inbox_pop(&b, &out));
-    assert_true(hb_inbox_push(&b, &m)); /* one slot freed, one push fits */
-    assert_false(hb_inbox_push(&b, &m));
-    hb_inbox_free(&b);
+    sv_msg out;
+    assert_true(sv_inbox_pop(&b, &out));
+    assert_true(sv_inbox_push(&b, &m)); /* one slot freed, one push fits */
+    assert_false(sv_inbox_push(&b, &m));
+    sv_inbox_free(&b);
 }
 
 int main(void)

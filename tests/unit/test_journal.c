@@ -59,21 +59,21 @@ static uint64_t count_records(const char *p, const char **why, size_t *valid)
 
 static void test_group_commit(void **st)
 {
-    hb_journal j;
+    sv_journal j;
     char err[256];
-    assert_int_equal(hb_journal_open(&j, path, true, 0, err, sizeof err), 0);
-    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    assert_int_equal(sv_journal_open(&j, path, true, 0, err, sizeof err), 0);
+    assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     uint64_t last = 0;
     for (int i = 1; i <= 5000; i++) {
         Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, (uint64_t)i, 100, 0);
-        last = hb_journal_append(&j, &r, 0);
+        last = sv_journal_append(&j, &r, 0);
     }
     assert_int_equal(last, 5000);
-    while (hb_journal_committed(&j) < last)
+    while (sv_journal_committed(&j) < last)
         usleep(1000);
     uint64_t batches = atomic_load(&j.batches);
     assert_true(batches >= 1 && batches <= 5000);
-    hb_journal_close(&j);
+    sv_journal_close(&j);
     const char *why;
     size_t valid;
     assert_int_equal(count_records(path, &why, &valid), 5000);
@@ -82,15 +82,15 @@ static void test_group_commit(void **st)
 
 static void test_torn_and_corrupt_tail(void **st)
 {
-    hb_journal j;
+    sv_journal j;
     char err[256];
-    assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
-    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    assert_int_equal(sv_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     for (int i = 1; i <= 10; i++) {
         Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, (uint64_t)i, 100, 0);
-        hb_journal_append(&j, &r, -1);
+        sv_journal_append(&j, &r, -1);
     }
-    hb_journal_close(&j);
+    sv_journal_close(&j);
     const char *why;
     size_t valid, good;
     count_records(path, &why, &good);
@@ -105,10 +105,10 @@ static void test_torn_and_corrupt_tail(void **st)
     assert_non_null(why);
     assert_int_equal(valid, good);
     /* reopening for append cuts the torn tail; new entries follow good ones */
-    assert_int_equal(hb_journal_open(&j, path, false, valid, err, sizeof err), 0);
-    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
-    hb_journal_append(&j, &r, -1);
-    hb_journal_close(&j);
+    assert_int_equal(sv_journal_open(&j, path, false, valid, err, sizeof err), 0);
+    assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
+    sv_journal_append(&j, &r, -1);
+    sv_journal_close(&j);
     assert_int_equal(count_records(path, &why, &valid), 11);
     assert_null(why);
     /* a flipped bit inside the last entry is caught by its CRC */
@@ -124,35 +124,35 @@ static void test_torn_and_corrupt_tail(void **st)
 
 static void test_open_security(void **st)
 {
-    hb_journal j;
+    sv_journal j;
     char err[256];
-    hb_registry reg;
-    assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
-    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
-    assert_int_equal(hb_registry_init(&reg), 0);
-    hb_sendpkt p = {.amount = 100, .n = 3, .uid = {7, 8, 9}, .share = {10, 30, 60}};
-    assert_int_equal(hb_registry_put_send(&reg, hb_send_id(0), &p), 0);
+    sv_registry reg;
+    assert_int_equal(sv_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
+    assert_int_equal(sv_registry_init(&reg), 0);
+    sv_sendpkt p = {.amount = 100, .n = 3, .uid = {7, 8, 9}, .share = {10, 30, 60}};
+    assert_int_equal(sv_registry_put_send(&reg, hb_send_id(0), &p), 0);
     uint32_t share;
     uint64_t jseq;
     /* not a recipient */
-    assert_int_equal(hb_registry_open(&reg, &j, 0, hb_send_id(0), 5, &share, &jseq),
+    assert_int_equal(sv_registry_open(&reg, &j, 0, hb_send_id(0), 5, &share, &jseq),
                      HB__OPEN_STATUS__OPEN_NOT_RECIPIENT);
     assert_int_equal(share, 0);
     /* unknown packets: never created, a shake-flow id, id 0 */
-    assert_int_equal(hb_registry_open(&reg, &j, 0, hb_send_id(1), 7, &share, &jseq),
+    assert_int_equal(sv_registry_open(&reg, &j, 0, hb_send_id(1), 7, &share, &jseq),
                      HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
-    assert_int_equal(hb_registry_open(&reg, &j, 0, 5, 7, &share, &jseq), HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
-    assert_int_equal(hb_registry_open(&reg, &j, 0, 0, 7, &share, &jseq), HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
+    assert_int_equal(sv_registry_open(&reg, &j, 0, 5, 7, &share, &jseq), HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
+    assert_int_equal(sv_registry_open(&reg, &j, 0, 0, 7, &share, &jseq), HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
     /* a recipient opens once: paid its share, journaled */
-    assert_int_equal(hb_registry_open(&reg, &j, 0, hb_send_id(0), 8, &share, &jseq), HB__OPEN_STATUS__OPEN_OK);
+    assert_int_equal(sv_registry_open(&reg, &j, 0, hb_send_id(0), 8, &share, &jseq), HB__OPEN_STATUS__OPEN_OK);
     assert_int_equal(share, 30);
     assert_true(jseq > 0);
     /* twice: refused, told what it got, nothing new journaled */
-    uint64_t before = hb_journal_appended(&j);
-    assert_int_equal(hb_registry_open(&reg, &j, 0, hb_send_id(0), 8, &share, &jseq), HB__OPEN_STATUS__OPEN_ALREADY);
+    uint64_t before = sv_journal_appended(&j);
+    assert_int_equal(sv_registry_open(&reg, &j, 0, hb_send_id(0), 8, &share, &jseq), HB__OPEN_STATUS__OPEN_ALREADY);
     assert_int_equal(share, 30);
-    assert_int_equal(hb_journal_appended(&j), before);
-    hb_journal_close(&j);
+    assert_int_equal(sv_journal_appended(&j), before);
+    sv_journal_close(&j);
     /* exactly one SHARE record in the journal */
     hb_jfile jf;
     assert_int_equal(hb_jfile_open(&jf, path, err, sizeof err), 0);
@@ -162,39 +162,39 @@ static void test_open_security(void **st)
         shares += r->type == HB__RECORD_TYPE__REC_SHARE;
     hb_jfile_close(&jf);
     assert_int_equal(shares, 1);
-    hb_registry_free(&reg);
+    sv_registry_free(&reg);
 }
 
 static void test_replay(void **st)
 {
-    hb_journal j;
+    sv_journal j;
     char err[256];
-    assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
-    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    assert_int_equal(sv_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     Hb__Record r;
     for (uint64_t id = 1; id <= 4; id++) {
         r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, id, (uint32_t)(100 * id), 0);
-        hb_journal_append(&j, &r, -1);
+        sv_journal_append(&j, &r, -1);
     }
     r = rec(HB__RECORD_TYPE__REC_WIN, HB__PACKET_KIND__KIND_SHAKE, 2, 200, 42);
     r.seq = 77;
-    hb_journal_append(&j, &r, -1);
+    sv_journal_append(&j, &r, -1);
     r = rec(HB__RECORD_TYPE__REC_WIN, HB__PACKET_KIND__KIND_SHAKE, 2, 200, 43); /* a double pay: must be refused */
-    hb_journal_append(&j, &r, -1);
+    sv_journal_append(&j, &r, -1);
     uint32_t uids[3] = {5, 6, 7}, shares[3] = {1, 2, 3};
     r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SEND, hb_send_id(0), 6, 0);
     r.n_recipients = r.n_shares = 3;
     r.recipients = uids;
     r.shares = shares;
-    hb_journal_append(&j, &r, -1);
+    sv_journal_append(&j, &r, -1);
     r = rec(HB__RECORD_TYPE__REC_SHARE, HB__PACKET_KIND__KIND_SEND, hb_send_id(0), 2, 6);
-    hb_journal_append(&j, &r, -1);
-    hb_journal_close(&j);
+    sv_journal_append(&j, &r, -1);
+    sv_journal_close(&j);
 
-    static hb_registry reg;
-    assert_int_equal(hb_registry_init(&reg), 0);
-    hb_replay_t rp;
-    assert_int_equal(hb_replay(&reg, path, &rp, err, sizeof err), 0);
+    static sv_registry reg;
+    assert_int_equal(sv_registry_init(&reg), 0);
+    sv_replay_t rp;
+    assert_int_equal(sv_replay(&reg, path, &rp, err, sizeof err), 0);
     assert_int_equal(rp.shake_made, 4);
     assert_int_equal(rp.send_made, 1);
     assert_int_equal(rp.wins, 1);
@@ -207,60 +207,60 @@ static void test_replay(void **st)
     assert_int_equal(rp.shares, 1);
     uint64_t pid, jseq;
     uint32_t amount;
-    assert_true(hb_registry_find_grant(&reg, 42, 77, &pid, &amount, &jseq)); /* a retried shake finds its win */
+    assert_true(sv_registry_find_grant(&reg, 42, 77, &pid, &amount, &jseq)); /* a retried shake finds its win */
     assert_int_equal(pid, 2);
     assert_int_equal(jseq, 0); /* replayed: durable */
-    assert_false(hb_registry_find_grant(&reg, 43, 77, &pid, &amount, &jseq));
-    hb_sendpkt p;
-    assert_true(hb_registry_get_send(&reg, hb_send_id(0), &p));
+    assert_false(sv_registry_find_grant(&reg, 43, 77, &pid, &amount, &jseq));
+    sv_sendpkt p;
+    assert_true(sv_registry_get_send(&reg, hb_send_id(0), &p));
     assert_int_equal(p.opened, 2); /* recipient 1 (uid 6) opened */
-    hb_replay_free(&rp);
-    hb_registry_free(&reg);
+    sv_replay_free(&rp);
+    sv_registry_free(&reg);
 }
 
 /* Ids out of order or far ahead (a crafted or damaged journal) are refused
  * as anomalies: no gap in the registry, no huge allocation, no crash. */
 static void test_replay_sparse_ids(void **st)
 {
-    hb_journal j;
+    sv_journal j;
     char err[256];
-    assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
-    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    assert_int_equal(sv_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, 1, 100, 0);
-    hb_journal_append(&j, &r, -1);
+    sv_journal_append(&j, &r, -1);
     r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, (uint64_t)1 << 39, 100, 0);
-    hb_journal_append(&j, &r, -1);
+    sv_journal_append(&j, &r, -1);
     uint32_t uids[3] = {5, 6, 7}, shares[3] = {1, 2, 3};
     r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SEND, hb_send_id(65536), 6, 0);
     r.n_recipients = r.n_shares = 3;
     r.recipients = uids;
     r.shares = shares;
-    hb_journal_append(&j, &r, -1);
-    hb_journal_close(&j);
-    static hb_registry reg;
-    assert_int_equal(hb_registry_init(&reg), 0);
-    hb_replay_t rp;
-    assert_int_equal(hb_replay(&reg, path, &rp, err, sizeof err), 0);
+    sv_journal_append(&j, &r, -1);
+    sv_journal_close(&j);
+    static sv_registry reg;
+    assert_int_equal(sv_registry_init(&reg), 0);
+    sv_replay_t rp;
+    assert_int_equal(sv_replay(&reg, path, &rp, err, sizeof err), 0);
     assert_int_equal(rp.shake_made, 1);
     assert_int_equal(rp.send_made, 0);
     assert_int_equal(rp.anomalies, 2);
     assert_int_equal(atomic_load(&reg.send_count), 0);
-    hb_replay_free(&rp);
-    hb_registry_free(&reg);
+    sv_replay_free(&rp);
+    sv_registry_free(&reg);
 }
 
 /* A bad entry followed by intact ones is damage, not a torn tail. */
 static void test_damage_in_the_middle(void **st)
 {
-    hb_journal j;
+    sv_journal j;
     char err[256];
-    assert_int_equal(hb_journal_open(&j, path, false, 0, err, sizeof err), 0);
-    assert_int_equal(hb_journal_start(&j, 1, NULL, NULL), 0);
+    assert_int_equal(sv_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     for (uint64_t id = 1; id <= 3; id++) {
         Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, id, 100, 0);
-        hb_journal_append(&j, &r, -1);
+        sv_journal_append(&j, &r, -1);
     }
-    hb_journal_close(&j);
+    sv_journal_close(&j);
     hb_jfile jf;
     assert_int_equal(hb_jfile_open(&jf, path, err, sizeof err), 0);
     size_t entry = jf.size / 3;

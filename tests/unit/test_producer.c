@@ -33,7 +33,7 @@ static void created(void *ctx, const Hb__Record *r)
     }
 }
 
-static bool deal(void *ctx, int set, const hb_packet *p)
+static bool deal(void *ctx, int set, const sv_packet *p)
 {
     fake *f = ctx;
     if (f->per_set[set] >= f->cap[set])
@@ -43,7 +43,7 @@ static bool deal(void *ctx, int set, const hb_packet *p)
     return true;
 }
 
-static void sent(void *ctx, uint64_t id, const hb_sendpkt *p)
+static void sent(void *ctx, uint64_t id, const sv_sendpkt *p)
 {
     fake *f = ctx;
     uint64_t sum = 0;
@@ -58,9 +58,9 @@ static uint32_t pick(void *ctx, uint64_t *rng)
     return hb_rand_below(rng, 1000);
 }
 
-static hb_producer_ops ops(fake *f)
+static sv_producer_ops ops(fake *f)
 {
-    return (hb_producer_ops){.ctx = f, .created = created, .deal = deal, .sent = sent, .pick = pick};
+    return (sv_producer_ops){.ctx = f, .created = created, .deal = deal, .sent = sent, .pick = pick};
 }
 
 static void test_rate_exact(void **st)
@@ -68,18 +68,18 @@ static void test_rate_exact(void **st)
     fake f = {0};
     for (int i = 0; i < NSETS; i++)
         f.cap[i] = UINT64_MAX;
-    hb_producer p;
-    hb_producer_ops o = ops(&f);
-    assert_int_equal(hb_producer_init(&p, &o, NSETS, 42), 0);
-    hb_flow_set(&p.shake, 200, 1000000, 0, 1, 100);
+    sv_producer p;
+    sv_producer_ops o = ops(&f);
+    assert_int_equal(sv_producer_init(&p, &o, NSETS, 42), 0);
+    sv_flow_set(&p.shake, 200, 1000000, 0, 1, 100);
     int64_t t0 = 5000000;
-    hb_producer_start(&p, t0);
+    sv_producer_start(&p, t0);
     /* step at irregular intervals (1..97 ms) for 60 simulated seconds */
     int64_t now = t0;
     uint64_t step = 0;
     while (now < t0 + 60000000) {
         now += 1000 + (int64_t)((step++ * 7919) % 97) * 1000;
-        hb_producer_step(&p, now);
+        sv_producer_step(&p, now);
         /* packet k is due at t0 + k/rate: exactly floor(elapsed*rate)+1 made */
         uint64_t want = (uint64_t)((now - t0) * 200 / 1000000) + 1;
         assert_int_equal(p.shake.made, want);
@@ -93,7 +93,7 @@ static void test_rate_exact(void **st)
     }
     assert_true(hi - lo <= 1);
     assert_int_equal(f.created_shake, p.shake.made);
-    hb_producer_free(&p);
+    sv_producer_free(&p);
 }
 
 static void test_total_then_send_flow(void **st)
@@ -101,36 +101,36 @@ static void test_total_then_send_flow(void **st)
     fake f = {0};
     for (int i = 0; i < NSETS; i++)
         f.cap[i] = UINT64_MAX;
-    hb_producer p;
-    hb_producer_ops o = ops(&f);
-    hb_producer_init(&p, &o, NSETS, 7);
-    hb_flow_set(&p.shake, 100, 500, 0, 1, 100);     /* 5 s */
-    hb_flow_set(&p.send, 50, 100, 0, 10, 1000);     /* then 2 s */
+    sv_producer p;
+    sv_producer_ops o = ops(&f);
+    sv_producer_init(&p, &o, NSETS, 7);
+    sv_flow_set(&p.shake, 100, 500, 0, 1, 100);     /* 5 s */
+    sv_flow_set(&p.send, 50, 100, 0, 10, 1000);     /* then 2 s */
     p.split = 3;
-    hb_producer_start(&p, 0);
+    sv_producer_start(&p, 0);
     for (int64_t now = 0; now <= 10000000; now += 10000)
-        hb_producer_step(&p, now);
-    assert_true(hb_producer_done(&p));
+        sv_producer_step(&p, now);
+    assert_true(sv_producer_done(&p));
     assert_int_equal(f.created_shake, 500);
     assert_int_equal(f.created_send, 100);
     assert_int_equal(f.sent, 100);
     /* the send flow started where the shake flow ended (5 s), so by 6 s it
      * had made about 50 */
-    hb_producer p2;
+    sv_producer p2;
     fake g = {0};
     for (int i = 0; i < NSETS; i++)
         g.cap[i] = UINT64_MAX;
-    hb_producer_ops o2 = ops(&g);
-    hb_producer_init(&p2, &o2, NSETS, 7);
-    hb_flow_set(&p2.shake, 100, 500, 0, 1, 100);
-    hb_flow_set(&p2.send, 50, 100, 0, 10, 1000);
-    hb_producer_start(&p2, 0);
+    sv_producer_ops o2 = ops(&g);
+    sv_producer_init(&p2, &o2, NSETS, 7);
+    sv_flow_set(&p2.shake, 100, 500, 0, 1, 100);
+    sv_flow_set(&p2.send, 50, 100, 0, 10, 1000);
+    sv_producer_start(&p2, 0);
     for (int64_t now = 0; now <= 6000000; now += 10000)
-        hb_producer_step(&p2, now);
+        sv_producer_step(&p2, now);
     assert_int_equal(g.created_shake, 500);
     assert_int_equal(g.created_send, 51); /* packets 0..50 due at 5.00 .. 6.00 s */
-    hb_producer_free(&p);
-    hb_producer_free(&p2);
+    sv_producer_free(&p);
+    sv_producer_free(&p2);
 }
 
 static void test_full_queues_lose_nothing(void **st)
@@ -138,13 +138,13 @@ static void test_full_queues_lose_nothing(void **st)
     fake f = {0};
     for (int i = 0; i < NSETS; i++)
         f.cap[i] = 3; /* tiny queues */
-    hb_producer p;
-    hb_producer_ops o = ops(&f);
-    hb_producer_init(&p, &o, NSETS, 1);
-    hb_flow_set(&p.shake, 1000, 100, 0, 5, 5);
-    hb_producer_start(&p, 0);
+    sv_producer p;
+    sv_producer_ops o = ops(&f);
+    sv_producer_init(&p, &o, NSETS, 1);
+    sv_flow_set(&p.shake, 1000, 100, 0, 5, 5);
+    sv_producer_start(&p, 0);
     for (int64_t now = 0; now < 1000000; now += 1000)
-        hb_producer_step(&p, now);
+        sv_producer_step(&p, now);
     /* 21 fit; the 22nd is held, none after it is made */
     uint64_t placed = 0;
     for (int i = 0; i < NSETS; i++)
@@ -156,14 +156,14 @@ static void test_full_queues_lose_nothing(void **st)
     /* space appears: the held packet goes first, then production resumes */
     for (int i = 0; i < NSETS; i++)
         f.cap[i] = UINT64_MAX;
-    hb_producer_step(&p, 1000000);
+    sv_producer_step(&p, 1000000);
     assert_false(p.holding);
     placed = 0;
     for (int i = 0; i < NSETS; i++)
         placed += f.per_set[i];
     assert_int_equal(placed, f.created_shake);
     assert_int_equal(f.amount_sum, 5 * placed);
-    hb_producer_free(&p);
+    sv_producer_free(&p);
 }
 
 static void test_restart_continues(void **st)
@@ -172,17 +172,17 @@ static void test_restart_continues(void **st)
     for (int i = 0; i < NSETS; i++)
         f.cap[i] = UINT64_MAX;
     f.last_id = 300; /* the journal had ids 1..300 */
-    hb_producer p;
-    hb_producer_ops o = ops(&f);
-    hb_producer_init(&p, &o, NSETS, 1);
-    hb_flow_set(&p.shake, 100, 400, 300, 1, 10);
-    hb_producer_start(&p, 0);
+    sv_producer p;
+    sv_producer_ops o = ops(&f);
+    sv_producer_init(&p, &o, NSETS, 1);
+    sv_flow_set(&p.shake, 100, 400, 300, 1, 10);
+    sv_producer_start(&p, 0);
     for (int64_t now = 0; now <= 5000000; now += 1000)
-        hb_producer_step(&p, now);
+        sv_producer_step(&p, now);
     assert_int_equal(f.created_shake, 100); /* only the remaining 100 */
     assert_int_equal(f.last_id, 400);
-    assert_true(hb_producer_done(&p));
-    hb_producer_free(&p);
+    assert_true(sv_producer_done(&p));
+    sv_producer_free(&p);
 }
 
 static void test_cycles(void **st)
@@ -190,31 +190,31 @@ static void test_cycles(void **st)
     fake f = {0};
     for (int i = 0; i < NSETS; i++)
         f.cap[i] = UINT64_MAX;
-    hb_producer p;
-    hb_producer_ops o = ops(&f);
-    hb_producer_init(&p, &o, NSETS, 3);
-    hb_flow_set(&p.shake, 100, 50, 0, 1, 10);
-    hb_flow_set(&p.send, 100, 10, 0, 10, 100);
-    hb_producer_start(&p, 0);
+    sv_producer p;
+    sv_producer_ops o = ops(&f);
+    sv_producer_init(&p, &o, NSETS, 3);
+    sv_flow_set(&p.shake, 100, 50, 0, 1, 10);
+    sv_flow_set(&p.send, 100, 10, 0, 10, 100);
+    sv_producer_start(&p, 0);
     for (int64_t now = 0; now <= 2000000; now += 1000)
-        hb_producer_step(&p, now);
-    assert_true(hb_producer_done(&p));
+        sv_producer_step(&p, now);
+    assert_true(sv_producer_done(&p));
     assert_int_equal(f.created_shake, 50);
     assert_int_equal(f.created_send, 10);
     /* a second cycle, later: again 50 shake packets, then 10 send packets,
      * ids continuing, at the same rate from the moment it starts */
-    hb_producer_add_cycle(&p, 50, 10, 5000000);
-    hb_producer_step(&p, 5000000 + 250000);
+    sv_producer_add_cycle(&p, 50, 10, 5000000);
+    sv_producer_step(&p, 5000000 + 250000);
     assert_int_equal(f.created_shake, 76); /* 26 due in the first 0.25 s */
     assert_int_equal(f.created_send, 10);  /* the send flow waits for the shake flow */
     for (int64_t now = 5250000; now <= 7000000; now += 1000)
-        hb_producer_step(&p, now);
-    assert_true(hb_producer_done(&p));
+        sv_producer_step(&p, now);
+    assert_true(sv_producer_done(&p));
     assert_int_equal(f.created_shake, 100);
     assert_int_equal(f.last_id, 100);
     assert_int_equal(f.created_send, 20);
     assert_int_equal(f.sent, 20);
-    hb_producer_free(&p);
+    sv_producer_free(&p);
 }
 
 int main(void)

@@ -17,7 +17,7 @@ static void test_split_invariants(void **st)
         unsigned n = 1 + (unsigned)(k % HB_SPLIT_MAX);
         uint32_t amount = n + hb_rand_below(&rng, 100000);
         uint32_t s[HB_SPLIT_MAX];
-        assert_int_equal(hb_split(&rng, amount, n, s), 0);
+        assert_int_equal(sv_split(&rng, amount, n, s), 0);
         uint64_t sum = 0;
         for (unsigned i = 0; i < n; i++) {
             assert_true(s[i] >= 1);
@@ -39,13 +39,13 @@ static void test_split_edges(void **st)
 {
     uint64_t rng = 5;
     uint32_t s[HB_SPLIT_MAX];
-    assert_int_equal(hb_split(&rng, 3, 3, s), 0); /* the only split: 1+1+1 */
+    assert_int_equal(sv_split(&rng, 3, 3, s), 0); /* the only split: 1+1+1 */
     assert_int_equal(s[0] + s[1] + s[2], 3);
     assert_int_equal(s[0], 1);
-    assert_int_equal(hb_split(&rng, 2, 3, s), -1); /* cannot give 3 people >= 1 cent */
-    assert_int_equal(hb_split(&rng, 100, 0, s), -1);
-    assert_int_equal(hb_split(&rng, 100, HB_SPLIT_MAX + 1, s), -1);
-    assert_int_equal(hb_split(&rng, 7, 1, s), 0);
+    assert_int_equal(sv_split(&rng, 2, 3, s), -1); /* cannot give 3 people >= 1 cent */
+    assert_int_equal(sv_split(&rng, 100, 0, s), -1);
+    assert_int_equal(sv_split(&rng, 100, HB_SPLIT_MAX + 1, s), -1);
+    assert_int_equal(sv_split(&rng, 7, 1, s), 0);
     assert_int_equal(s[0], 7);
 }
 
@@ -54,8 +54,8 @@ static void test_split_edges(void **st)
 #include "producer.h"
 static uint64_t distinct_bad, made;
 static void created(void *c, const Hb__Record *r) { (void)c; (void)r; }
-static bool deal(void *c, int s, const hb_packet *p) { (void)c; (void)s; (void)p; return true; }
-static void sent(void *c, uint64_t id, const hb_sendpkt *p)
+static bool deal(void *c, int s, const sv_packet *p) { (void)c; (void)s; (void)p; return true; }
+static void sent(void *c, uint64_t id, const sv_sendpkt *p)
 {
     (void)c;
     (void)id;
@@ -68,16 +68,16 @@ static uint32_t pick(void *c, uint64_t *rng) { (void)c; return hb_rand_below(rng
 
 static void test_distinct_recipients(void **st)
 {
-    hb_producer p;
-    hb_producer_ops o = {.created = created, .deal = deal, .sent = sent, .pick = pick};
-    hb_producer_init(&p, &o, 1, 11);
-    hb_flow_set(&p.send, 1000, 100000, 0, 3, 10000);
+    sv_producer p;
+    sv_producer_ops o = {.created = created, .deal = deal, .sent = sent, .pick = pick};
+    sv_producer_init(&p, &o, 1, 11);
+    sv_flow_set(&p.send, 1000, 100000, 0, 3, 10000);
     p.split = 3;
-    hb_producer_start(&p, 0);
-    hb_producer_step(&p, 200 * 1000000LL);
+    sv_producer_start(&p, 0);
+    sv_producer_step(&p, 200 * 1000000LL);
     assert_int_equal(made, 100000);
     assert_int_equal(distinct_bad, 0);
-    hb_producer_free(&p);
+    sv_producer_free(&p);
 }
 
 int main(void)

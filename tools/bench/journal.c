@@ -63,7 +63,7 @@ static void naive(void)
 }
 
 typedef struct run {
-    hb_journal j;
+    sv_journal j;
     int64_t t0, until;
     double per_thread_rate; /* 0 = flat out */
     int64_t *appended_at;   /* per record number, for commit latency */
@@ -84,7 +84,7 @@ static void *appender(void *arg)
         }
         Hb__Record rec = win(k);
         int64_t t = hb_mono_us();
-        uint64_t seq = hb_journal_append(&r->j, &rec, -1);
+        uint64_t seq = sv_journal_append(&r->j, &rec, -1);
         if (seq < r->cap)
             r->appended_at[seq] = t;
         k++;
@@ -99,7 +99,7 @@ static void *watcher(void *arg)
     hb_hist *h = calloc(1, sizeof *h);
     uint64_t seen = 0;
     while (!atomic_load(&r->done)) {
-        uint64_t c = hb_journal_committed(&r->j);
+        uint64_t c = sv_journal_committed(&r->j);
         int64_t now = hb_mono_us();
         for (uint64_t s = seen + 1; s <= c && s < r->cap; s++)
             if (r->appended_at[s])
@@ -116,7 +116,7 @@ static void group(const char *label, double total_rate, bool fsync)
     path_for(path, sizeof path, "group");
     unlink(path);
     run *r = calloc(1, sizeof *r);
-    if (hb_journal_open(&r->j, path, fsync, 0, err, sizeof err) < 0 || hb_journal_start(&r->j, 1, NULL, NULL) < 0)
+    if (sv_journal_open(&r->j, path, fsync, 0, err, sizeof err) < 0 || sv_journal_start(&r->j, 1, NULL, NULL) < 0)
         hb_die("%s", err);
     r->cap = total_rate > 0 ? (size_t)(total_rate * (double)seconds * 1.2) + 1000 : 50000000;
     r->appended_at = calloc(r->cap, sizeof *r->appended_at);
@@ -129,8 +129,8 @@ static void group(const char *label, double total_rate, bool fsync)
         pthread_create(&th[i], NULL, appender, r);
     for (int i = 0; i < threads; i++)
         pthread_join(th[i], NULL);
-    uint64_t appended = hb_journal_appended(&r->j);
-    while (hb_journal_committed(&r->j) < appended)
+    uint64_t appended = sv_journal_appended(&r->j);
+    while (sv_journal_committed(&r->j) < appended)
         usleep(100);
     double dt = (double)(hb_mono_us() - r->t0) / 1e6;
     atomic_store(&r->done, true);
@@ -140,7 +140,7 @@ static void group(const char *label, double total_rate, bool fsync)
     printf("  %-36s %9.0f appends/s  %9.0f fsyncs/s  %7.1f records/batch  commit p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms\n",
            label, (double)appended / dt, fsync ? (double)batches / dt : 0.0, (double)appended / (double)batches,
            (double)hb_hist_percentile(h, 50) / 1000, (double)hb_hist_percentile(h, 99) / 1000, (double)h->max / 1000);
-    hb_journal_close(&r->j);
+    sv_journal_close(&r->j);
     unlink(path);
     free(h);
     free(r->appended_at);
