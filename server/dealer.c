@@ -1,6 +1,8 @@
 /* dealer.c -- the producer thread and its effects. */
 #include "dealer.h"
 
+#include <stdio.h>
+
 #include "route.h"
 #include "set.h"
 
@@ -49,8 +51,61 @@ static uint32_t op_pick(void *ctx, uint64_t *rng)
     return u;
 }
 
-int sv_dealer_init(sv_server *s, int cycles, uint64_t shake_made, uint64_t send_made)
+void sv_cycle_from_config(const sv_config *c, uint32_t number, Hb__Cycle *out)
 {
+    hb__cycle__init(out);
+    out->number = number;
+    out->users = (uint32_t)c->users;
+    out->total = (uint64_t)c->total;
+    out->amount_min = (uint32_t)c->amount_min;
+    out->amount_max = (uint32_t)c->amount_max;
+    out->rate = c->rate;
+    out->send_total = (uint64_t)c->send_total;
+    out->send_amount_min = (uint32_t)c->send_amount_min;
+    out->send_amount_max = (uint32_t)c->send_amount_max;
+    out->send_rate = c->send_rate;
+    out->send_split = (uint32_t)c->send_split;
+}
+
+const char *sv_cycle_money_differs(const Hb__Cycle *j, const Hb__Cycle *f, char *buf, size_t n)
+{
+    const struct {
+        const char *flag;
+        uint64_t journal, flags;
+    } m[] = {
+        {"--users", j->users, f->users},
+        {"--total", j->total, f->total},
+        {"--amount-min", j->amount_min, f->amount_min},
+        {"--amount-max", j->amount_max, f->amount_max},
+        {"--send-total", j->send_total, f->send_total},
+        {"--send-amount-min", j->send_amount_min, f->send_amount_min},
+        {"--send-amount-max", j->send_amount_max, f->send_amount_max},
+        {"--send-split", j->send_split, f->send_split},
+    };
+    for (size_t i = 0; i < HB_ARRAY_LEN(m); i++)
+        if (m[i].journal != m[i].flags) {
+            snprintf(buf, n, "%s %llu, the journal's cycle %u has %llu", m[i].flag, (unsigned long long)m[i].flags,
+                     j->number, (unsigned long long)m[i].journal);
+            return buf;
+        }
+    return NULL;
+}
+
+/* Journal the settings of cycle `number` before its first packet. */
+static void journal_cycle(sv_server *s, int number)
+{
+    Hb__Cycle cy;
+    sv_cycle_from_config(&s->cfg, (uint32_t)number, &cy);
+    Hb__Record rec = HB__RECORD__INIT;
+    rec.type = HB__RECORD_TYPE__REC_CYCLE;
+    rec.time_us = hb_now_us();
+    rec.cycle = &cy;
+    sv_journal_append(&s->journal, &rec, -1);
+}
+
+int sv_dealer_init(sv_server *s, int cycles, uint64_t shake_made, uint64_t send_made, bool first_record)
+{
+    s->journal_first_cycle = first_record;
     const sv_config *c = &s->cfg;
     sv_producer_ops ops = {.ctx = s, .created = op_created, .deal = op_deal, .sent = op_sent, .pick = op_pick};
     if (sv_producer_init(&s->prod, &ops, s->nsets, s->rng_seed ^ 0x5eed) < 0)
@@ -72,9 +127,12 @@ static void start_cycles(sv_server *s, int64_t now)
 {
     int want = atomic_load(&s->cycles_requested);
     while (atomic_load(&s->cycles_started) < want) {
+        int number = atomic_load(&s->cycles_started) + 1;
+        journal_cycle(s, number);
         sv_producer_add_cycle(&s->prod, (uint64_t)s->cfg.total, (uint64_t)s->cfg.send_total, now);
-        hb_log("producer cycle %d: %lld more shake-flow packets, then %lld send-flow packets",
-               atomic_fetch_add(&s->cycles_started, 1) + 1, (long long)s->cfg.total, (long long)s->cfg.send_total);
+        atomic_store(&s->cycles_started, number);
+        hb_log("producer cycle %d: %lld more shake-flow packets, then %lld send-flow packets", number,
+               (long long)s->cfg.total, (long long)s->cfg.send_total);
     }
 }
 
@@ -83,6 +141,8 @@ static void *dealer_main(void *arg)
     sv_server *s = arg;
     sv_producer *p = &s->prod;
     pthread_setname_np(pthread_self(), "hb-producer");
+    if (s->journal_first_cycle)
+        journal_cycle(s, 1);
     int64_t start = hb_mono_us() + (int64_t)(s->cfg.start_delay * 1e6);
     hb_sleep_until_mono(start);
     sv_producer_start(p, start);

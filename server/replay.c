@@ -94,6 +94,15 @@ int sv_replay_jfile(sv_registry *reg, hb_jfile *jfp, sv_replay_t *rp, char *err,
             }
             rp->shares++;
             rp->share_amount += r->amount;
+        } else if (r->type == HB__RECORD_TYPE__REC_CYCLE) {
+            if (!r->cycle || r->cycle->number != rp->cycles + 1) {
+                hb_log("replay: ANOMALY: cycle record %u out of order (expected %u)", r->cycle ? r->cycle->number : 0,
+                       rp->cycles + 1);
+                rp->anomalies++;
+                continue;
+            }
+            rp->cycles++;
+            rp->cycle = *r->cycle; /* no pointers inside: a plain copy outlives the arena */
         } else {
             rp->anomalies++;
         }

@@ -18,6 +18,8 @@ typedef struct sv_replay {
     uint64_t wins, win_amount;        /* WIN records */
     uint64_t shares, share_amount;    /* SHARE records */
     uint64_t anomalies;               /* inconsistent records (logged) */
+    uint32_t cycles;                  /* CYCLE records: producer cycles begun */
+    Hb__Cycle cycle;                  /* the settings of the last one */
     size_t valid;                     /* bytes of intact entries */
     size_t size;                      /* file size */
     const char *stop_reason;          /* torn tail etc., NULL if clean */

@@ -183,15 +183,39 @@ static int cycles_for(uint64_t made, int64_t per)
     return per > 0 ? (int)((made + (uint64_t)per - 1) / (uint64_t)per) : 0;
 }
 
-/* The producer continues where the journal ends: the cycles already begun
- * (a cycle begun but with nothing made yet is lost with the crash: ask for it
- * again), the packets already made. */
+/* The producer continues where the journal ends: the cycles it began (from
+ * their CYCLE records), the packets already made.  Money settings must be
+ * those the journal's last cycle runs with: a restart with another --total
+ * or amount range would make the rest of that cycle something the ledger
+ * check rejects, so it is refused here, before anything is paid. */
 static int resume_producer(sv_server *s, const sv_replay_t *rp, char *err, size_t errlen)
 {
-    int cycles = 1, a = cycles_for(rp->shake_made, s->cfg.total), b = cycles_for(rp->send_made, s->cfg.send_total);
-    cycles = a > cycles ? a : cycles;
-    cycles = b > cycles ? b : cycles;
-    if (sv_dealer_init(s, cycles, rp->shake_made, rp->send_made) < 0) {
+    int cycles = 1;
+    bool first_record = false;
+    if (rp->cycles) {
+        Hb__Cycle flags;
+        char why[160];
+        sv_cycle_from_config(&s->cfg, rp->cycle.number, &flags);
+        if (sv_cycle_money_differs(&rp->cycle, &flags, why, sizeof why)) {
+            snprintf(err, errlen,
+                     "journal %s: money settings differ from the run it holds: %s; restart with the journal's "
+                     "settings or use a new journal",
+                     s->cfg.journal, why);
+            return -1;
+        }
+        cycles = (int)rp->cycles;
+    } else if (rp->shake_made || rp->send_made) {
+        /* A journal from before cycle records: count the cycles its packets need. */
+        int a = cycles_for(rp->shake_made, s->cfg.total), b = cycles_for(rp->send_made, s->cfg.send_total);
+        cycles = a > cycles ? a : cycles;
+        cycles = b > cycles ? b : cycles;
+        hb_log("warning: journal %s has no cycle records (an older server wrote it): the ledger check cannot check "
+               "it against the run's settings",
+               s->cfg.journal);
+    } else {
+        first_record = true;
+    }
+    if (sv_dealer_init(s, cycles, rp->shake_made, rp->send_made, first_record) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

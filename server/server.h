@@ -101,6 +101,7 @@ typedef struct sv_server {
 
     pthread_t dealer_th;        /* the producer thread (dealer.c) */
     bool dealer_running;
+    bool journal_first_cycle;   /* the producer journals cycle 1 as it starts */
     _Atomic uint64_t route_drops; /* route.c */
 
     _Atomic bool stopping;
