@@ -169,6 +169,19 @@ int hb_listen_tcp(const struct in_addr *addr, int port, int backlog, bool reusep
     return fd;
 }
 
+bool hb_port_taken(const struct in_addr *addr, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = *addr};
+    bool taken = bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
 int hb_connect_nb(const struct sockaddr_in *dst, const struct in_addr *src)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

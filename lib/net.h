@@ -26,6 +26,12 @@ int hb_parse_hostport(const char *spec, struct sockaddr_in *sa, char *err, size_
  * incoming connections over them).  -1 with err on failure. */
 int hb_listen_tcp(const struct in_addr *addr, int port, int backlog, bool reuseport, char *err, size_t errlen);
 
+/* True if some socket listens on addr:port already.  A bind without
+ * SO_REUSEPORT (but with SO_REUSEADDR, so TIME_WAIT connections of an
+ * earlier run do not count) fails exactly then, even when the listener
+ * uses SO_REUSEPORT and would let our own SO_REUSEPORT bind succeed. */
+bool hb_port_taken(const struct in_addr *addr, int port);
+
 /* Start a non-blocking connect to dst, from src when given.  With a source
  * address the port is left to connect() (IP_BIND_ADDRESS_NO_PORT), so one
  * source port can serve many destinations: the 4-tuple, not the local port,

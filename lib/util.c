@@ -1,4 +1,4 @@
-/* util.c -- messages, sleeping, seeds, whole writes. */
+/* util.c -- messages, sleeping, seeds, whole writes, file locks. */
 #include "util.h"
 
 #include <errno.h>
@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 const char *hb_prog = "hongbao";
@@ -97,4 +99,46 @@ int hb_write_file_atomic(const char *path, const char *text, size_t n)
     }
     close(fd);
     return rename(tmp, path);
+}
+
+/* The pid /proc/locks gives for a FLOCK on the file behind fd (0 if none). */
+static long flock_holder(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return 0;
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f)
+        return 0;
+    char line[256];
+    long found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        /* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->". */
+        char kind[16];
+        long pid;
+        unsigned maj, min;
+        unsigned long ino;
+        if (strstr(line, "->") || sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", kind, &pid, &maj, &min, &ino) != 5)
+            continue;
+        if (!strcmp(kind, "FLOCK") && ino == (unsigned long)st.st_ino && maj == major(st.st_dev) &&
+            min == minor(st.st_dev))
+            found = pid;
+    }
+    fclose(f);
+    return found;
+}
+
+int hb_lock_exclusive(int fd, long *holder)
+{
+    *holder = 0;
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EWOULDBLOCK) {
+            *holder = flock_holder(fd);
+            errno = EWOULDBLOCK;
+        }
+        return -1;
+    }
+    return 0;
 }

@@ -74,6 +74,13 @@ int hb_write_all(int fd, const void *buf, size_t n);
 /* Write `text` to path atomically (temporary file + rename). */
 int hb_write_file_atomic(const char *path, const char *text, size_t n);
 
+/* An exclusive flock() on fd without waiting: 0, or -1 with errno
+ * (EWOULDBLOCK: another open file holds it; *holder is then its process
+ * id from /proc/locks, or 0 if not found).  The lock belongs to the open
+ * file description: it outlives other descriptors of the same file being
+ * closed, and goes with the descriptor if it is passed to another process. */
+int hb_lock_exclusive(int fd, long *holder);
+
 #define HB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define HB_CONTAINER_OF(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 

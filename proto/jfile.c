@@ -104,11 +104,13 @@ void hb_jfile_open_mem(hb_jfile *j, const uint8_t *data, size_t size)
 
 /* Check the entry at `off`: NULL if it is whole and its CRC matches (its
  * record in data[off + *prefix, + *body)), else why not. */
+static const char torn_reason[] = "torn last entry";
+
 static const char *entry_at(const hb_jfile *j, size_t off, size_t *prefix, size_t *body)
 {
     int s = hb_frame_scan(j->data + off, j->size - off, HB_JREC_MAX, prefix, body);
     if (s == HB_SCAN_MORE || (s == HB_SCAN_FRAME && j->size - off < *prefix + *body + 4))
-        return "torn last entry";
+        return torn_reason;
     if (s != HB_SCAN_FRAME)
         return "bad entry length";
     const uint8_t *b = j->data + off + *prefix, *t = b + *body;
@@ -121,8 +123,10 @@ int hb_jfile_next(hb_jfile *j, Hb__Record **r)
     size_t prefix, body;
     if (j->off == j->size)
         return 0;
-    if ((j->stop_reason = entry_at(j, j->off, &prefix, &body)))
+    if ((j->stop_reason = entry_at(j, j->off, &prefix, &body))) {
+        j->torn = j->stop_reason == torn_reason;
         return 0;
+    }
     const uint8_t *b = j->data + j->off + prefix;
     hb_arena_reset(&j->arena);
     *r = hb__record__unpack(&j->arena.pa, body, b);

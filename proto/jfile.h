@@ -32,6 +32,7 @@ typedef struct hb_jfile {
     hb_arena arena;
     uint8_t arena_mem[4096];
     const char *stop_reason; /* why reading stopped early, NULL at a clean end */
+    bool torn;               /* ... because the last entry is short: what a crash mid-write leaves */
 } hb_jfile;
 
 /* Read the file into memory.  A missing file is an empty journal.  0, or -1

@@ -1,4 +1,7 @@
-/* journal.c -- group commit of grant records. */
+/* journal.c -- group commit of grant records, and the lock that makes the
+ * journal one server's: a second hb-server on the same file would replay the
+ * same unwon packets and deal them again (each paid twice), and its cut of
+ * the "torn tail" would damage what the first one appends. */
 #include "journal.h"
 
 #include <errno.h>
@@ -10,7 +13,36 @@
 
 #define JOURNAL_BUF (1u << 20)
 
-int sv_journal_open(sv_journal *j, const char *path, bool fsync, size_t valid, char *err, size_t errlen)
+int sv_journal_lock(const char *path, char *err, size_t errlen)
+{
+    /* O_APPEND: every batch goes to the end of the file, whatever else has
+     * the file open; the lock is what keeps anything else from writing. */
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "journal %s: %s", path, strerror(errno));
+        return -1;
+    }
+    long holder;
+    if (hb_lock_exclusive(fd, &holder) < 0) {
+        if (errno == EWOULDBLOCK && holder > 0)
+            snprintf(err, errlen,
+                     "journal %s is locked by process %ld (another hb-server running on it?); two servers on one "
+                     "journal would pay its packets twice: refusing to start",
+                     path, holder);
+        else if (errno == EWOULDBLOCK)
+            snprintf(err, errlen,
+                     "journal %s is locked by another process; two servers on one journal would pay its packets "
+                     "twice: refusing to start",
+                     path);
+        else
+            snprintf(err, errlen, "journal %s: cannot lock it: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int sv_journal_open(sv_journal *j, int fd, const char *path, bool fsync, size_t valid, char *err, size_t errlen)
 {
     memset(j, 0, sizeof *j);
     j->fd = -1;
@@ -19,26 +51,15 @@ int sv_journal_open(sv_journal *j, const char *path, bool fsync, size_t valid, c
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->more, NULL);
     pthread_cond_init(&j->room, NULL);
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "journal %s: %s", path, strerror(errno));
-        return -1;
-    }
+    j->fd = fd;
     off_t end = lseek(fd, 0, SEEK_END);
     if (end > (off_t)valid) {
         /* A torn entry from a crash: cut it off so new entries follow good ones. */
         if (ftruncate(fd, (off_t)valid) < 0 || fdatasync(fd) < 0) {
             snprintf(err, errlen, "journal %s: cannot cut the torn tail: %s", path, strerror(errno));
-            close(fd);
             return -1;
         }
     }
-    if (lseek(fd, 0, SEEK_END) < 0) {
-        snprintf(err, errlen, "journal %s: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    j->fd = fd;
     j->cap = JOURNAL_BUF;
     j->buf = malloc(j->cap);
     j->wbuf = malloc(j->cap);

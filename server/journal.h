@@ -43,9 +43,14 @@ typedef struct sv_journal {
     _Atomic uint64_t appends, batches, bytes, max_batch, sync_us;
 } sv_journal;
 
-/* Open for appending; the file is first cut to `valid` bytes (the end of the
- * last intact entry found by the replay).  0, or -1 with err. */
-int sv_journal_open(sv_journal *j, const char *path, bool fsync, size_t valid, char *err, size_t errlen);
+/* Open (creating it) and lock the journal exclusively, before it is
+ * replayed: the descriptor, or -1 with err naming the process that holds
+ * it.  The lock lives as long as the descriptor. */
+int sv_journal_lock(const char *path, char *err, size_t errlen);
+/* Take over fd (from sv_journal_lock) for appending; the file is first cut
+ * to `valid` bytes (the end of the last intact entry found by the replay).
+ * 0, or -1 with err (fd is closed by sv_journal_close either way). */
+int sv_journal_open(sv_journal *j, int fd, const char *path, bool fsync, size_t valid, char *err, size_t errlen);
 int sv_journal_start(sv_journal *j, int nsets, sv_journal_notify_fn fn, void *ctx);
 /* Append; returns the record's number.  `set` >= 0 asks for a wake-up of that
  * SET when the record is durable. */

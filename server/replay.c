@@ -110,6 +110,7 @@ int sv_replay_jfile(sv_registry *reg, hb_jfile *jfp, sv_replay_t *rp, char *err,
     rp->valid = jfp->valid;
     rp->size = jfp->size;
     rp->stop_reason = jfp->stop_reason;
+    rp->torn = jfp->torn;
     if (rp->stop_reason)
         rp->intact_after = hb_jfile_intact_after(jfp);
     hb_jfile_close(jfp);

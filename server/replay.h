@@ -23,6 +23,7 @@ typedef struct sv_replay {
     size_t valid;                     /* bytes of intact entries */
     size_t size;                      /* file size */
     const char *stop_reason;          /* torn tail etc., NULL if clean */
+    bool torn;                        /* stopped at a short last entry (a crash), not at damage */
     size_t intact_after;              /* intact entries after the bad one: damage, not a torn tail */
     sv_packet *unwon;                 /* created, not won: to deal again */
     size_t n_unwon;

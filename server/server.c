@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <arpa/inet.h>
+#include <unistd.h>
 #include "addrlimit.h"
 #include "dealer.h"
 #include "replay.h"
@@ -139,13 +140,43 @@ int sv_server_init(sv_server *s, char *err, size_t errlen)
 
 /* ---- start-up ------------------------------------------------------------------ */
 
-/* Replay the journal into the registry and *rp, refuse a journal damaged
- * before its end (unless --journal-cut), then open it for appending. */
+/* Every port we are to listen on must be free: our listeners use
+ * SO_REUSEPORT, so a second server would otherwise share the port with a
+ * running one and take part of its users, unnoticed. */
+static int check_ports_free(sv_server *s, char *err, size_t errlen)
+{
+    for (int i = 0; i < s->nports; i++)
+        if (hb_port_taken(&s->listen_addr, s->ports[i])) {
+            snprintf(err, errlen,
+                     "port %d on %s is in use by another process (another hb-server?): refusing to share it",
+                     s->ports[i], s->cfg.listen);
+            return -1;
+        }
+    return 0;
+}
+
+/* Whether replay stopped at damage rather than at a torn tail: intact
+ * entries after the bad one, or a bad last entry that is whole (a crash
+ * tears an entry short; a full-length entry whose CRC fails was written
+ * whole, acknowledged perhaps, and damaged since). */
+static bool damaged(const sv_replay_t *rp)
+{
+    return rp->intact_after || (rp->stop_reason && !rp->torn);
+}
+
+/* Lock the journal (one server per journal), replay it into the registry
+ * and *rp, refuse a damaged journal (unless --journal-cut), then keep it
+ * open for appending. */
 static int load_journal(sv_server *s, sv_replay_t *rp, char *err, size_t errlen)
 {
     const sv_config *c = &s->cfg;
-    if (sv_replay(&s->reg, c->journal, rp, err, errlen) < 0)
+    int fd = sv_journal_lock(c->journal, err, errlen);
+    if (fd < 0)
         return -1;
+    if (check_ports_free(s, err, errlen) < 0 || sv_replay(&s->reg, c->journal, rp, err, errlen) < 0) {
+        close(fd);
+        return -1;
+    }
     if (rp->records)
         hb_log("journal %s: %llu records replayed: %llu+%llu packets made, %llu wins (%llu cents), %llu shares (%llu "
                "cents), %zu unwon packets dealt again%s%s",
@@ -156,15 +187,24 @@ static int load_journal(sv_server *s, sv_replay_t *rp, char *err, size_t errlen)
     if (rp->anomalies)
         hb_log("journal %s: %llu inconsistent records ignored (see above)", c->journal,
                (unsigned long long)rp->anomalies);
-    if (rp->intact_after) {
-        /* Cutting here would drop durable grants written after the damage,
-         * and their packets could be paid again: not without being told. */
+    if (damaged(rp)) {
+        /* Cutting here would drop durable grants, and their packets could
+         * be paid again: not without being told. */
         if (!c->journal_cut) {
-            snprintf(err, errlen,
-                     "journal %s: the entry at byte %zu is damaged (%s) but intact entries follow (from byte %zu): "
-                     "this is not a torn tail from a crash. Refusing to start; inspect it (hb-reconcile --journal "
-                     "reads it), or start with --journal-cut to cut it at byte %zu and lose what follows",
-                     c->journal, rp->valid, rp->stop_reason, rp->intact_after, rp->valid);
+            if (rp->intact_after)
+                snprintf(err, errlen,
+                         "journal %s: the entry at byte %zu is damaged (%s) but intact entries follow (from byte "
+                         "%zu): this is not a torn tail from a crash. Refusing to start; inspect it (hb-reconcile "
+                         "--journal reads it), or start with --journal-cut to cut it at byte %zu and lose what follows",
+                         c->journal, rp->valid, rp->stop_reason, rp->intact_after, rp->valid);
+            else
+                snprintf(err, errlen,
+                         "journal %s: the last entry (byte %zu) is whole but damaged (%s): a crash tears an entry "
+                         "short, it does not change a whole one, and that grant may have been answered. Refusing "
+                         "to start; inspect it (hb-reconcile --journal reads it), or start with --journal-cut to "
+                         "cut it at byte %zu",
+                         c->journal, rp->valid, rp->stop_reason, rp->valid);
+            close(fd);
             return -1;
         }
         hb_log("warning: --journal-cut: cutting %s at byte %zu; %zu bytes after the damage are dropped", c->journal,
@@ -174,7 +214,7 @@ static int load_journal(sv_server *s, sv_replay_t *rp, char *err, size_t errlen)
     s->replayed_win_amount = rp->win_amount;
     s->replayed_shares = rp->shares;
     s->replayed_share_amount = rp->share_amount;
-    return sv_journal_open(&s->journal, c->journal, c->fsync, rp->valid, err, errlen);
+    return sv_journal_open(&s->journal, fd, c->journal, c->fsync, rp->valid, err, errlen);
 }
 
 /* Cycles of `per` packets it takes to have made `made` (0 if per is 0). */

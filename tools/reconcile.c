@@ -387,6 +387,9 @@ static void read_journal(const char *path, sums *s)
     if (after)
         problem(INPUT, "journal damaged at byte %zu (%s) with intact entries after it (from byte %zu): not a torn tail",
                 jf.valid, jf.stop_reason, after);
+    else if (jf.stop_reason && !jf.torn)
+        problem(INPUT, "journal damaged at byte %zu (%s): the last entry is whole, so not torn by a crash", jf.valid,
+                jf.stop_reason);
     if (!s->records)
         problem(INPUT, "journal %s is empty: it holds no run", path);
     hb_jfile_close(&jf);

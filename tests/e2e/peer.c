@@ -87,6 +87,56 @@ static bool can_connect(int port)
     return ok;
 }
 
+int peer_free_port(void)
+{
+    srand((unsigned)(getpid() ^ time(NULL)));
+    for (int tries = 0; tries < 100; tries++) {
+        int port = 20000 + rand() % 30000;
+        if (port_free(port))
+            return port;
+    }
+    CHECK(0, "no free port");
+    return 0;
+}
+
+int peer_server_run(const char *const *flags, int ms, char *out, size_t outlen)
+{
+    const char *bin = getenv("HB_BIN");
+    CHECK(bin, "HB_BIN not set");
+    char exe[256], log[] = "/tmp/hb-peer-run.XXXXXX";
+    snprintf(exe, sizeof exe, "%s/hb-server", bin);
+    int fd = mkstemp(log);
+    CHECK(fd >= 0, "mkstemp");
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = exe;
+    for (int i = 0; flags && flags[i] && n < 62; i++)
+        argv[n++] = flags[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp(argv[0], (char **)argv);
+        _exit(127);
+    }
+    int st, rc = -1;
+    for (int64_t end = now_ms() + ms; now_ms() < end; usleep(10000))
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+    if (rc < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    ssize_t got = pread(fd, out, outlen - 1, 0);
+    out[got > 0 ? got : 0] = 0;
+    close(fd);
+    unlink(log);
+    return rc;
+}
+
 void peer_server_start(peer_server *s, int nports, const char *const *flags)
 {
     peer_server_start_wrapped(s, nports, NULL, flags);

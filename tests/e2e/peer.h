@@ -26,6 +26,13 @@ typedef struct peer_server {
 void peer_server_start(peer_server *s, int nports, const char *const *flags);
 /* The same, run under a wrapper command (e.g. {"prlimit", "--nofile=100:100", "--", NULL}). */
 void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wrap, const char *const *flags);
+/* A port nothing listens on (for a server that is expected not to start). */
+int peer_free_port(void);
+/* Run hb-server with `flags` (NULL-terminated) to its end, at most ms; its
+ * output (stdout and stderr) into out.  The exit status, 128+signal if a
+ * signal ended it, or -1 if it was still running at the deadline (then it
+ * is killed). */
+int peer_server_run(const char *const *flags, int ms, char *out, size_t outlen);
 /* Resident memory (kB) and CPU time used so far (ms) of the running server. */
 uint64_t peer_server_rss_kb(peer_server *s);
 uint64_t peer_server_cpu_ms(peer_server *s);

@@ -5,6 +5,7 @@
  * bytes of one client connection, which the SET accepts and reads to the
  * end: login, shakes, opens, chats, garbage, whatever the fuzzer makes of
  * the seeds in tests/fuzz/corpus/server. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     c->fsync = false;
     char err[256];
     if (sv_server_init(&srv, err, sizeof err) < 0 ||
-        sv_journal_open(&srv.journal, "/dev/null", false, 0, err, sizeof err) < 0 ||
+        sv_journal_open(&srv.journal, open("/dev/null", O_WRONLY | O_CLOEXEC), "/dev/null", false, 0, err, sizeof err) < 0 ||
         sv_journal_start(&srv.journal, 1, NULL, NULL) < 0 || sv_set_create(&srv, 0, err, sizeof err) < 0) {
         fprintf(stderr, "fuzz_server: %s\n", err);
         exit(1);

@@ -31,6 +31,14 @@ static int teardown(void **st)
     return 0;
 }
 
+/* Lock and open the test journal, as the server does. */
+static int jopen(sv_journal *j, bool fsync, size_t valid, char *err, size_t errlen)
+{
+    int fd = sv_journal_lock(path, err, errlen);
+    assert_true(fd >= 0);
+    return sv_journal_open(j, fd, path, fsync, valid, err, errlen);
+}
+
 static Hb__Record rec(Hb__RecordType t, Hb__PacketKind k, uint64_t id, uint32_t amount, uint32_t uid)
 {
     Hb__Record r = HB__RECORD__INIT;
@@ -61,7 +69,7 @@ static void test_group_commit(void **st)
 {
     sv_journal j;
     char err[256];
-    assert_int_equal(sv_journal_open(&j, path, true, 0, err, sizeof err), 0);
+    assert_int_equal(jopen(&j, true, 0, err, sizeof err), 0);
     assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     uint64_t last = 0;
     for (int i = 1; i <= 5000; i++) {
@@ -84,7 +92,7 @@ static void test_torn_and_corrupt_tail(void **st)
 {
     sv_journal j;
     char err[256];
-    assert_int_equal(sv_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(jopen(&j, false, 0, err, sizeof err), 0);
     assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     for (int i = 1; i <= 10; i++) {
         Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, (uint64_t)i, 100, 0);
@@ -102,10 +110,10 @@ static void test_torn_and_corrupt_tail(void **st)
     fwrite(buf, 1, n / 2, f);
     fclose(f);
     assert_int_equal(count_records(path, &why, &valid), 10);
-    assert_non_null(why);
+    assert_string_equal(why, "torn last entry");
     assert_int_equal(valid, good);
     /* reopening for append cuts the torn tail; new entries follow good ones */
-    assert_int_equal(sv_journal_open(&j, path, false, valid, err, sizeof err), 0);
+    assert_int_equal(jopen(&j, false, valid, err, sizeof err), 0);
     assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     sv_journal_append(&j, &r, -1);
     sv_journal_close(&j);
@@ -120,6 +128,29 @@ static void test_torn_and_corrupt_tail(void **st)
     fclose(f);
     assert_int_equal(count_records(path, &why, &valid), 10);
     assert_string_equal(why, "CRC mismatch");
+    /* ... and it is whole: damage, not a torn tail (the server refuses it) */
+    hb_jfile jf;
+    assert_int_equal(hb_jfile_open(&jf, path, err, sizeof err), 0);
+    Hb__Record *rr;
+    while (hb_jfile_next(&jf, &rr))
+        ;
+    assert_false(jf.torn);
+    hb_jfile_close(&jf);
+}
+
+/* One journal, one server: a second lock is refused and names the holder. */
+static void test_lock(void **st)
+{
+    char err[256], want[32];
+    int fd = sv_journal_lock(path, err, sizeof err);
+    assert_true(fd >= 0);
+    assert_int_equal(sv_journal_lock(path, err, sizeof err), -1);
+    snprintf(want, sizeof want, "process %d", (int)getpid());
+    assert_non_null(strstr(err, want));
+    close(fd);
+    fd = sv_journal_lock(path, err, sizeof err); /* released with its descriptor */
+    assert_true(fd >= 0);
+    close(fd);
 }
 
 static void test_open_security(void **st)
@@ -127,7 +158,7 @@ static void test_open_security(void **st)
     sv_journal j;
     char err[256];
     sv_registry reg;
-    assert_int_equal(sv_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(jopen(&j, false, 0, err, sizeof err), 0);
     assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     assert_int_equal(sv_registry_init(&reg), 0);
     sv_sendpkt p = {.amount = 100, .n = 3, .uid = {7, 8, 9}, .share = {10, 30, 60}};
@@ -169,7 +200,7 @@ static void test_replay(void **st)
 {
     sv_journal j;
     char err[256];
-    assert_int_equal(sv_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(jopen(&j, false, 0, err, sizeof err), 0);
     assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     Hb__Record r;
     for (uint64_t id = 1; id <= 4; id++) {
@@ -224,7 +255,7 @@ static void test_replay_sparse_ids(void **st)
 {
     sv_journal j;
     char err[256];
-    assert_int_equal(sv_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(jopen(&j, false, 0, err, sizeof err), 0);
     assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, 1, 100, 0);
     sv_journal_append(&j, &r, -1);
@@ -254,7 +285,7 @@ static void test_damage_in_the_middle(void **st)
 {
     sv_journal j;
     char err[256];
-    assert_int_equal(sv_journal_open(&j, path, false, 0, err, sizeof err), 0);
+    assert_int_equal(jopen(&j, false, 0, err, sizeof err), 0);
     assert_int_equal(sv_journal_start(&j, 1, NULL, NULL), 0);
     for (uint64_t id = 1; id <= 3; id++) {
         Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, id, 100, 0);
@@ -279,6 +310,7 @@ static void test_damage_in_the_middle(void **st)
     while (hb_jfile_next(&jf, &r))
         ;
     assert_non_null(jf.stop_reason);
+    assert_true(jf.torn);
     assert_int_equal(hb_jfile_intact_after(&jf), 0);
     hb_jfile_close(&jf);
 }
@@ -292,6 +324,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_sparse_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_in_the_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

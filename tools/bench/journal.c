@@ -116,7 +116,9 @@ static void group(const char *label, double total_rate, bool fsync)
     path_for(path, sizeof path, "group");
     unlink(path);
     run *r = calloc(1, sizeof *r);
-    if (sv_journal_open(&r->j, path, fsync, 0, err, sizeof err) < 0 || sv_journal_start(&r->j, 1, NULL, NULL) < 0)
+    int fd = sv_journal_lock(path, err, sizeof err);
+    if (fd < 0 || sv_journal_open(&r->j, fd, path, fsync, 0, err, sizeof err) < 0 ||
+        sv_journal_start(&r->j, 1, NULL, NULL) < 0)
         hb_die("%s", err);
     r->cap = total_rate > 0 ? (size_t)(total_rate * (double)seconds * 1.2) + 1000 : 50000000;
     r->appended_at = calloc(r->cap, sizeof *r->appended_at);
