@@ -121,6 +121,10 @@ sv_conn *sv_conn_accepted(sv_set *set, int fd, uint32_t addr)
     c->addr = addr;
     c->state = SV_CONN_NEW;
     hb_tcp_nodelay(fd);
+    if (set->srv->cfg.sndbuf > 0) {
+        int b = (int)set->srv->cfg.sndbuf;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &b, sizeof b);
+    }
     ev_io_init(&c->io, sv_conn_io_cb, fd, EV_READ);
     ev_io_start(set->loop, &c->io);
     tl_add(set, c, SV_TL_LOGIN);
@@ -369,8 +373,11 @@ static void conn_read(sv_set *set, sv_conn *c)
         else if (r == HB_SCAN_EMPTY)
             sv_conn_fail(set, c, HB__ERROR_CODE__ERR_FRAME_EMPTY, "zero-length frame");
         else if (keep_partial(set, c, rb + off, have - off)) {
-            if (progress && c->tl == SV_TL_STALL)
-                tl_del(set, c); /* a new frame began: its own deadline */
+            /* A new frame began: its own deadline, unless output is stuck:
+             * input must not keep alive a peer that does not read (its
+             * chunk would be held for as long as it keeps talking). */
+            if (progress && c->tl == SV_TL_STALL && !c->outlen)
+                tl_del(set, c);
             tl_update(set, c);
         }
     }

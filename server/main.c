@@ -20,6 +20,7 @@ static const hb_opt opts[] = {
     {"users", HB_OPT_INT, &srv.cfg.users, "N", "uids are 0..N-1", 1, 4000000000.0},
     {"private-fds", HB_OPT_BOOL, &srv.cfg.private_fds, NULL, "give every SET its own descriptor table (unshare CLONE_FILES)", 0, 0},
     {"backlog", HB_OPT_INT, &srv.cfg.backlog, "N", "listen() backlog per listener", 1, 1000000},
+    {"sndbuf", HB_OPT_INT, &srv.cfg.sndbuf, "BYTES", "SO_SNDBUF of each connection (0 = the kernel's autotuning; caps kernel memory per idle connection)", 0, 1 << 26},
     {"rate", HB_OPT_DOUBLE, &srv.cfg.rate, "N", "shake-flow packets produced per second", 0, 1e7},
     {"total", HB_OPT_INT, &srv.cfg.total, "N", "shake-flow packets to produce in all", 0, 1e12},
     {"amount-min", HB_OPT_INT, &srv.cfg.amount_min, "CENTS", "smallest shake-flow packet", 1, 1e9},

@@ -44,6 +44,7 @@ typedef struct sv_config {
     int64_t users;       /* uids are 0..users-1 */
     bool private_fds;    /* unshare(CLONE_FILES) in every SET thread */
     int64_t backlog;
+    int64_t sndbuf;
 
     /* shake flow */
     double rate;

@@ -292,6 +292,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         sv_flush_deferred(set);
     HB_STORE(set->st.queued, sv_pqueue_size(&set->q) + (uint64_t)set->nback);
     HB_STORE(set->st.deferred, set->dq_len);
+    HB_STORE(set->st.pool_chunks, set->pool.used);
     /* A listener stopped at EMFILE without a spare gets another chance. */
     for (int i = 0; i < set->nl; i++)
         if (!ev_is_active(&set->lio[i]))

@@ -23,6 +23,7 @@ void sv_stats_sum(sv_server *s, sv_totals *t)
         t->active += HB_GET(st->active);
         t->deferred += HB_GET(st->deferred);
         t->queued += HB_GET(st->queued);
+        t->pool_chunks += HB_GET(st->pool_chunks);
     }
 }
 
@@ -55,6 +56,7 @@ void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool fin
     hb_sb_u64(&b, "active", t->active);
     hb_sb_u64(&b, "deferred", t->deferred);
     hb_sb_u64(&b, "queued", t->queued);
+    hb_sb_u64(&b, "pool_chunks", t->pool_chunks);
     for (int e = 1; e < HB_ERR_N; e++) {
         snprintf(name, sizeof name, "err_%s", hb_error_name(e));
         hb_sb_u64(&b, name, t->err[e]);

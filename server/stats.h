@@ -50,6 +50,7 @@ typedef struct sv_set_stats {
     hb_counter active;        /* gauge: logged-in connections */
     hb_counter deferred;      /* gauge: replies waiting for a journal commit */
     hb_counter queued;        /* gauge: packets in this SET's queue */
+    hb_counter pool_chunks;   /* gauge: pool chunks held (partial input, stuck output) */
 } sv_set_stats;
 
 /* Sum of all SETs plus server-wide figures, as the main thread sees them. */
@@ -58,7 +59,7 @@ typedef struct sv_totals {
     SV_SET_COUNTERS(X)
 #undef X
     uint64_t err[HB_ERR_N];
-    uint64_t conns, active, deferred, queued;
+    uint64_t conns, active, deferred, queued, pool_chunks;
 } sv_totals;
 
 struct sv_server;

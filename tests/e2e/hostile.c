@@ -174,6 +174,62 @@ static void slow_peers(void)
     PASS("a client that never reads its replies: closed after %d x 64 KiB of requests, counted", rounds);
 }
 
+/* `n` shake frames from seq `from` into buf; returns the bytes. */
+static size_t shakes(uint8_t *buf, size_t cap, uint32_t from, int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        Hb__Shake sh = HB__SHAKE__INIT;
+        sh.seq = from + (uint32_t)i;
+        Hb__Frame g = HB__FRAME__INIT;
+        g.body_case = HB__FRAME__BODY_SHAKE;
+        g.shake = &sh;
+        len += hb_frame_pack(&g, buf + len, cap - len);
+    }
+    return len;
+}
+
+/* Input progress must not keep stuck output alive (issue 13.3): a peer that
+ * never reads, whose replies wait in a pool chunk, sends a chat to an
+ * offline uid (no reply) more often than --frame-timeout.  Before the fix
+ * each whole frame restarted the output deadline and the chunk was held as
+ * long as the peer liked (enough such peers exhaust the SET's pool). */
+static void stuck_output_kept_alive(void)
+{
+    uint64_t overflow = peer_stat_now(&S, "err_output_overflow");
+    peer *p = peer_connect_rcvbuf(S.port, 4096);
+    peer_login_ok(p, 504, NULL, 0);
+    uint8_t buf[8192];
+    uint32_t seq = 1;
+    int batches = 0;
+    bool stuck = false;
+    /* Small batches (a few hundred bytes of replies each), so the chunk
+     * (2 KiB) is seen held before it overflows. */
+    for (; batches < 400 && !stuck; batches++) {
+        size_t n = shakes(buf, sizeof buf, seq, 10);
+        seq += 10;
+        CHECK(send(p->fd, buf, n, MSG_NOSIGNAL) == (ssize_t)n, "send: %s", strerror(errno));
+        usleep(30000);
+        stuck = peer_stat_now(&S, "pool_chunks") > 0;
+    }
+    CHECK(stuck, "output never got stuck after %d batches of 10 shakes", batches);
+    CHECK(peer_stat_now(&S, "err_output_overflow") == overflow, "overflowed before the test began (batches too big)");
+    /* Keep it alive with input, never reading: a chat to an offline uid
+     * every 300 ms for 3.5 s, with --frame-timeout 1. */
+    int chats = 0;
+    bool closed = false;
+    for (; chats < 12 && !closed; chats++) {
+        peer_chat(p, 999, "still here");
+        usleep(300000);
+        closed = peer_wait_stat(&S, "err_output_overflow", overflow + 1, 1) > overflow;
+    }
+    CHECK(closed, "stuck output kept alive by %d chats over %.1f s (--frame-timeout 1)", chats, chats * 0.3);
+    good_still_served();
+    peer_close(p);
+    PASS("stuck output with input still arriving: closed after %d chats (%.1f s), counted; reached after %d batches",
+         chats, chats * 0.3, batches);
+}
+
 static void flood(void)
 {
     /* 3,000 connections that each start a 400-byte frame and stop: bounded
@@ -299,12 +355,14 @@ static void emfile(void)
 int main(void)
 {
     const char *flags[] = {"--sets", "2", "--users", "1000", "--rate", "1000", "--total", "1000000", "--login-timeout",
-                           "1.5", "--frame-timeout", "1", "--linger", "1", "--shake-limit", "0", NULL};
+                           "1.5", "--frame-timeout", "1", "--linger", "1", "--shake-limit", "0", "--stats-every", "50",
+                           "--sndbuf", "4096", NULL};
     peer_server_start(&S, 1, flags);
     good = peer_connect(S.port);
     peer_login_ok(good, 1, NULL, 0);
     bad_input();
     slow_peers();
+    stuck_output_kept_alive();
     flood();
     CHECK(peer_stat(&S, "conns") == 1, "leftover connections");
     peer_server_stop(&S);

@@ -327,10 +327,12 @@ peer *peer_connect(int port)
     return p;
 }
 
-peer *peer_connect_from(int port, const char *src)
+static peer *connect_with(int port, const char *src, int rcvbuf)
 {
     peer *p = calloc(1, sizeof *p);
     p->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf) /* before connect(): the window offered from the start */
+        setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     if (src) {
         struct sockaddr_in la = {.sin_family = AF_INET};
         inet_pton(AF_INET, src, &la.sin_addr);
@@ -348,6 +350,18 @@ peer *peer_connect_from(int port, const char *src)
     hb_stream_init(&p->in, HB_FRAME_MAX);
     hb_arena_init(&p->arena, p->mem, sizeof p->mem);
     track(p);
+    return p;
+}
+
+peer *peer_connect_from(int port, const char *src)
+{
+    return connect_with(port, src, 0);
+}
+
+peer *peer_connect_rcvbuf(int port, int rcvbuf)
+{
+    peer *p = connect_with(port, NULL, rcvbuf);
+    CHECK(p, "connect: %s", strerror(errno));
     return p;
 }
 

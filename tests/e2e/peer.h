@@ -61,6 +61,9 @@ typedef struct peer {
 peer *peer_connect(int port);
 /* Connect from a given local address (e.g. "127.0.0.2"); NULL if refused. */
 peer *peer_connect_from(int port, const char *src);
+/* Connect with a small receive buffer (set before connect) to play a peer
+ * that reads slowly or never. */
+peer *peer_connect_rcvbuf(int port, int rcvbuf);
 void peer_close(peer *p);
 void peer_send_raw(peer *p, const void *data, size_t n);
 void peer_send(peer *p, const Hb__Frame *f);
