@@ -13,14 +13,40 @@ int sv_producer_init(sv_producer *p, const sv_producer_ops *ops, int nsets, uint
     p->rng = seed;
     p->split = 3;
     p->dealt = calloc((size_t)nsets, sizeof *p->dealt);
-    return p->dealt ? 0 : -1;
+    p->held_cap = 1; /* the one packet a step can make and fail to place */
+    p->held = calloc(p->held_cap, sizeof *p->held);
+    return p->dealt && p->held ? 0 : -1;
 }
 
 void sv_producer_free(sv_producer *p)
 {
     free(p->dealt);
+    free(p->held);
     p->dealt = NULL;
+    p->held = NULL;
 }
+
+int sv_producer_hold(sv_producer *p, const sv_packet *pk, size_t n)
+{
+    if (p->held_len + n > p->held_cap) {
+        size_t cap = p->held_len + n + 1;
+        sv_packet *h = malloc(cap * sizeof *h);
+        if (!h)
+            return -1;
+        for (size_t i = 0; i < p->held_len; i++) /* unwrap the ring */
+            h[i] = p->held[(p->held_head + i) % p->held_cap];
+        free(p->held);
+        p->held = h;
+        p->held_cap = cap;
+        p->held_head = 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        p->held[(p->held_head + p->held_len++) % p->held_cap] = pk[i];
+    return 0;
+}
+
+/* Deal the held packets in order; true when none is left. */
+static bool deal_held(sv_producer *p);
 
 void sv_flow_set(sv_flow *f, double rate, uint64_t total, uint64_t made, uint32_t amin, uint32_t amax)
 {
@@ -105,10 +131,8 @@ static void make_shake(sv_producer *p)
     f->made++;
     HB_STORE(p->made_shake, f->made);
     atomic_store(&p->started, true);
-    if (!deal(p, &pk)) {
-        p->holding = true;
-        p->held = pk;
-    }
+    if (!deal(p, &pk))
+        sv_producer_hold(p, &pk, 1); /* none held (see step): fits the ring */
 }
 
 static void make_send(sv_producer *p)
@@ -148,21 +172,29 @@ static void make_send(sv_producer *p)
     p->ops.sent(p->ops.ctx, id, &sp);
 }
 
+static bool deal_held(sv_producer *p)
+{
+    while (p->held_len) {
+        if (!deal(p, &p->held[p->held_head]))
+            return false;
+        p->held_head = (p->held_head + 1) % p->held_cap;
+        p->held_len--;
+    }
+    return true;
+}
+
 uint64_t sv_producer_step(sv_producer *p, int64_t now)
 {
     uint64_t n = 0;
-    if (p->holding) {
-        if (!deal(p, &p->held)) {
-            HB_INC(p->stalls);
-            return 0; /* keep order: nothing new until the held packet is placed */
-        }
-        p->holding = false;
+    if (!deal_held(p)) {
+        HB_INC(p->stalls);
+        return 0; /* keep order: nothing new until the held packets are placed */
     }
     sv_flow *s = &p->shake;
     while (s->running && !flow_done(s) && flow_due(s, s->made) <= now) {
         make_shake(p);
         n++;
-        if (p->holding) {
+        if (p->held_len) {
             HB_INC(p->stalls);
             return n;
         }
@@ -187,7 +219,7 @@ uint64_t sv_producer_step(sv_producer *p, int64_t now)
 int64_t sv_producer_next_due(const sv_producer *p)
 {
     int64_t t = INT64_MAX;
-    if (p->holding)
+    if (p->held_len)
         return 0;
     if (p->shake.running && !flow_done(&p->shake))
         t = flow_due(&p->shake, p->shake.made);
@@ -202,5 +234,5 @@ int64_t sv_producer_next_due(const sv_producer *p)
 
 bool sv_producer_done(const sv_producer *p)
 {
-    return !p->holding && flow_done(&p->shake) && flow_done(&p->send);
+    return !p->held_len && flow_done(&p->shake) && flow_done(&p->send);
 }

@@ -44,8 +44,11 @@ typedef struct sv_producer {
     sv_flow shake, send;
     unsigned split;
     bool send_concurrent;
-    bool holding;     /* a made packet no queue would take yet */
-    sv_packet held;
+    /* Made (or replayed) packets no queue would take yet, dealt first and in
+     * order; nothing new is made while any is held.  A ring sized at start
+     * (by sv_producer_hold) so the step allocates nothing. */
+    sv_packet *held;
+    size_t held_head, held_len, held_cap;
     uint64_t rng;
     hb_counter *dealt; /* per SET */
     hb_counter stalls; /* steps that found every queue full */
@@ -55,6 +58,13 @@ typedef struct sv_producer {
 
 int sv_producer_init(sv_producer *p, const sv_producer_ops *ops, int nsets, uint64_t seed);
 void sv_producer_free(sv_producer *p);
+/* Packets to deal before anything new (the journal's unwon packets that did
+ * not fit the SET queues at start).  0, or -1 out of memory. */
+int sv_producer_hold(sv_producer *p, const sv_packet *pk, size_t n);
+static inline size_t sv_producer_held(const sv_producer *p)
+{
+    return p->held_len;
+}
 /* Configure a flow; `made` is what an earlier run already created. */
 void sv_flow_set(sv_flow *f, double rate, uint64_t total, uint64_t made, uint32_t amin, uint32_t amax);
 /* Publish the flows' counts after sv_flow_set (for readers on other threads). */

@@ -262,20 +262,31 @@ static int resume_producer(sv_server *s, const sv_replay_t *rp, char *err, size_
     return 0;
 }
 
-/* Packets created before a crash and never won go back into the queues. */
-static void deal_unwon(sv_server *s, const sv_replay_t *rp)
+/* Packets created before a crash and never won go back into the queues;
+ * what does not fit (a small --queue) is held by the producer and dealt
+ * before anything new, as queues make room. */
+static int deal_unwon(sv_server *s, const sv_replay_t *rp, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < rp->n_unwon; i++)
-        for (int tries = 0; tries < s->nsets; tries++) {
-            int k = (int)((i + (size_t)tries) % (size_t)s->nsets);
-            if (sv_pqueue_push(&s->sets[k]->q, &rp->unwon[i]))
-                break;
-            if (tries == s->nsets - 1)
-                hb_log("warning: packet %llu from the journal does not fit any queue (raise --queue)",
-                       (unsigned long long)rp->unwon[i].id);
+    size_t i = 0;
+    for (int k = 0, full = 0; i < rp->n_unwon && full < s->nsets; k = (k + 1) % s->nsets) {
+        if (sv_pqueue_push(&s->sets[k]->q, &rp->unwon[i])) {
+            i++;
+            full = 0;
+        } else {
+            full++; /* the same packet tries the next SET */
         }
+    }
+    if (i < rp->n_unwon) {
+        if (sv_producer_hold(&s->prod, rp->unwon + i, rp->n_unwon - i) < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        hb_log("%zu unwon packets from the journal wait for room in the SET queues (--queue %lld)", rp->n_unwon - i,
+               (long long)s->cfg.queue);
+    }
     if (rp->n_unwon)
         atomic_store(&s->event_started, true);
+    return 0;
 }
 
 /* Send-flow packets whose recipients had not all opened: tell them again;
@@ -337,7 +348,8 @@ int sv_server_start(sv_server *s, char *err, size_t errlen)
             goto out;
     if (resume_producer(s, &rp, err, errlen) < 0)
         goto out;
-    deal_unwon(s, &rp);
+    if (deal_unwon(s, &rp, err, errlen) < 0)
+        goto out;
     rc = start_threads(s, err, errlen);
 out:
     sv_replay_free(&rp);

@@ -19,6 +19,8 @@ typedef struct fake {
     uint64_t last_id;
     uint64_t amount_sum;
     uint64_t rng;
+    uint64_t order[64]; /* ids dealt, in order (the first 64) */
+    int norder;
 } fake;
 
 static void created(void *ctx, const Hb__Record *r)
@@ -40,6 +42,8 @@ static bool deal(void *ctx, int set, const sv_packet *p)
         return false;
     f->per_set[set]++;
     f->amount_sum += p->amount;
+    if (f->norder < 64)
+        f->order[f->norder++] = p->id;
     return true;
 }
 
@@ -151,18 +155,59 @@ static void test_full_queues_lose_nothing(void **st)
         placed += f.per_set[i];
     assert_int_equal(placed, 21);
     assert_int_equal(f.created_shake, 22);
-    assert_true(p.holding);
+    assert_int_equal(sv_producer_held(&p), 1);
     assert_true(HB_GET(p.stalls) > 0);
     /* space appears: the held packet goes first, then production resumes */
     for (int i = 0; i < NSETS; i++)
         f.cap[i] = UINT64_MAX;
     sv_producer_step(&p, 1000000);
-    assert_false(p.holding);
+    assert_int_equal(sv_producer_held(&p), 0);
     placed = 0;
     for (int i = 0; i < NSETS; i++)
         placed += f.per_set[i];
     assert_int_equal(placed, f.created_shake);
     assert_int_equal(f.amount_sum, 5 * placed);
+    sv_producer_free(&p);
+}
+
+/* Packets held at start (the journal's unwon ones that did not fit the
+ * queues, issue 13.4) are dealt before anything new, in order, as room
+ * appears; holding more later keeps the order (the ring is unwrapped). */
+static void test_held_dealt_first(void **st)
+{
+    fake f = {0};
+    for (int i = 0; i < NSETS; i++)
+        f.cap[i] = 1;
+    sv_producer p;
+    sv_producer_ops o = ops(&f);
+    sv_producer_init(&p, &o, NSETS, 1);
+    sv_packet replayed[10], more[20];
+    for (int i = 0; i < 10; i++)
+        replayed[i] = (sv_packet){.id = 1001 + (uint64_t)i, .amount = 5};
+    for (int i = 0; i < 20; i++)
+        more[i] = (sv_packet){.id = 2001 + (uint64_t)i, .amount = 5};
+    assert_int_equal(sv_producer_hold(&p, replayed, 10), 0);
+    sv_flow_set(&p.shake, 1000, 5, 0, 5, 5);
+    sv_producer_start(&p, 0);
+    assert_int_equal(sv_producer_step(&p, 1000000), 0); /* 7 placed, 3 wait; nothing new made */
+    assert_int_equal(f.norder, 7);
+    assert_int_equal(sv_producer_held(&p), 3);
+    assert_int_equal(f.created_shake, 0);
+    assert_int_equal(sv_producer_next_due(&p), 0);
+    assert_false(sv_producer_done(&p));
+    assert_int_equal(sv_producer_hold(&p, more, 20), 0);
+    for (int i = 0; i < NSETS; i++)
+        f.cap[i] = UINT64_MAX;
+    assert_int_equal(sv_producer_step(&p, 1000000), 5);
+    assert_int_equal(sv_producer_held(&p), 0);
+    assert_int_equal(f.norder, 7 + 3 + 20 + 5);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(f.order[i], 1001 + (uint64_t)i);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(f.order[10 + i], 2001 + (uint64_t)i);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(f.order[30 + i], 1 + (uint64_t)i);
+    assert_true(sv_producer_done(&p));
     sv_producer_free(&p);
 }
 
@@ -223,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_rate_exact),
         cmocka_unit_test(test_total_then_send_flow),
         cmocka_unit_test(test_full_queues_lose_nothing),
+        cmocka_unit_test(test_held_dealt_first),
         cmocka_unit_test(test_restart_continues),
         cmocka_unit_test(test_cycles),
     };
