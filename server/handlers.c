@@ -48,6 +48,12 @@ static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, 
             HB_INC(set->st.replies);
         return;
     }
+    if (c->ndeferred >= SV_DEFER_PER_CONN) {
+        /* Its grants are durable or will be: a retry after reconnecting is
+         * answered from them. */
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_TOO_MANY_PENDING, "too many replies waiting for the journal");
+        return;
+    }
     if (len > SV_DEFERRED_FRAME) { /* a bug: such a reply cannot be kept */
         hb_log("bug: a deferred reply of %zu bytes (at most %d)", len, SV_DEFERRED_FRAME);
         sv_conn_close(set, c); /* the client retries and is answered from the grant */
@@ -75,6 +81,7 @@ static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, 
     d->shake = shake;
     memcpy(d->frame, frame, len);
     set->dq_len++;
+    c->ndeferred++;
     /* The record may have been appended by another thread (a retry or a
      * repeated open answered here): ask to be woken for it all the same. */
     if (sv_journal_watch(&set->srv->journal, jseq, set->id))
@@ -91,6 +98,8 @@ void sv_flush_deferred(sv_set *set)
         sv_conn *c = &set->conns[d->slot];
         /* The connection may have gone meanwhile: the grant is on disk and
          * the client's retry will be answered from the grant record. */
+        if (c->gen == d->gen && c->ndeferred)
+            c->ndeferred--; /* a reused slot (new gen) starts at 0 */
         if (c->gen == d->gen && c->state == SV_CONN_ACTIVE) {
             sv_conn_send(set, c, d->frame, d->len);
             if (d->shake)

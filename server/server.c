@@ -214,7 +214,10 @@ static int load_journal(sv_server *s, sv_replay_t *rp, char *err, size_t errlen)
     s->replayed_win_amount = rp->win_amount;
     s->replayed_shares = rp->shares;
     s->replayed_share_amount = rp->share_amount;
-    return sv_journal_open(&s->journal, fd, c->journal, c->fsync, rp->valid, err, errlen);
+    if (sv_journal_open(&s->journal, fd, c->journal, c->fsync, rp->valid, err, errlen) < 0)
+        return -1;
+    s->journal.batch_delay_us = c->journal_delay_us;
+    return 0;
 }
 
 /* Cycles of `per` packets it takes to have made `made` (0 if per is 0). */

@@ -68,6 +68,7 @@ typedef struct sv_config {
     char *journal;
     bool fsync;
     bool journal_cut;    /* cut a journal damaged before its end (normally refused) */
+    int64_t journal_delay_us; /* wait before each journal write (bigger batches; a slow disk in tests) */
 
     /* hardening */
     char *secret_file;

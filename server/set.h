@@ -18,7 +18,7 @@
 
 /* Bytes of a partial frame kept inside the connection; longer partials (a
  * login with its token split by TCP, a long chat) borrow a pool chunk. */
-#define SV_CONN_INLINE 24
+#define SV_CONN_INLINE 23 /* what is left of 112 bytes */
 
 enum sv_conn_state {
     SV_CONN_FREE = 0, /* slot on the free list */
@@ -53,6 +53,7 @@ typedef struct sv_conn {
     uint16_t inlen;    /* bytes of the partial frame */
     uint8_t state;
     uint8_t tl;        /* enum sv_tlist_id */
+    uint8_t ndeferred; /* replies of this connection waiting for the journal (at most SV_DEFER_PER_CONN) */
     uint8_t in[SV_CONN_INLINE];
 } sv_conn;
 _Static_assert(sizeof(sv_conn) == 112, "sv_conn grew: memory per connection is a measured figure");
@@ -71,6 +72,11 @@ typedef struct sv_tlist {
  * (10-byte varints for the id and the time), is 39 bytes on the wire;
  * defer() checks the length anyway. */
 #define SV_DEFERRED_FRAME 46
+/* An honest client has a reply or two waiting for one group commit (shakes
+ * are rate-limited, a share is opened once); retried shakes and repeated
+ * opens are not rate-limited, so without a bound one client could grow the
+ * queue ~9x faster than it sends while the disk is slow. */
+#define SV_DEFER_PER_CONN 8
 typedef struct sv_deferred {
     uint64_t jseq;
     uint32_t slot, gen;
