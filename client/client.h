@@ -8,8 +8,8 @@
  * latency histogram.  The main thread runs the 1 s tick (monitor report,
  * --progress, ledger flush), the HTTP control interface, the clock-offset
  * estimate, and the end of the run. */
-#ifndef HB_CLIENT_H
-#define HB_CLIENT_H
+#ifndef CL_CLIENT_H
+#define CL_CLIENT_H
 
 #include <netinet/in.h>
 #include <pthread.h>
@@ -53,12 +53,12 @@ typedef struct cl_client {
     int nsrc;
     uint8_t secret[HB_SECRET_MAX];
     size_t secret_len;
-    hb_layout layout;
+    cl_layout layout;
 
     /* The rate plan.  Changed by the control interface (mutex + version);
      * workers copy it when the version moves. */
     pthread_mutex_t plan_mu;
-    hb_plan plan;
+    cl_plan plan;
     _Atomic uint64_t plan_version;
     int64_t pending_at;             /* a change of rate waiting for its second (0 = none) */
     uint64_t pending_qps;
@@ -71,7 +71,7 @@ typedef struct cl_client {
 
     cl_worker **workers;
     int nworkers;
-    hb_ledger ledger;
+    cl_ledger ledger;
     hb_reporter reporter;
     uint64_t seed;
     int64_t start_us;

@@ -6,8 +6,8 @@
  *                  next second) by every client that gets it
  *   POST /pause, POST /resume
  * Off unless --control ADDR:PORT is given. */
-#ifndef HB_CONTROL_H
-#define HB_CONTROL_H
+#ifndef CL_CONTROL_H
+#define CL_CONTROL_H
 
 #include <stddef.h>
 #include "client.h"

@@ -267,7 +267,7 @@ static void tick(int64_t sec)
      * cleared under the lock: a /qps arriving meanwhile is not lost) */
     pthread_mutex_lock(&cl.plan_mu);
     if (cl.pending_at && cl_sched_now(&cl) / 1000000 >= cl.pending_at) {
-        hb_plan_change(&cl.plan, cl.pending_at, cl.pending_qps);
+        cl_plan_change(&cl.plan, cl.pending_at, cl.pending_qps);
         atomic_store(&cl.target_qps, cl.pending_qps);
         cl.pending_at = 0;
         atomic_fetch_add(&cl.plan_version, 1);
@@ -280,7 +280,7 @@ static void tick(int64_t sec)
     if (prev_sec && sec > prev_sec)
         last_actual_qps = (double)(t.shakes - prev.shakes) / (double)(sec - prev_sec);
     write_stats(&t, false);
-    hb_ledger_flush(&cl.ledger);
+    cl_ledger_flush(&cl.ledger);
 
     Hb__Report rep = HB__REPORT__INIT;
     rep.connections = t.active;
@@ -447,16 +447,16 @@ int main(int argc, char **argv)
 
     cl.seed = c->seed ? (uint64_t)c->seed : hb_seed();
     cl.start_us = hb_now_us();
-    hb_layout_init(&cl.layout, (uint64_t)c->users, (uint64_t)c->qps, (uint64_t)c->groups);
+    cl_layout_init(&cl.layout, (uint64_t)c->users, (uint64_t)c->qps, (uint64_t)c->groups);
     pthread_mutex_init(&cl.plan_mu, NULL);
-    hb_plan_init(&cl.plan, (uint64_t)c->qps);
+    cl_plan_init(&cl.plan, (uint64_t)c->qps);
     atomic_store(&cl.target_qps, (uint64_t)c->qps);
     atomic_store(&cl.offset_delay_us, -1);
 
     char header[256], inst[64];
     snprintf(header, sizeof header, "uids %lld..%lld of %lld, qps %lld", (long long)c->uid_from, (long long)c->uid_to - 1,
              (long long)c->users, (long long)c->qps);
-    if (hb_ledger_open(&cl.ledger, c->ledger, header, err, sizeof err) < 0)
+    if (cl_ledger_open(&cl.ledger, c->ledger, header, err, sizeof err) < 0)
         hb_die("%s", err);
     snprintf(inst, sizeof inst, "client-%lld", (long long)c->uid_from);
     if (hb_reporter_init(&cl.reporter, c->monitor, HB__ROLE__ROLE_CLIENT, c->instance ? c->instance : inst, err,
@@ -513,7 +513,7 @@ int main(int argc, char **argv)
     summary();
     for (int i = 0; i < cl.nworkers; i++)
         cl_worker_record_unanswered(cl.workers[i]);
-    hb_ledger_close(&cl.ledger);
+    cl_ledger_close(&cl.ledger);
     hb_reporter_close(&cl.reporter);
     for (int i = 0; i < cl.nworkers; i++)
         cl_worker_free(cl.workers[i]);

@@ -289,9 +289,9 @@ static void on_shake_reply(cl_worker *w, cl_conn *c, const Hb__ShakeReply *r, in
     switch (r->result) {
     case HB__RESULT__RESULT_WIN:
         HB_INC(w->st.wins);
-        if (hb_keyset_add(&w->won, r->packet_id, c->uid)) {
+        if (cl_keyset_add(&w->won, r->packet_id, c->uid)) {
             HB_ADD(w->st.amount_won, r->amount);
-            hb_ledger_win(&w->cl->ledger, r->packet_id, c->uid, r->amount, r->seq);
+            cl_ledger_win(&w->cl->ledger, r->packet_id, c->uid, r->amount, r->seq);
         }
         break;
     case HB__RESULT__RESULT_NOT_YET: HB_INC(w->st.not_yet); break;
@@ -336,9 +336,9 @@ static void on_open_reply(cl_worker *w, cl_conn *c, const Hb__OpenReply *r)
             HB_INC(w->st.opens_ok);
         else
             HB_INC(w->st.opens_again);
-        if (hb_keyset_add(&w->shared, r->packet_id, c->uid)) {
+        if (cl_keyset_add(&w->shared, r->packet_id, c->uid)) {
             HB_ADD(w->st.share_amount, r->share);
-            hb_ledger_share(&w->cl->ledger, r->packet_id, c->uid, r->share);
+            cl_ledger_share(&w->cl->ledger, r->packet_id, c->uid, r->share);
         }
     } else {
         HB_INC(w->st.opens_rejected);
@@ -509,7 +509,7 @@ static void fire(void *ctx, uint32_t ref, uint64_t abs)
     c->seq = w->next_seq;
     /* The due time on the local clock: the schedule's clock minus the offset. */
     int64_t off = w->cl->server_clock ? atomic_load(&w->cl->offset_us) : 0;
-    c->due_us = hb_plan_when(&w->plan, abs) - off;
+    c->due_us = cl_plan_when(&w->plan, abs) - off;
     HB_INC(w->st.shakes);
     HB_INC(w->st.outstanding);
     send_shake(w, c, false);
@@ -595,10 +595,10 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     if (w->pend_at && snow >= w->pend_at * 1000000) {
         /* the new rate starts exactly at its second, in every worker of
          * every client, whenever main gets round to it */
-        hb_plan_change(&w->plan, w->pend_at, w->pend_qps);
+        cl_plan_change(&w->plan, w->pend_at, w->pend_qps);
         w->pend_at = 0;
     }
-    uint64_t due = hb_plan_due(&w->plan, snow);
+    uint64_t due = cl_plan_due(&w->plan, snow);
     /* On the server's clock we shake only once its offset is known: shaking
      * on the local clock first and then jumping would fire a burst. */
     bool clock_ready = !cl->server_clock || atomic_load(&cl->offset_delay_us) >= 0;
@@ -612,9 +612,9 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     /* Not sending (paused, clock unknown): what falls due meanwhile is
      * skipped, not made up; on (re)starting, only what falls due from now. */
     if (!sending || !w->sending)
-        hb_mine_seek(&w->mine, due);
+        cl_mine_seek(&w->mine, due);
     else
-        hb_mine_advance(&w->mine, due, fire, w);
+        cl_mine_advance(&w->mine, due, fire, w);
     w->sending = sending;
 
     /* chat */
@@ -684,11 +684,11 @@ cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char 
     for (uint32_t i = 0; i < n; i++) {
         w->conns[i].uid = uid0 + i;
         w->conns[i].io.fd = -1;
-        pos[i] = (uint32_t)hb_layout_pos(&cl->layout, uid0 + i);
+        pos[i] = (uint32_t)cl_layout_pos(&cl->layout, uid0 + i);
         ref[i] = i;
         queue_connect(w, i);
     }
-    hb_mine_init(&w->mine, cl->layout.users, pos, ref, n);
+    cl_mine_init(&w->mine, cl->layout.users, pos, ref, n);
     /* Everything another thread writes to exists before the unshare. */
     w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
     if (!w->loop) {
@@ -718,7 +718,7 @@ static void *worker_main(void *arg)
     w->last_tick = w->start_mono = hb_mono_us();
     w->last_second = cl_now(w->cl) / 1000000;
     refresh_plan(w);
-    hb_mine_seek(&w->mine, hb_plan_due(&w->plan, cl_sched_now(w->cl)));
+    cl_mine_seek(&w->mine, cl_plan_due(&w->plan, cl_sched_now(w->cl)));
     ev_run(w->loop, 0);
     for (uint32_t i = 0; i < w->n; i++)
         if (w->conns[i].state != CL_IDLE) {
@@ -753,9 +753,9 @@ void cl_worker_record_unanswered(cl_worker *w)
 {
     for (uint32_t i = 0; i < w->n; i++)
         if (w->conns[i].seq)
-            hb_ledger_unanswered_shake(&w->cl->ledger, w->conns[i].uid, w->conns[i].seq);
+            cl_ledger_unanswered_shake(&w->cl->ledger, w->conns[i].uid, w->conns[i].seq);
     for (size_t i = 0; i < w->nopens; i++)
-        hb_ledger_unanswered_open(&w->cl->ledger, w->opens[i].packet_id, w->conns[w->opens[i].conn].uid);
+        cl_ledger_unanswered_open(&w->cl->ledger, w->opens[i].packet_id, w->conns[w->opens[i].conn].uid);
 }
 
 void cl_worker_free(cl_worker *w)
@@ -776,8 +776,8 @@ void cl_worker_free(cl_worker *w)
     free(w->mine.pos);
     free(w->mine.ref);
     free(w->opens);
-    hb_keyset_free(&w->won);
-    hb_keyset_free(&w->shared);
+    cl_keyset_free(&w->won);
+    cl_keyset_free(&w->shared);
     free(w);
 }
 

@@ -1,7 +1,7 @@
 /* worker.h -- one client worker thread: its connections, its share of the
  * schedule, its counters and its latency histogram. */
-#ifndef HB_WORKER_H
-#define HB_WORKER_H
+#ifndef CL_WORKER_H
+#define CL_WORKER_H
 
 #include <ev.h>
 #include <pthread.h>
@@ -86,8 +86,8 @@ struct cl_worker {
     cl_conn *conns;
     uint32_t n;
     uint32_t uid0;
-    hb_mine mine;
-    hb_plan plan;
+    cl_mine mine;
+    cl_plan plan;
     uint64_t plan_version;
     bool sending;     /* shaking in the previous tick */
     bool ramped;      /* all users were logged in once (or the wait ran out) */
@@ -114,7 +114,7 @@ struct cl_worker {
 
     cl_open *opens;
     size_t nopens, capopens;
-    hb_keyset won, shared;
+    cl_keyset won, shared;
     uint32_t next_seq;
     uint64_t rng;
 
