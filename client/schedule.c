@@ -2,6 +2,7 @@
 #include "schedule.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static uint64_t gcd(uint64_t a, uint64_t b)
 {
@@ -130,6 +131,39 @@ int64_t cl_plan_when(const cl_plan *p, uint64_t x)
         return p->t0 * 1000000;
     int64_t t = p->t0 + (int64_t)((x - p->c0) / p->qps);
     return cl_plan_time_of(p, t, x);
+}
+
+/* ---- rate changes ------------------------------------------------------------ */
+
+int cl_changes_add(cl_changes *q, int64_t at, uint64_t qps)
+{
+    int i = 0;
+    while (i < q->n && q->c[i].at < at)
+        i++;
+    if (i < q->n && q->c[i].at == at) {
+        q->c[i].qps = qps;
+        return 0;
+    }
+    if (q->n == CL_CHANGES_MAX)
+        return -1;
+    memmove(&q->c[i + 1], &q->c[i], (size_t)(q->n - i) * sizeof q->c[0]);
+    q->c[i] = (cl_change){at, qps};
+    q->n++;
+    return 0;
+}
+
+int cl_changes_apply(cl_changes *q, cl_plan *p, int64_t now_us)
+{
+    int k = 0;
+    while (k < q->n && q->c[k].at <= now_us / 1000000) {
+        /* a change for a second before the plan's own (never queued so, but
+         * cl_plan_change needs T >= t0) counts from the plan's second */
+        cl_plan_change(p, q->c[k].at > p->t0 ? q->c[k].at : p->t0, q->c[k].qps);
+        k++;
+    }
+    memmove(&q->c[0], &q->c[k], (size_t)(q->n - k) * sizeof q->c[0]);
+    q->n -= k;
+    return k;
 }
 
 /* ---- per-worker cursor --------------------------------------------------------- */

@@ -65,6 +65,31 @@ int64_t cl_plan_time_of(const cl_plan *p, int64_t t, uint64_t x);
  * (x below the plan's c0 counts as due at t0). */
 int64_t cl_plan_when(const cl_plan *p, uint64_t x);
 
+/* Rate changes waiting for their second, in the order they apply.  Every
+ * change is applied at its own second and in order, whoever applies it (each
+ * worker for its shakes, main for the figures it shows): a plan built from
+ * the same changes is the same plan, so a worker that copies main's plan and
+ * queue mid-second loses nothing main has not applied yet.  Fixed size: a
+ * control API that accepted changes without bound would be a memory leak;
+ * a full queue refuses the change (the caller says so) rather than drop one. */
+#define CL_CHANGES_MAX 8
+typedef struct cl_change {
+    int64_t at;   /* schedule second it takes effect */
+    uint64_t qps; /* aggregate rate from then on */
+} cl_change;
+
+typedef struct cl_changes {
+    cl_change c[CL_CHANGES_MAX]; /* sorted by at, at most one per second */
+    int n;
+} cl_changes;
+
+/* Queue qps from second `at`; a change already queued for that second is
+ * replaced (the later word wins).  0, or -1 when the queue is full. */
+int cl_changes_add(cl_changes *q, int64_t at, uint64_t qps);
+/* Apply to p, oldest first, every change whose second has begun at now_us
+ * (unix us on the schedule's clock), and drop them from q.  Returns how many. */
+int cl_changes_apply(cl_changes *q, cl_plan *p, int64_t now_us);
+
 /* One worker's (or process's) uids, sorted by position, and how far it has
  * sent.  `at` indexes the first of its positions at or after `upto`. */
 typedef struct cl_mine {
