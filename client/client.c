@@ -1,5 +1,5 @@
-/* client.c -- the cl_client object's own state: the run's seed and the rate
- * plan with its queue of changes.
+/* client.c -- the cl_client object's own state: the run's identity (seed and
+ * run id) and the rate plan with its queue of changes.
  *
  * The rate plan is written by the control thread (cl_set_qps) and by main's
  * tick (cl_rate_tick), read by every worker; all under plan_mu, with
@@ -10,11 +10,17 @@
 #include "client.h"
 
 #include <stdio.h>
+#include <sys/random.h>
 
 void cl_client_init(cl_client *cl)
 {
     const cl_config *c = &cl->cfg;
     cl->seed = c->seed ? (uint64_t)c->seed : hb_seed();
+    /* Shake seqs must differ between runs even with the same --seed: the
+     * server answers a retried (uid, seq) from its grant record, so a seq
+     * that repeats an earlier run's could be answered with that run's win. */
+    if (getrandom(&cl->run_id, sizeof cl->run_id, 0) != (ssize_t)sizeof cl->run_id)
+        cl->run_id = hb_seed(); /* clock, pid and a counter: still new per run */
     cl->start_us = hb_now_us();
     cl_layout_init(&cl->layout, (uint64_t)c->users, (uint64_t)c->qps, (uint64_t)c->groups);
     pthread_mutex_init(&cl->plan_mu, NULL);

@@ -10,7 +10,7 @@
  * estimate, and the end of the run.
  *
  * Files: main.c settings, workers, tick, end of the run; client.c this
- * object's seed and rate plan; worker.c a worker's loop and its tick
+ * object's run identity and rate plan; worker.c a worker's loop and its tick
  * phases; conn.c one connection's I/O and frames; stats.c counters, clock
  * estimate and everything shown; schedule.c the pure schedule; ledger.c the
  * grant file; control.c the HTTP interface. */
@@ -81,6 +81,7 @@ typedef struct cl_client {
     cl_ledger ledger;
     hb_reporter reporter;
     uint64_t seed;   /* --seed, or from the clock: uid choices, back-off jitter */
+    uint64_t run_id; /* never the same twice (getrandom): shake seqs start from it */
     int64_t start_us;
 } cl_client;
 
@@ -96,7 +97,7 @@ static inline int64_t cl_sched_now(const cl_client *cl)
     return cl_now(cl) + (cl->server_clock ? atomic_load_explicit(&cl->offset_us, memory_order_relaxed) : 0);
 }
 
-/* After the settings: seed, layout, rate plan, clock estimate. */
+/* After the settings: seed, run id, layout, rate plan, clock estimate. */
 void cl_client_init(cl_client *cl);
 
 /* Queue a new aggregate rate from second `at` (schedule clock; a second

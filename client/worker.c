@@ -233,7 +233,11 @@ cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char 
     w->uid0 = uid0;
     w->n = n;
     w->rng = cl->seed ^ ((uint64_t)(id + 1) * 0x9e3779b97f4a7c15ULL);
-    w->next_seq = (uint32_t)hb_rand64(&w->rng); /* differs per run: a retry never matches an old run's seq */
+    /* Seqs from the run id, not from --seed: they differ per run, so a retry
+     * never matches an old run's seq (the server would answer it with that
+     * run's grant); per worker, so workers start far apart. */
+    uint64_t s = cl->run_id ^ ((uint64_t)(id + 1) * 0x9e3779b97f4a7c15ULL);
+    w->next_seq = (uint32_t)hb_rand64(&s);
     w->best_delay = -1;
     w->out_delay = -1;
     w->plan_version = UINT64_MAX; /* copy the plan on the first tick */
