@@ -7,9 +7,15 @@
  * when (schedule.h), records wins in the process's ledger, and keeps one
  * latency histogram.  The main thread runs the 1 s tick (monitor report,
  * --progress, ledger flush), the HTTP control interface, the clock-offset
- * estimate, and the end of the run. */
-#ifndef HB_CLIENT_H
-#define HB_CLIENT_H
+ * estimate, and the end of the run.
+ *
+ * Files: main.c settings, workers, tick, end of the run; client.c this
+ * object's run identity and rate plan; worker.c a worker's loop and its tick
+ * phases; conn.c one connection's I/O and frames; stats.c counters, clock
+ * estimate and everything shown; schedule.c the pure schedule; ledger.c the
+ * grant file; control.c the HTTP interface. */
+#ifndef CL_CLIENT_H
+#define CL_CLIENT_H
 
 #include <netinet/in.h>
 #include <pthread.h>
@@ -53,16 +59,17 @@ typedef struct cl_client {
     int nsrc;
     uint8_t secret[HB_SECRET_MAX];
     size_t secret_len;
-    hb_layout layout;
+    cl_layout layout;
 
-    /* The rate plan.  Changed by the control interface (mutex + version);
-     * workers copy it when the version moves. */
+    /* The rate plan: `plan` holds every change main has applied, `changes`
+     * those still waiting for their second.  Changed by the control thread
+     * and by main's tick (mutex + version); workers copy both when the
+     * version moves and apply each change at its second themselves. */
     pthread_mutex_t plan_mu;
-    hb_plan plan;
+    cl_plan plan;
+    cl_changes changes;
     _Atomic uint64_t plan_version;
-    int64_t pending_at;             /* a change of rate waiting for its second (0 = none) */
-    uint64_t pending_qps;
-    _Atomic uint64_t target_qps;
+    _Atomic uint64_t target_qps; /* aggregate rate of main's plan, for the figures */
 
     _Atomic bool paused, stop_sending, stopping;
     bool server_clock;
@@ -71,9 +78,10 @@ typedef struct cl_client {
 
     cl_worker **workers;
     int nworkers;
-    hb_ledger ledger;
+    cl_ledger ledger;
     hb_reporter reporter;
-    uint64_t seed;
+    uint64_t seed;   /* --seed, or from the clock: uid choices, back-off jitter */
+    uint64_t run_id; /* never the same twice (getrandom): shake seqs start from it */
     int64_t start_us;
 } cl_client;
 
@@ -89,13 +97,18 @@ static inline int64_t cl_sched_now(const cl_client *cl)
     return cl_now(cl) + (cl->server_clock ? atomic_load_explicit(&cl->offset_us, memory_order_relaxed) : 0);
 }
 
-/* Apply a new aggregate rate from second `at` (schedule clock; a second
+/* After the settings: seed, run id, layout, rate plan, clock estimate. */
+void cl_client_init(cl_client *cl);
+
+/* Queue a new aggregate rate from second `at` (schedule clock; a second
  * already begun means the next one).  Every client given the same (qps, at)
  * switches at the same second and stays in step.  Returns the second it
- * takes effect. */
+ * takes effect, or -1 when CL_CHANGES_MAX changes are already waiting. */
 int64_t cl_set_qps(cl_client *cl, uint64_t qps, int64_t at);
-
-/* JSON of the current figures (GET /stats). */
-size_t cl_stats_json(cl_client *cl, char *buf, size_t cap);
+/* Main's tick: apply the changes now due to main's plan. */
+void cl_rate_tick(cl_client *cl);
+/* A consistent copy of the plan and the waiting changes (either may be
+ * NULL); returns the plan version it belongs to. */
+uint64_t cl_rate_copy(cl_client *cl, cl_plan *plan, cl_changes *changes);
 
 #endif

@@ -1,4 +1,6 @@
-/* control.c -- HTTP control through libmicrohttpd (its own thread). */
+/* control.c -- HTTP control through libmicrohttpd (its own thread).  It only
+ * reads the figures (stats.c) and queues rate changes (client.c); both take
+ * their own locks, so nothing here blocks a worker for long. */
 #include "control.h"
 
 #include <microhttpd.h>
@@ -6,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "net.h"
+#include "stats.h"
+
+/* A unix second far enough ahead for any use, small enough that at * 1e6
+ * cannot overflow. */
+#define CL_AT_MAX 4102444800LL /* 2100-01-01 */
 
 static struct MHD_Daemon *daemon_;
 static cl_client *ctl;
@@ -82,9 +89,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
         long long qps, at = 0;
         if (!find_num(con, b, "qps", &qps) || qps < 0 || (uint64_t)qps > ctl->layout.users)
             return reply(con, MHD_HTTP_BAD_REQUEST, "{\"error\":\"need qps=N (0..users)\"}\n");
-        find_num(con, b, "at", &at);
-        at = cl_set_qps(ctl, (uint64_t)qps, at);
-        snprintf(out, sizeof out, "{\"qps\":%lld,\"at\":%lld}\n", qps, at);
+        if (find_num(con, b, "at", &at) && (at < 0 || at > CL_AT_MAX))
+            return reply(con, MHD_HTTP_BAD_REQUEST, "{\"error\":\"at=T must be a unix second\"}\n");
+        int64_t when = cl_set_qps(ctl, (uint64_t)qps, at);
+        if (when < 0) {
+            snprintf(out, sizeof out,
+                     "{\"error\":\"rate change queue full: %d changes already waiting for their second; "
+                     "retry after the first applies\"}\n",
+                     CL_CHANGES_MAX);
+            return reply(con, MHD_HTTP_CONFLICT, out);
+        }
+        snprintf(out, sizeof out, "{\"qps\":%lld,\"at\":%lld}\n", qps, (long long)when);
         return reply(con, MHD_HTTP_OK, out);
     }
     if (post && !strcmp(url, "/pause")) {

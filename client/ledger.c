@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int hb_ledger_open(hb_ledger *l, const char *path, const char *header, char *err, size_t errlen)
+int cl_ledger_open(cl_ledger *l, const char *path, const char *header, char *err, size_t errlen)
 {
     memset(l, 0, sizeof *l);
     pthread_mutex_init(&l->mu, NULL);
@@ -21,7 +21,7 @@ int hb_ledger_open(hb_ledger *l, const char *path, const char *header, char *err
 }
 
 /* One line in the format of proto/ledgerfile.h. */
-static void put(hb_ledger *l, const hb_lline *line)
+static void put(cl_ledger *l, const hb_lline *line)
 {
     char buf[128];
     size_t n = hb_lline_format(buf, sizeof buf, line);
@@ -33,27 +33,27 @@ static void put(hb_ledger *l, const hb_lline *line)
     pthread_mutex_unlock(&l->mu);
 }
 
-void hb_ledger_win(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t amount, uint32_t seq)
+void cl_ledger_win(cl_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t amount, uint32_t seq)
 {
     put(l, &(hb_lline){.type = HB_LL_WIN, .packet_id = packet_id, .uid = uid, .amount = amount, .seq = seq});
 }
 
-void hb_ledger_share(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t share)
+void cl_ledger_share(cl_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t share)
 {
     put(l, &(hb_lline){.type = HB_LL_SHARE, .packet_id = packet_id, .uid = uid, .amount = share});
 }
 
-void hb_ledger_unanswered_shake(hb_ledger *l, uint32_t uid, uint32_t seq)
+void cl_ledger_unanswered_shake(cl_ledger *l, uint32_t uid, uint32_t seq)
 {
     put(l, &(hb_lline){.type = HB_LL_UNANSWERED_SHAKE, .uid = uid, .seq = seq});
 }
 
-void hb_ledger_unanswered_open(hb_ledger *l, uint64_t packet_id, uint32_t uid)
+void cl_ledger_unanswered_open(cl_ledger *l, uint64_t packet_id, uint32_t uid)
 {
     put(l, &(hb_lline){.type = HB_LL_UNANSWERED_OPEN, .packet_id = packet_id, .uid = uid});
 }
 
-void hb_ledger_flush(hb_ledger *l)
+void cl_ledger_flush(cl_ledger *l)
 {
     pthread_mutex_lock(&l->mu);
     if (l->f)
@@ -61,7 +61,7 @@ void hb_ledger_flush(hb_ledger *l)
     pthread_mutex_unlock(&l->mu);
 }
 
-void hb_ledger_close(hb_ledger *l)
+void cl_ledger_close(cl_ledger *l)
 {
     pthread_mutex_lock(&l->mu);
     if (l->f)
@@ -70,7 +70,7 @@ void hb_ledger_close(hb_ledger *l)
     pthread_mutex_unlock(&l->mu);
 }
 
-static size_t slot(const struct hb_key *k, size_t cap, uint64_t packet, uint32_t uid)
+static size_t slot(const struct cl_key *k, size_t cap, uint64_t packet, uint32_t uid)
 {
     uint64_t h = (packet * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)uid * 0xc2b2ae3d27d4eb4fULL);
     size_t i = (size_t)(h >> 17) & (cap - 1);
@@ -79,16 +79,16 @@ static size_t slot(const struct hb_key *k, size_t cap, uint64_t packet, uint32_t
     return i;
 }
 
-bool hb_keyset_has(const hb_keyset *s, uint64_t packet, uint32_t uid)
+bool cl_keyset_has(const cl_keyset *s, uint64_t packet, uint32_t uid)
 {
     return s->cap && s->k[slot(s->k, s->cap, packet, uid)].used;
 }
 
-bool hb_keyset_add(hb_keyset *s, uint64_t packet, uint32_t uid)
+bool cl_keyset_add(cl_keyset *s, uint64_t packet, uint32_t uid)
 {
     if ((s->len + 1) * 2 > s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 256;
-        struct hb_key *nk = calloc(ncap, sizeof *nk);
+        struct cl_key *nk = calloc(ncap, sizeof *nk);
         if (!nk)
             return true; /* cannot remember: record anyway, the reconcile will show a duplicate */
         for (size_t i = 0; i < s->cap; i++)
@@ -101,12 +101,12 @@ bool hb_keyset_add(hb_keyset *s, uint64_t packet, uint32_t uid)
     size_t i = slot(s->k, s->cap, packet, uid);
     if (s->k[i].used)
         return false;
-    s->k[i] = (struct hb_key){packet, uid, 1};
+    s->k[i] = (struct cl_key){packet, uid, 1};
     s->len++;
     return true;
 }
 
-void hb_keyset_free(hb_keyset *s)
+void cl_keyset_free(cl_keyset *s)
 {
     free(s->k);
     memset(s, 0, sizeof *s);

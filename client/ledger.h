@@ -7,9 +7,9 @@
  * Lines are buffered and flushed once a second and at exit; grants are a few
  * hundred a second, so one mutex around the file is plenty.
  * A client records a grant once even if the server repeats it (a retried
- * shake or open after a reconnect): hb_keyset remembers what was recorded. */
-#ifndef HB_LEDGER_H
-#define HB_LEDGER_H
+ * shake or open after a reconnect): cl_keyset remembers what was recorded. */
+#ifndef CL_LEDGER_H
+#define CL_LEDGER_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -17,33 +17,33 @@
 #include <stdio.h>
 #include "ledgerfile.h"
 
-typedef struct hb_ledger {
+typedef struct cl_ledger {
     FILE *f;
     pthread_mutex_t mu;
     uint64_t wins, shares;
-} hb_ledger;
+} cl_ledger;
 
-int hb_ledger_open(hb_ledger *l, const char *path, const char *header, char *err, size_t errlen);
-void hb_ledger_win(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t amount, uint32_t seq);
-void hb_ledger_share(hb_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t share);
-void hb_ledger_unanswered_shake(hb_ledger *l, uint32_t uid, uint32_t seq);
-void hb_ledger_unanswered_open(hb_ledger *l, uint64_t packet_id, uint32_t uid);
-void hb_ledger_flush(hb_ledger *l);
-void hb_ledger_close(hb_ledger *l);
+int cl_ledger_open(cl_ledger *l, const char *path, const char *header, char *err, size_t errlen);
+void cl_ledger_win(cl_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t amount, uint32_t seq);
+void cl_ledger_share(cl_ledger *l, uint64_t packet_id, uint32_t uid, uint32_t share);
+void cl_ledger_unanswered_shake(cl_ledger *l, uint32_t uid, uint32_t seq);
+void cl_ledger_unanswered_open(cl_ledger *l, uint64_t packet_id, uint32_t uid);
+void cl_ledger_flush(cl_ledger *l);
+void cl_ledger_close(cl_ledger *l);
 
 /* A set of (packet, uid) pairs: open addressing, grows. */
-typedef struct hb_keyset {
-    struct hb_key {
+typedef struct cl_keyset {
+    struct cl_key {
         uint64_t packet;
         uint32_t uid;
         uint32_t used;
     } *k;
     size_t cap, len;
-} hb_keyset;
+} cl_keyset;
 
 /* true if it was new (and is now in the set) */
-bool hb_keyset_add(hb_keyset *s, uint64_t packet, uint32_t uid);
-bool hb_keyset_has(const hb_keyset *s, uint64_t packet, uint32_t uid);
-void hb_keyset_free(hb_keyset *s);
+bool cl_keyset_add(cl_keyset *s, uint64_t packet, uint32_t uid);
+bool cl_keyset_has(const cl_keyset *s, uint64_t packet, uint32_t uid);
+void cl_keyset_free(cl_keyset *s);
 
 #endif

@@ -2,6 +2,7 @@
 #include "schedule.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static uint64_t gcd(uint64_t a, uint64_t b)
 {
@@ -13,7 +14,7 @@ static uint64_t gcd(uint64_t a, uint64_t b)
     return a;
 }
 
-static void stride_init(hb_stride *s, uint64_t n)
+static void stride_init(cl_stride *s, uint64_t n)
 {
     s->n = n ? n : 1;
     uint64_t a = (uint64_t)((double)s->n * 0.6180339887498949 + 0.5) % s->n;
@@ -37,7 +38,7 @@ static uint64_t mulmod(uint64_t x, uint64_t y, uint64_t n)
     return (uint64_t)((unsigned __int128)x * y % n);
 }
 
-void hb_layout_init(hb_layout *l, uint64_t users, uint64_t qps, uint64_t groups)
+void cl_layout_init(cl_layout *l, uint64_t users, uint64_t qps, uint64_t groups)
 {
     if (users == 0)
         users = 1;
@@ -55,14 +56,14 @@ void hb_layout_init(hb_layout *l, uint64_t users, uint64_t qps, uint64_t groups)
     stride_init(&l->small, l->q);
 }
 
-uint64_t hb_layout_pos(const hb_layout *l, uint64_t uid)
+uint64_t cl_layout_pos(const cl_layout *l, uint64_t uid)
 {
     uint64_t c = uid % l->groups, k = uid / l->groups;
-    const hb_stride *s = c < l->r ? &l->big : &l->small;
+    const cl_stride *s = c < l->r ? &l->big : &l->small;
     return c * l->q + (c < l->r ? c : l->r) + mulmod(k, s->a, s->n);
 }
 
-uint64_t hb_layout_uid(const hb_layout *l, uint64_t pos)
+uint64_t cl_layout_uid(const cl_layout *l, uint64_t pos)
 {
     uint64_t big = l->r * (l->q + 1), c, k;
     if (pos < big) {
@@ -75,28 +76,28 @@ uint64_t hb_layout_uid(const hb_layout *l, uint64_t pos)
     return k * l->groups + c;
 }
 
-void hb_plan_init(hb_plan *p, uint64_t qps)
+void cl_plan_init(cl_plan *p, uint64_t qps)
 {
     p->t0 = 0;
     p->c0 = 0;
     p->qps = qps;
 }
 
-uint64_t hb_plan_cursor(const hb_plan *p, int64_t t)
+uint64_t cl_plan_cursor(const cl_plan *p, int64_t t)
 {
     if (t < p->t0)
         t = p->t0;
     return p->c0 + (uint64_t)(t - p->t0) * p->qps;
 }
 
-void hb_plan_change(hb_plan *p, int64_t T, uint64_t qps)
+void cl_plan_change(cl_plan *p, int64_t T, uint64_t qps)
 {
-    p->c0 = hb_plan_cursor(p, T);
+    p->c0 = cl_plan_cursor(p, T);
     p->t0 = T;
     p->qps = qps;
 }
 
-uint64_t hb_plan_due(const hb_plan *p, int64_t now_us)
+uint64_t cl_plan_due(const cl_plan *p, int64_t now_us)
 {
     int64_t t = now_us / 1000000;
     int64_t frac = now_us % 1000000;
@@ -109,27 +110,60 @@ uint64_t hb_plan_due(const hb_plan *p, int64_t now_us)
     /* Position k of second t is due at t + ceil(k/qps s): those with
      * k <= frac * qps are due now, k = 0 exactly at the second boundary. */
     if (p->qps == 0)
-        return hb_plan_cursor(p, t);
-    return hb_plan_cursor(p, t) + (uint64_t)((unsigned __int128)frac * p->qps / 1000000) + 1;
+        return cl_plan_cursor(p, t);
+    return cl_plan_cursor(p, t) + (uint64_t)((unsigned __int128)frac * p->qps / 1000000) + 1;
 }
 
-int64_t hb_plan_time_of(const hb_plan *p, int64_t t, uint64_t x)
+int64_t cl_plan_time_of(const cl_plan *p, int64_t t, uint64_t x)
 {
-    uint64_t c = hb_plan_cursor(p, t);
+    uint64_t c = cl_plan_cursor(p, t);
     if (p->qps == 0 || x < c)
         return t * 1000000;
     /* The k-th position of second t is due at t + k/qps (rounded up, so it
-     * is never reported as due before hb_plan_due says so). */
+     * is never reported as due before cl_plan_due says so). */
     uint64_t k = x - c;
     return t * 1000000 + (int64_t)(((unsigned __int128)k * 1000000 + p->qps - 1) / p->qps);
 }
 
-int64_t hb_plan_when(const hb_plan *p, uint64_t x)
+int64_t cl_plan_when(const cl_plan *p, uint64_t x)
 {
     if (p->qps == 0 || x < p->c0)
         return p->t0 * 1000000;
     int64_t t = p->t0 + (int64_t)((x - p->c0) / p->qps);
-    return hb_plan_time_of(p, t, x);
+    return cl_plan_time_of(p, t, x);
+}
+
+/* ---- rate changes ------------------------------------------------------------ */
+
+int cl_changes_add(cl_changes *q, int64_t at, uint64_t qps)
+{
+    int i = 0;
+    while (i < q->n && q->c[i].at < at)
+        i++;
+    if (i < q->n && q->c[i].at == at) {
+        q->c[i].qps = qps;
+        return 0;
+    }
+    if (q->n == CL_CHANGES_MAX)
+        return -1;
+    memmove(&q->c[i + 1], &q->c[i], (size_t)(q->n - i) * sizeof q->c[0]);
+    q->c[i] = (cl_change){at, qps};
+    q->n++;
+    return 0;
+}
+
+int cl_changes_apply(cl_changes *q, cl_plan *p, int64_t now_us)
+{
+    int k = 0;
+    while (k < q->n && q->c[k].at <= now_us / 1000000) {
+        /* a change for a second before the plan's own (never queued so, but
+         * cl_plan_change needs T >= t0) counts from the plan's second */
+        cl_plan_change(p, q->c[k].at > p->t0 ? q->c[k].at : p->t0, q->c[k].qps);
+        k++;
+    }
+    memmove(&q->c[0], &q->c[k], (size_t)(q->n - k) * sizeof q->c[0]);
+    q->n -= k;
+    return k;
 }
 
 /* ---- per-worker cursor --------------------------------------------------------- */
@@ -144,7 +178,7 @@ static int cmp_pr(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-void hb_mine_init(hb_mine *m, uint64_t users, uint32_t *pos, uint32_t *ref, size_t n)
+void cl_mine_init(cl_mine *m, uint64_t users, uint32_t *pos, uint32_t *ref, size_t n)
 {
     pr *tmp = malloc((n ? n : 1) * sizeof *tmp);
     if (tmp) {
@@ -166,7 +200,7 @@ void hb_mine_init(hb_mine *m, uint64_t users, uint32_t *pos, uint32_t *ref, size
 }
 
 /* First index with pos >= p. */
-static size_t lower_bound(const hb_mine *m, uint64_t p)
+static size_t lower_bound(const cl_mine *m, uint64_t p)
 {
     size_t lo = 0, hi = m->n;
     while (lo < hi) {
@@ -179,13 +213,13 @@ static size_t lower_bound(const hb_mine *m, uint64_t p)
     return lo;
 }
 
-void hb_mine_seek(hb_mine *m, uint64_t c)
+void cl_mine_seek(cl_mine *m, uint64_t c)
 {
     m->upto = c;
     m->at = lower_bound(m, c % m->users);
 }
 
-size_t hb_mine_advance(hb_mine *m, uint64_t to, hb_mine_fn fn, void *ctx)
+size_t cl_mine_advance(cl_mine *m, uint64_t to, cl_mine_fn fn, void *ctx)
 {
     if (to <= m->upto || m->n == 0) {
         if (to > m->upto)
@@ -193,7 +227,7 @@ size_t hb_mine_advance(hb_mine *m, uint64_t to, hb_mine_fn fn, void *ctx)
         return 0;
     }
     if (to - m->upto > m->users) /* more than one lap behind: the last lap only */
-        hb_mine_seek(m, to - m->users);
+        cl_mine_seek(m, to - m->users);
     size_t fired = 0;
     uint64_t lap_base = m->upto - m->upto % m->users; /* absolute cursor of ring position 0 */
     for (;;) {

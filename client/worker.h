@@ -1,52 +1,18 @@
 /* worker.h -- one client worker thread: its connections, its share of the
- * schedule, its counters and its latency histogram. */
-#ifndef HB_WORKER_H
-#define HB_WORKER_H
+ * schedule, its counters and its latency histogram.
+ *
+ * Everything in cl_worker is the worker thread's alone, except `st` (read by
+ * main and control), `hist_out`/`out_*` (handed to main under out_mu) and
+ * `ready`.  A connection's I/O is conn.c; the loop and its tick, worker.c. */
+#ifndef CL_WORKER_H
+#define CL_WORKER_H
 
 #include <ev.h>
 #include <pthread.h>
 #include "client.h"
 #include "frame.h"
+#include "stats.h"
 #include "util.h"
-
-#define CL_COUNTERS(X)                                                   \
-    X(connects, "connect() calls")                                       \
-    X(connect_fail, "connects that failed or timed out")                 \
-    X(logins, "LoginOk received")                                        \
-    X(closes, "connections lost (closed by the server or reset)")        \
-    X(shakes, "shakes sent (first tries)")                               \
-    X(retries, "shakes resent after a reconnect")                        \
-    X(replies, "shake replies received")                                 \
-    X(wins, "shakes won")                                                \
-    X(losses, "shakes lost")                                             \
-    X(not_yet, "shakes answered not-yet")                                \
-    X(rate_limited, "shakes answered rate-limited")                      \
-    X(stale, "replies that matched no outstanding shake")                \
-    X(skipped_busy, "due shakes skipped: the previous one still waits")  \
-    X(skipped_offline, "due shakes skipped: the user was not connected") \
-    X(amount_won, "cents won by shakes")                                 \
-    X(notices, "send-flow notices received")                             \
-    X(opens, "opens sent")                                               \
-    X(opens_ok, "opens that paid")                                       \
-    X(opens_again, "opens answered already-opened")                     \
-    X(opens_rejected, "opens refused (not recipient / unknown)")         \
-    X(share_amount, "cents received from opens")                         \
-    X(chats_sent, "chat messages sent")                                  \
-    X(chats_recv, "chat messages received")                              \
-    X(error_frames, "Error frames received from the server")             \
-    X(protocol_errors, "frames the client could not accept")             \
-    X(bytes_in, "bytes read")                                            \
-    X(bytes_out, "bytes written")
-
-typedef struct cl_stats {
-#define X(name, help) hb_counter name;
-    CL_COUNTERS(X)
-#undef X
-    hb_counter err[32];     /* Error frames by code */
-    hb_counter connected;   /* gauge: TCP connected */
-    hb_counter active;      /* gauge: logged in */
-    hb_counter outstanding; /* gauge: shakes and opens waiting for a reply */
-} cl_stats;
 
 enum cl_state { CL_IDLE = 0, CL_CONNECTING, CL_LOGIN, CL_ACTIVE };
 
@@ -86,21 +52,20 @@ struct cl_worker {
     cl_conn *conns;
     uint32_t n;
     uint32_t uid0;
-    hb_mine mine;
-    hb_plan plan;
+    cl_mine mine;
+    cl_plan plan;        /* this worker's copy: every change applied so far */
+    cl_changes changes;  /* changes still to apply, each at its second */
     uint64_t plan_version;
     bool sending;     /* shaking in the previous tick */
     bool ramped;      /* all users were logged in once (or the wait ran out) */
     int64_t start_mono;
-    int64_t pend_at;  /* a rate change to apply at this second */
-    uint64_t pend_qps;
 
     uint32_t *cq; /* connect queue (ring of connection numbers) */
     size_t cq_head, cq_len;
     struct cl_due {
         int64_t due;
         uint32_t conn;
-    } *heap; /* reconnect back-off */
+    } *heap; /* reconnect back-off (conn.c), a min-heap on due */
     size_t hlen;
     struct cl_pend {
         int64_t since;
@@ -114,7 +79,7 @@ struct cl_worker {
 
     cl_open *opens;
     size_t nopens, capopens;
-    hb_keyset won, shared;
+    cl_keyset won, shared;
     uint32_t next_seq;
     uint64_t rng;
 

@@ -13,9 +13,9 @@
 typedef struct sim {
     uint64_t users, qps;
     int procs;
-    hb_layout lay;
-    hb_plan plan;
-    hb_mine mine[17];
+    cl_layout lay;
+    cl_plan plan;
+    cl_mine mine[17];
     uint64_t per_proc_total[17];
     uint64_t this_second;
     int64_t *last_sec; /* per uid: second of its last shake */
@@ -32,9 +32,9 @@ static void fired(void *ctx, uint32_t ref, uint64_t abs)
     sim *s = ctx;
     uint64_t uid = ref;
     /* its position is exactly the one that fell due */
-    assert_int_equal(hb_layout_pos(&s->lay, uid), abs % s->users);
+    assert_int_equal(cl_layout_pos(&s->lay, uid), abs % s->users);
     /* never fired before it is due */
-    assert_true(hb_plan_when(&s->plan, abs) <= s->now_us);
+    assert_true(cl_plan_when(&s->plan, abs) <= s->now_us);
     if (s->last_abs[uid] != UINT64_MAX && abs - s->last_abs[uid] < s->users)
         s->twice_in_round++;
     s->last_abs[uid] = abs;
@@ -50,8 +50,8 @@ static void run(uint64_t users, uint64_t qps, int procs, int seconds, int64_t ti
     s->users = users;
     s->qps = qps;
     s->procs = procs;
-    hb_layout_init(&s->lay, users, qps, 0);
-    hb_plan_init(&s->plan, qps);
+    cl_layout_init(&s->lay, users, qps, 0);
+    cl_plan_init(&s->plan, qps);
     s->last_abs = malloc(users * sizeof *s->last_abs);
     memset(s->last_abs, 0xff, users * sizeof *s->last_abs);
     int64_t t0 = 1795000000; /* an arbitrary unix second */
@@ -59,11 +59,11 @@ static void run(uint64_t users, uint64_t qps, int procs, int seconds, int64_t ti
         uint64_t from = users * (uint64_t)p / (uint64_t)procs, to = users * (uint64_t)(p + 1) / (uint64_t)procs;
         uint32_t *pos = malloc((to - from) * sizeof *pos), *ref = malloc((to - from) * sizeof *ref);
         for (uint64_t u = from; u < to; u++) {
-            pos[u - from] = (uint32_t)hb_layout_pos(&s->lay, u);
+            pos[u - from] = (uint32_t)cl_layout_pos(&s->lay, u);
             ref[u - from] = (uint32_t)u;
         }
-        hb_mine_init(&s->mine[p], users, pos, ref, to - from);
-        hb_mine_seek(&s->mine[p], hb_plan_due(&s->plan, t0 * 1000000));
+        cl_mine_init(&s->mine[p], users, pos, ref, to - from);
+        cl_mine_seek(&s->mine[p], cl_plan_due(&s->plan, t0 * 1000000));
     }
     for (int sec = 0; sec < seconds; sec++) {
         s->this_second = 0;
@@ -71,10 +71,10 @@ static void run(uint64_t users, uint64_t qps, int procs, int seconds, int64_t ti
             s->now_us = (t0 + sec) * 1000000 + us - 1; /* the last microsecond of each tick */
             if (us == 1000000)
                 s->now_us = (t0 + sec + 1) * 1000000; /* end exactly on the boundary */
-            uint64_t due = hb_plan_due(&s->plan, s->now_us);
+            uint64_t due = cl_plan_due(&s->plan, s->now_us);
             for (int p = 0; p < procs; p++) {
                 s->proc = p;
-                hb_mine_advance(&s->mine[p], due, fired, s);
+                cl_mine_advance(&s->mine[p], due, fired, s);
             }
         }
         assert_int_equal(s->this_second, qps); /* exact aggregate, every second */
@@ -115,15 +115,15 @@ static void test_seed_rule_when_divisible(void **st)
     /* qps divides users: second t shakes exactly the uids with
      * uid % groups == t % groups, the seed's rule. */
     uint64_t users = 1000, qps = 100, groups = users / qps;
-    hb_layout lay;
-    hb_plan plan;
-    hb_layout_init(&lay, users, qps, 0);
-    hb_plan_init(&plan, qps);
+    cl_layout lay;
+    cl_plan plan;
+    cl_layout_init(&lay, users, qps, 0);
+    cl_plan_init(&plan, qps);
     assert_int_equal(lay.groups, groups);
     for (int64_t t = 1795000000; t < 1795000000 + 25; t++) {
-        uint64_t c = hb_plan_cursor(&plan, t);
+        uint64_t c = cl_plan_cursor(&plan, t);
         for (uint64_t k = 0; k < qps; k++) {
-            uint64_t uid = hb_layout_uid(&lay, (c + k) % users);
+            uint64_t uid = cl_layout_uid(&lay, (c + k) % users);
             assert_int_equal(uid % groups, (uint64_t)t % groups);
         }
     }
@@ -133,15 +133,15 @@ static void test_layout_bijection(void **st)
 {
     uint64_t sizes[][2] = {{1000000, 30000}, {99991, 777}, {10, 3}, {7, 7}, {5, 100}};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        hb_layout lay;
-        hb_layout_init(&lay, sizes[i][0], sizes[i][1], 0);
+        cl_layout lay;
+        cl_layout_init(&lay, sizes[i][0], sizes[i][1], 0);
         uint8_t *hit = calloc(lay.users, 1);
         for (uint64_t u = 0; u < lay.users; u++) {
-            uint64_t p = hb_layout_pos(&lay, u);
+            uint64_t p = cl_layout_pos(&lay, u);
             assert_true(p < lay.users);
             assert_int_equal(hit[p], 0);
             hit[p] = 1;
-            assert_int_equal(hb_layout_uid(&lay, p), u);
+            assert_int_equal(cl_layout_uid(&lay, p), u);
         }
         free(hit);
     }
@@ -151,22 +151,22 @@ static void test_spread_inside_second(void **st)
 {
     /* position k of second t is due at t + k/qps: the first half of the
      * window is due by mid-second, not all at the boundary */
-    hb_plan plan;
-    hb_plan_init(&plan, 30000);
+    cl_plan plan;
+    cl_plan_init(&plan, 30000);
     int64_t t = 1795000000;
-    uint64_t c = hb_plan_cursor(&plan, t);
+    uint64_t c = cl_plan_cursor(&plan, t);
     /* position 0 is due exactly at the boundary, position 15000 at mid-second */
-    assert_int_equal(hb_plan_due(&plan, t * 1000000 - 1), c);
-    assert_int_equal(hb_plan_due(&plan, t * 1000000), c + 1);
-    assert_int_equal(hb_plan_due(&plan, t * 1000000 + 499999), c + 15000);
-    assert_int_equal(hb_plan_due(&plan, t * 1000000 + 500000), c + 15001);
-    assert_int_equal(hb_plan_due(&plan, (t + 1) * 1000000 - 1), c + 30000);
-    assert_int_equal(hb_plan_when(&plan, c + 15000), t * 1000000 + 500000);
+    assert_int_equal(cl_plan_due(&plan, t * 1000000 - 1), c);
+    assert_int_equal(cl_plan_due(&plan, t * 1000000), c + 1);
+    assert_int_equal(cl_plan_due(&plan, t * 1000000 + 499999), c + 15000);
+    assert_int_equal(cl_plan_due(&plan, t * 1000000 + 500000), c + 15001);
+    assert_int_equal(cl_plan_due(&plan, (t + 1) * 1000000 - 1), c + 30000);
+    assert_int_equal(cl_plan_when(&plan, c + 15000), t * 1000000 + 500000);
     /* every position is released exactly at its due time, never later */
     for (uint64_t k = 0; k < 30000; k += 7) {
-        int64_t when = hb_plan_when(&plan, c + k);
-        assert_true(hb_plan_due(&plan, when) > c + k);
-        assert_true(hb_plan_due(&plan, when - 1) <= c + k);
+        int64_t when = cl_plan_when(&plan, c + k);
+        assert_true(cl_plan_due(&plan, when) > c + k);
+        assert_true(cl_plan_due(&plan, when - 1) <= c + k);
     }
 }
 
@@ -175,16 +175,16 @@ static void test_rate_change_continuous(void **st)
     /* 30k -> 60k at second T: the cursor continues, so two clients that
      * apply the change at the same second agree, and no position is skipped
      * or repeated across the switch. */
-    hb_plan a, b;
-    hb_plan_init(&a, 30000);
+    cl_plan a, b;
+    cl_plan_init(&a, 30000);
     int64_t T = 1795000100;
-    uint64_t before = hb_plan_cursor(&a, T);
+    uint64_t before = cl_plan_cursor(&a, T);
     b = a;
-    hb_plan_change(&a, T, 60000);
-    hb_plan_change(&b, T, 60000);
-    assert_int_equal(hb_plan_cursor(&a, T), before);
-    assert_int_equal(hb_plan_cursor(&a, T + 1), before + 60000);
-    assert_int_equal(hb_plan_cursor(&b, T + 7), hb_plan_cursor(&a, T + 7));
+    cl_plan_change(&a, T, 60000);
+    cl_plan_change(&b, T, 60000);
+    assert_int_equal(cl_plan_cursor(&a, T), before);
+    assert_int_equal(cl_plan_cursor(&a, T + 1), before + 60000);
+    assert_int_equal(cl_plan_cursor(&b, T + 7), cl_plan_cursor(&a, T + 7));
 }
 
 int main(void)

@@ -1,0 +1,515 @@
+/* conn.c -- one client connection's I/O: connect (with back-off), log in,
+ * write frames, read and dispatch what comes back.
+ *
+ * Per connection: IDLE (queued to connect or backing off) -> CONNECTING ->
+ * LOGIN (Login sent) -> ACTIVE.  Any loss goes back to IDLE with a
+ * reconnect after a random delay in [0, min(cap, base * 2^attempt)) ("full
+ * jitter"), so a server restart with a million clients does not come back as
+ * one synchronized storm.  A shake or open still unanswered when the
+ * connection drops is resent after the next login, flagged as a retry: the
+ * server answers it from its grant record, so no win is lost or doubled.
+ *
+ * Everything here runs on the connection's worker thread; the only state
+ * shared with other threads is the worker's counters (single writer) and the
+ * ledger (its own mutex). */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void io_cb(struct ev_loop *loop, ev_io *io, int revents);
+
+/* ---- sending ----------------------------------------------------------------- */
+
+static void conn_write(cl_worker *w, cl_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->outlen) { /* behind already: queue (bounded; a server that reads nothing is dropped) */
+        if (c->outlen + n > 65536) {
+            cl_conn_lost(w, c);
+            return;
+        }
+        uint8_t *o = realloc(c->out, c->outlen + n);
+        if (!o) {
+            cl_conn_lost(w, c);
+            return;
+        }
+        memcpy(o + c->outlen, p, n);
+        c->out = o;
+        c->outlen += (uint32_t)n;
+        return;
+    }
+    ssize_t r = send(c->io.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r == (ssize_t)n) {
+        HB_ADD(w->st.bytes_out, n);
+        return;
+    }
+    if (r < 0 && errno != EAGAIN && errno != EINTR) {
+        cl_conn_lost(w, c);
+        return;
+    }
+    if (r < 0)
+        r = 0;
+    HB_ADD(w->st.bytes_out, (uint64_t)r);
+    c->out = malloc(n - (size_t)r);
+    if (!c->out) {
+        cl_conn_lost(w, c);
+        return;
+    }
+    memcpy(c->out, p + r, n - (size_t)r);
+    c->outlen = (uint32_t)(n - (size_t)r);
+    ev_io_stop(w->loop, &c->io);
+    ev_io_set(&c->io, c->io.fd, EV_READ | EV_WRITE);
+    ev_io_start(w->loop, &c->io);
+}
+
+void cl_conn_send(cl_worker *w, cl_conn *c, const Hb__Frame *f)
+{
+    uint8_t buf[HB_FRAME_WIRE_MAX];
+    size_t n = hb_frame_pack(f, buf, sizeof buf);
+    if (n)
+        conn_write(w, c, buf, n);
+}
+
+void cl_conn_send_shake(cl_worker *w, cl_conn *c, bool retry)
+{
+    Hb__Shake sh = HB__SHAKE__INIT;
+    sh.seq = c->seq;
+    sh.retry = retry;
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_SHAKE;
+    f.shake = &sh;
+    c->sent_us = cl_now(w->cl);
+    cl_conn_send(w, c, &f);
+}
+
+static void send_open(cl_worker *w, cl_conn *c, uint64_t packet_id)
+{
+    Hb__Open o = HB__OPEN__INIT;
+    o.packet_id = packet_id;
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_OPEN;
+    f.open = &o;
+    cl_conn_send(w, c, &f);
+    HB_INC(w->st.opens);
+}
+
+static void send_login(cl_worker *w, cl_conn *c)
+{
+    cl_client *cl = w->cl;
+    uint8_t tok[HB_TOKEN_LEN];
+    Hb__Login l = HB__LOGIN__INIT;
+    l.uid = c->uid;
+    if (cl->secret_len) {
+        hb_token_make(cl->secret, cl->secret_len, c->uid, tok);
+        l.token.data = tok;
+        l.token.len = sizeof tok;
+    }
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_LOGIN;
+    f.login = &l;
+    c->sent_us = cl_now(cl);
+    cl_conn_send(w, c, &f);
+}
+
+/* ---- connection life ------------------------------------------------------------ */
+
+static void heap_push(cl_worker *w, int64_t due, uint32_t conn)
+{
+    size_t i = w->hlen++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (w->heap[p].due <= due)
+            break;
+        w->heap[i] = w->heap[p];
+        i = p;
+    }
+    w->heap[i] = (struct cl_due){due, conn};
+}
+
+/* The reconnect whose back-off ended first (heap not empty). */
+static struct cl_due heap_pop(cl_worker *w)
+{
+    struct cl_due top = w->heap[0], last = w->heap[--w->hlen];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, s = l;
+        if (l >= w->hlen)
+            break;
+        if (l + 1 < w->hlen && w->heap[l + 1].due < w->heap[l].due)
+            s = l + 1;
+        if (w->heap[s].due >= last.due)
+            break;
+        w->heap[i] = w->heap[s];
+        i = s;
+    }
+    if (w->hlen)
+        w->heap[i] = last;
+    return top;
+}
+
+bool cl_backoff_due(cl_worker *w, int64_t mono, uint32_t *conn)
+{
+    if (!w->hlen || w->heap[0].due > mono)
+        return false;
+    *conn = heap_pop(w).conn;
+    return true;
+}
+
+/* Reconnect connection i after a random delay in [0, min(cap, base * 2^attempt)). */
+static void schedule_retry(cl_worker *w, uint32_t i)
+{
+    cl_client *cl = w->cl;
+    cl_conn *c = &w->conns[i];
+    if (atomic_load(&cl->stopping))
+        return;
+    int64_t cap = cl->cfg.backoff_base_ms << (c->attempt < 20 ? c->attempt : 20);
+    if (cap > cl->cfg.backoff_cap_ms)
+        cap = cl->cfg.backoff_cap_ms;
+    if (c->attempt < 255)
+        c->attempt++;
+    /* Full jitter: uniform in [0, cap].  "none" (for comparison only) waits
+     * exactly the cap: every client that lost the server at the same moment
+     * comes back at the same moments, the storm jitter prevents. */
+    int64_t delay_us = cl->cfg.backoff_jitter ? (int64_t)(hb_rand64(&w->rng) % (uint64_t)(cap * 1000 + 1)) : cap * 1000;
+    heap_push(w, hb_mono_us() + delay_us, i);
+}
+
+/* Close and schedule a reconnect with exponential back-off and full jitter. */
+void cl_conn_lost(cl_worker *w, cl_conn *c)
+{
+    if (c->state == CL_IDLE)
+        return;
+    if (c->state == CL_ACTIVE)
+        HB_DEC(w->st.active);
+    if (c->state != CL_CONNECTING)
+        HB_DEC(w->st.connected);
+    ev_io_stop(w->loop, &c->io);
+    close(c->io.fd);
+    c->io.fd = -1;
+    free(c->spill);
+    free(c->out);
+    c->spill = c->out = NULL;
+    c->inlen = c->outlen = 0;
+    c->state = CL_IDLE;
+    HB_INC(w->st.closes);
+    for (size_t i = 0; i < w->nopens; i++)
+        if (w->opens[i].conn == (uint32_t)(c - w->conns))
+            w->opens[i].sent = 0;
+    schedule_retry(w, (uint32_t)(c - w->conns));
+}
+
+void cl_conn_connect(cl_worker *w, uint32_t i)
+{
+    cl_client *cl = w->cl;
+    cl_conn *c = &w->conns[i];
+    /* Spread users evenly over (destination port, source address) pairs:
+     * connect() slows down badly once one 4-tuple space is half used. */
+    const struct sockaddr_in *dst = &cl->dst[c->uid % (uint32_t)cl->ndst];
+    const struct in_addr *src = cl->nsrc ? &cl->src[(c->uid / (uint32_t)cl->ndst) % (uint32_t)cl->nsrc] : NULL;
+    HB_INC(w->st.connects);
+    int fd = hb_connect_nb(dst, src);
+    if (fd < 0) {
+        HB_INC(w->st.connect_fail);
+        schedule_retry(w, i);
+        return;
+    }
+    hb_tcp_nodelay(fd);
+    c->state = CL_CONNECTING;
+    c->sent_us = cl_now(cl);
+    ev_io_init(&c->io, io_cb, fd, EV_WRITE);
+    ev_io_start(w->loop, &c->io);
+    c->try_id++;
+    /* Connect timeouts are tracked in start order.  The ring holds one entry
+     * per connection; if it is full (entries of finished attempts waiting
+     * behind a stuck one), this attempt goes untimed and the kernel's own
+     * SYN retries end it. */
+    if (w->pend_len < w->n) {
+        w->pend[(w->pend_head + w->pend_len) % w->n] = (struct cl_pend){hb_mono_us(), i, c->try_id};
+        w->pend_len++;
+    }
+}
+
+static void connected(cl_worker *w, cl_conn *c)
+{
+    int e = 0;
+    socklen_t el = sizeof e;
+    getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &e, &el);
+    if (e) {
+        HB_INC(w->st.connect_fail);
+        cl_conn_lost(w, c);
+        return;
+    }
+    HB_INC(w->st.connected);
+    ev_io_stop(w->loop, &c->io);
+    ev_io_set(&c->io, c->io.fd, EV_READ);
+    ev_io_start(w->loop, &c->io);
+    if (w->cl->cfg.echo) { /* the echo server has no login */
+        c->state = CL_ACTIVE;
+        HB_INC(w->st.active);
+        c->attempt = 0;
+        return;
+    }
+    c->state = CL_LOGIN;
+    send_login(w, c);
+}
+
+/* ---- clock samples ------------------------------------------------------------------ */
+
+/* NTP-style: the server stamped ts somewhere between our send (t0) and our
+ * receive (t3); offset = ts - (t0 + t3) / 2, good to within half the round
+ * trip.  The sample with the smallest round trip is the most trustworthy. */
+static void clock_sample(cl_worker *w, int64_t t0, int64_t t3, int64_t ts)
+{
+    if (!ts || t3 < t0)
+        return;
+    int64_t delay = t3 - t0;
+    if (w->best_delay < 0 || delay < w->best_delay) {
+        w->best_delay = delay;
+        w->best_offset = ts - (t0 + t3) / 2;
+    }
+}
+
+/* ---- receiving ---------------------------------------------------------------------- */
+
+static void on_shake_reply(cl_worker *w, cl_conn *c, const Hb__ShakeReply *r, int64_t now)
+{
+    if (!c->seq || r->seq != c->seq) {
+        HB_INC(w->st.stale);
+        return;
+    }
+    /* Latency from when the shake was due, not when it left: a stalled
+     * server shows up in full (no coordinated omission). */
+    hb_hist_record(&w->hist, (uint64_t)(now > c->due_us ? now - c->due_us : 0));
+    clock_sample(w, c->sent_us, now, r->server_time_us);
+    c->seq = 0;
+    HB_DEC(w->st.outstanding);
+    HB_INC(w->st.replies);
+    switch (r->result) {
+    case HB__RESULT__RESULT_WIN:
+        HB_INC(w->st.wins);
+        if (cl_keyset_add(&w->won, r->packet_id, c->uid)) {
+            HB_ADD(w->st.amount_won, r->amount);
+            cl_ledger_win(&w->cl->ledger, r->packet_id, c->uid, r->amount, r->seq);
+        }
+        break;
+    case HB__RESULT__RESULT_NOT_YET: HB_INC(w->st.not_yet); break;
+    case HB__RESULT__RESULT_RATE_LIMITED: HB_INC(w->st.rate_limited); break;
+    default: HB_INC(w->st.losses); break;
+    }
+}
+
+static void add_open(cl_worker *w, uint64_t packet_id, uint32_t conn)
+{
+    for (size_t i = 0; i < w->nopens; i++)
+        if (w->opens[i].packet_id == packet_id && w->opens[i].conn == conn)
+            return; /* a repeated notice: already opening */
+    if (w->nopens == w->capopens) {
+        size_t ncap = w->capopens ? w->capopens * 2 : 64;
+        cl_open *n = realloc(w->opens, ncap * sizeof *n);
+        if (!n)
+            return;
+        w->opens = n;
+        w->capopens = ncap;
+    }
+    w->opens[w->nopens++] = (cl_open){packet_id, conn, 0};
+    HB_INC(w->st.outstanding);
+}
+
+static void on_open_reply(cl_worker *w, cl_conn *c, const Hb__OpenReply *r)
+{
+    uint32_t ci = (uint32_t)(c - w->conns);
+    size_t i = 0;
+    while (i < w->nopens && !(w->opens[i].packet_id == r->packet_id && w->opens[i].conn == ci))
+        i++;
+    if (i == w->nopens) {
+        HB_INC(w->st.stale);
+        return;
+    }
+    w->opens[i] = w->opens[--w->nopens];
+    HB_DEC(w->st.outstanding);
+    if (r->status == HB__OPEN_STATUS__OPEN_OK || (r->status == HB__OPEN_STATUS__OPEN_ALREADY && r->share)) {
+        /* ALREADY with a share: we opened before but the reply was lost with
+         * the connection; the server repeats what we got. */
+        if (r->status == HB__OPEN_STATUS__OPEN_OK)
+            HB_INC(w->st.opens_ok);
+        else
+            HB_INC(w->st.opens_again);
+        if (cl_keyset_add(&w->shared, r->packet_id, c->uid)) {
+            HB_ADD(w->st.share_amount, r->share);
+            cl_ledger_share(&w->cl->ledger, r->packet_id, c->uid, r->share);
+        }
+    } else {
+        HB_INC(w->st.opens_rejected);
+    }
+}
+
+static void on_login_ok(cl_worker *w, cl_conn *c, const Hb__LoginOk *ok, int64_t now)
+{
+    if (c->state != CL_LOGIN)
+        return;
+    c->state = CL_ACTIVE;
+    c->attempt = 0;
+    HB_INC(w->st.active);
+    HB_INC(w->st.logins);
+    clock_sample(w, c->sent_us, now, ok->server_time_us);
+    if (c->seq) { /* unanswered before the drop: ask again, as a retry */
+        HB_INC(w->st.retries);
+        cl_conn_send_shake(w, c, true);
+    }
+    for (size_t i = 0; i < w->nopens; i++)
+        if (w->opens[i].conn == (uint32_t)(c - w->conns) && !w->opens[i].sent) {
+            w->opens[i].sent = 1;
+            send_open(w, c, w->opens[i].packet_id);
+        }
+}
+
+static void on_notice(cl_worker *w, cl_conn *c, const Hb__Notice *n)
+{
+    HB_INC(w->st.notices);
+    size_t before = w->nopens;
+    add_open(w, n->packet_id, (uint32_t)(c - w->conns));
+    if (w->nopens > before) {
+        w->opens[w->nopens - 1].sent = 1;
+        send_open(w, c, n->packet_id);
+    }
+}
+
+/* Returns false if the connection was dropped. */
+static bool on_frame(cl_worker *w, cl_conn *c, const uint8_t *body, size_t len, int64_t now)
+{
+    Hb__Frame *f = hb_frame_unpack(&w->arena, body, len);
+    if (!f) {
+        HB_INC(w->st.protocol_errors);
+        cl_conn_lost(w, c);
+        return false;
+    }
+    switch (f->body_case) {
+    case HB__FRAME__BODY_LOGIN_OK:
+        on_login_ok(w, c, f->login_ok, now);
+        break;
+    case HB__FRAME__BODY_SHAKE_REPLY:
+        on_shake_reply(w, c, f->shake_reply, now);
+        break;
+    case HB__FRAME__BODY_SHAKE: /* echo mode: our own frame back */
+        if (w->cl->cfg.echo) {
+            Hb__ShakeReply r = HB__SHAKE_REPLY__INIT;
+            r.seq = f->shake->seq;
+            on_shake_reply(w, c, &r, now);
+        } else {
+            HB_INC(w->st.protocol_errors);
+        }
+        break;
+    case HB__FRAME__BODY_NOTICE:
+        on_notice(w, c, f->notice);
+        break;
+    case HB__FRAME__BODY_OPEN_REPLY:
+        on_open_reply(w, c, f->open_reply);
+        break;
+    case HB__FRAME__BODY_CHAT:
+        HB_INC(w->st.chats_recv);
+        break;
+    case HB__FRAME__BODY_ERROR:
+        HB_INC(w->st.error_frames);
+        HB_INC(w->st.err[cl_err_slot((unsigned)f->error->code)]);
+        break; /* the server closes next; we reconnect then */
+    default:
+        HB_INC(w->st.protocol_errors);
+        break;
+    }
+    return c->state != CL_IDLE;
+}
+
+/* Keep an unfinished frame for the next read: in the connection itself when
+ * small (most are), else in a spill buffer of the largest frame's size. */
+static void keep_tail(cl_worker *w, cl_conn *c, const uint8_t *p, size_t rest)
+{
+    if (rest > CL_INLINE) {
+        uint8_t *s = realloc(c->spill, HB_FRAME_WIRE_MAX);
+        if (!s) {
+            cl_conn_lost(w, c);
+            return;
+        }
+        c->spill = s;
+        memmove(s, p, rest);
+    } else {
+        memcpy(c->in, p, rest);
+    }
+    c->inlen = (uint16_t)rest;
+}
+
+/* Read what is there (after the kept tail, in the worker's buffer) and
+ * dispatch every whole frame. */
+static void conn_read(cl_worker *w, cl_conn *c)
+{
+    uint8_t *rb = w->rbuf;
+    size_t have = c->inlen;
+    if (have)
+        memcpy(rb, c->inlen > CL_INLINE ? c->spill : c->in, have);
+    ssize_t n = read(c->io.fd, rb + have, sizeof w->rbuf - have);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        cl_conn_lost(w, c);
+        return;
+    }
+    HB_ADD(w->st.bytes_in, (uint64_t)n);
+    have += (size_t)n;
+    int64_t now = cl_now(w->cl);
+    size_t off = 0, prefix, body;
+    int r;
+    while ((r = hb_frame_scan(rb + off, have - off, HB_FRAME_MAX, &prefix, &body)) == HB_SCAN_FRAME) {
+        if (!on_frame(w, c, rb + off + prefix, body, now))
+            return;
+        off += prefix + body;
+    }
+    if (r < 0) {
+        HB_INC(w->st.protocol_errors);
+        cl_conn_lost(w, c);
+        return;
+    }
+    keep_tail(w, c, rb + off, have - off);
+}
+
+/* Send what conn_write had to queue; back to reading only once it is all
+ * out.  Returns false if the connection was dropped. */
+static bool conn_flush(cl_worker *w, cl_conn *c)
+{
+    ssize_t r = send(c->io.fd, c->out, c->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r < 0 && errno != EAGAIN && errno != EINTR) {
+        cl_conn_lost(w, c);
+        return false;
+    }
+    if (r > 0) {
+        HB_ADD(w->st.bytes_out, (uint64_t)r);
+        memmove(c->out, c->out + r, c->outlen - (size_t)r);
+        c->outlen -= (uint32_t)r;
+    }
+    if (!c->outlen) {
+        free(c->out);
+        c->out = NULL;
+        ev_io_stop(w->loop, &c->io);
+        ev_io_set(&c->io, c->io.fd, EV_READ);
+        ev_io_start(w->loop, &c->io);
+    }
+    return true;
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    cl_worker *w = ev_userdata(loop);
+    cl_conn *c = HB_CONTAINER_OF(io, cl_conn, io);
+    if (c->state == CL_CONNECTING) {
+        if (revents & (EV_WRITE | EV_READ))
+            connected(w, c);
+        return;
+    }
+    if ((revents & EV_WRITE) && !conn_flush(w, c))
+        return;
+    if (revents & EV_READ)
+        conn_read(w, c);
+}
+

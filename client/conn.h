@@ -1,0 +1,24 @@
+/* conn.h -- one connection of a client worker: connecting with back-off,
+ * logging in, sending frames, reading and handling what the server sends
+ * (conn.c).  Called on the worker's own thread only. */
+#ifndef CL_CONN_H
+#define CL_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "worker.h"
+
+/* Start a non-blocking connect for connection i (the worker paces these). */
+void cl_conn_connect(cl_worker *w, uint32_t i);
+/* Close and schedule a reconnect with exponential back-off and full jitter;
+ * a no-op on an idle connection. */
+void cl_conn_lost(cl_worker *w, cl_conn *c);
+/* A connection whose back-off has ended by `mono` (monotonic us), if any. */
+bool cl_backoff_due(cl_worker *w, int64_t mono, uint32_t *conn);
+/* Write a frame (queued if the socket is full; a server that reads nothing
+ * for 64 KiB loses the connection). */
+void cl_conn_send(cl_worker *w, cl_conn *c, const Hb__Frame *f);
+/* Send the connection's outstanding shake (c->seq), as a retry or not. */
+void cl_conn_send_shake(cl_worker *w, cl_conn *c, bool retry);
+
+#endif
