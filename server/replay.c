@@ -62,6 +62,19 @@ int sv_replay_jfile(sv_registry *reg, hb_jfile *jfp, sv_replay_t *rp, char *err,
             }
             memcpy(p.uid, r->recipients, r->n_recipients * sizeof *p.uid);
             memcpy(p.share, r->shares, r->n_shares * sizeof *p.share);
+            uint64_t sum = 0;
+            bool zero = false;
+            for (size_t i = 0; i < r->n_shares; i++) {
+                sum += r->shares[i];
+                zero |= r->shares[i] == 0;
+            }
+            if (zero || sum != r->amount) { /* the producer splits exactly, every share >= 1 */
+                hb_log("replay: ANOMALY: send packet %llu of %u cents has shares summing to %llu%s",
+                       (unsigned long long)r->packet_id, r->amount, (unsigned long long)sum,
+                       zero ? " (a share of 0)" : "");
+                rp->anomalies++;
+                continue;
+            }
             if (sv_registry_put_send(reg, r->packet_id, &p) < 0) { /* must be the next id */
                 hb_log("replay: ANOMALY: send packet %llu created out of order (expected %llu)",
                        (unsigned long long)r->packet_id, (unsigned long long)hb_send_id(rp->send_made));

@@ -16,12 +16,21 @@
 static sv_server srv;
 static sv_set *set;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "fuzz_server: money invariant violated: " __VA_ARGS__);                                    \
+            fprintf(stderr, "\n");                                                                                     \
+            abort();                                                                                                   \
+        }                                                                                                              \
+    } while (0)
+
+/* A fresh server for every input: nothing one input does (grants, opened
+ * shares, rate-limit and login state, the packet counter) is seen by the
+ * next, so a crashing input crashes again when run alone. */
+static void server_up(void)
 {
-    (void)argc;
-    (void)argv;
-    hb_prog = "fuzz_server";
-    hb_log_quiet = true;
+    memset(&srv, 0, sizeof srv);
     sv_config *c = &srv.cfg;
     sv_server_defaults(c);
     /* small, fast and on nothing real: one SET, few users, no disk */
@@ -41,6 +50,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     c->shake_limit = 3;
     c->journal = "/dev/null";
     c->fsync = false;
+    c->seed = 1;
     char err[256];
     if (sv_server_init(&srv, err, sizeof err) < 0 ||
         sv_journal_open(&srv.journal, open("/dev/null", O_WRONLY | O_CLOEXEC), "/dev/null", false, 0, err, sizeof err) < 0 ||
@@ -56,12 +66,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         sv_registry_put_send(&srv.reg, hb_send_id(k), &p);
     }
     atomic_store(&srv.event_started, true);
+}
+
+static void server_down(void)
+{
+    sv_journal_close(&srv.journal);
+    sv_server_free(&srv);
+    set = NULL;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    hb_prog = "fuzz_server";
+    hb_log_quiet = true;
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static uint64_t next_id = 1;
+    server_up();
+    uint64_t next_id = 1;
     while (sv_pqueue_size(&set->q) < 2) {
         sv_packet p = {.id = next_id++, .amount = 100};
         sv_pqueue_push(&set->q, &p);
@@ -84,6 +110,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shutdown(sv[1], SHUT_WR);
     uint8_t sink[65536];
     for (int i = 0; i < 256 && c->gen == gen && c->state != SV_CONN_FREE; i++) {
+        while (sv_pqueue_size(&set->q) < 2) { /* kept stocked: ids 1, 2, 3 ... */
+            sv_packet p = {.id = next_id++, .amount = 100};
+            sv_pqueue_push(&set->q, &p);
+        }
         sv_conn_io_cb(set->loop, &c->io, EV_READ | (c->outlen ? EV_WRITE : 0));
         while (read(sv[1], sink, sizeof sink) > 0) /* the client side drains replies */
             ;
@@ -95,5 +125,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (c->gen == gen && c->state != SV_CONN_FREE)
         sv_conn_close(set, c);
     close(sv[1]);
+
+    /* Money: a packet granted at most once, only one that was dealt, for
+     * its amount; opened shares within their packet. */
+    uint64_t ids[64];
+    size_t ng = 0;
+    for (size_t i = 0; i < srv.reg.gcap; i++) {
+        const sv_grant *g = &srv.reg.g[i];
+        if (!g->key)
+            continue;
+        CHECK(g->packet_id >= 1 && g->packet_id < next_id && g->amount == 100, "grant of packet %llu (%u cents)",
+              (unsigned long long)g->packet_id, g->amount);
+        for (size_t k = 0; k < ng && k < 64; k++)
+            CHECK(ids[k] != g->packet_id, "packet %llu granted twice", (unsigned long long)g->packet_id);
+        if (ng < 64)
+            ids[ng] = g->packet_id;
+        ng++;
+    }
+    for (uint64_t k = 0; k < 8; k++) {
+        sv_sendpkt p;
+        CHECK(sv_registry_get_send(&srv.reg, hb_send_id(k), &p), "send packet %llu lost", (unsigned long long)k);
+        uint32_t paid = 0;
+        for (unsigned i = 0; i < p.n; i++)
+            if (p.opened & (1u << i))
+                paid += p.share[i];
+        CHECK(paid <= p.amount && (p.opened >> p.n) == 0, "send packet %llu paid %u of %u", (unsigned long long)k,
+              paid, p.amount);
+    }
+    server_down();
     return 0;
 }
