@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "renotify.h"
 #include "route.h"
 #include "set.h"
 
@@ -151,6 +152,7 @@ static void *dealer_main(void *arg)
         int64_t now = hb_mono_us();
         start_cycles(s, now);
         sv_producer_step(p, now);
+        sv_renotify_sweep(s, now);
         int64_t next = sv_producer_next_due(p);
         if (next < now + 1000)
             next = now + 1000; /* holding a packet: every queue is full, retry in 1 ms */

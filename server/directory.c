@@ -101,8 +101,16 @@ int sv_dir_park(sv_dir *d, const sv_msg *m, uint64_t *loc)
     bool chat = m->type == SV_MSG_CHAT;
     uint64_t mine = 0;
     sv_pend **tail = &s->head;
-    for (; *tail; tail = &(*tail)->next)
-        mine += (*tail)->m.uid == m->uid && ((*tail)->m.type == SV_MSG_CHAT) == chat;
+    for (; *tail; tail = &(*tail)->next) {
+        const sv_msg *q = &(*tail)->m;
+        if (q->uid == m->uid && m->type == SV_MSG_NOTICE && q->type == SV_MSG_NOTICE && q->packet_id == m->packet_id) {
+            /* Notices are sent again until opened (renotify.c): one parked
+             * copy per packet is enough. */
+            pthread_mutex_unlock(&s->mu);
+            return SV_PARK_STORED;
+        }
+        mine += q->uid == m->uid && (q->type == SV_MSG_CHAT) == chat;
+    }
     bool room = atomic_load(&d->pending) < d->pending_max &&
                 (!chat || (mine < d->per_uid && atomic_load(&d->pending_chat) < d->pending_max / 4));
     sv_pend *p = room ? malloc(sizeof *p) : NULL; /* parking is the rare path: users are normally online */

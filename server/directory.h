@@ -72,7 +72,8 @@ void sv_dir_logout(sv_dir *d, uint32_t uid, uint64_t loc);
 
 enum { SV_PARK_DROPPED = -1, SV_PARK_ONLINE = 0, SV_PARK_STORED = 1 };
 /* Park a message for an offline user.  If the user turned out to be online,
- * returns SV_PARK_ONLINE with its location in *loc: route it there.
+ * returns SV_PARK_ONLINE with its location in *loc: route it there.  A
+ * notice of a packet already parked for the user is not parked twice.
  * Chat has its own budget (per_uid per user, a quarter of pending_max in
  * all), so a chat flood cannot crowd out the notices of money. */
 int sv_dir_park(sv_dir *d, const sv_msg *m, uint64_t *loc);

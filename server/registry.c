@@ -68,6 +68,18 @@ bool sv_registry_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out)
     return out->n > 0;
 }
 
+void sv_registry_set_renotify(sv_registry *r, uint64_t id, uint32_t at, uint8_t times)
+{
+    int64_t k = index_of(r, id);
+    if (k < 0)
+        return;
+    pthread_mutex_lock(&r->send_mu[k % 64]);
+    sv_sendpkt *p = send_at(r, (uint64_t)k);
+    p->renotify_at = at;
+    p->renotified = times;
+    pthread_mutex_unlock(&r->send_mu[k % 64]);
+}
+
 Hb__OpenStatus sv_registry_open(sv_registry *r, sv_journal *j, int set, uint64_t id, uint32_t uid, uint32_t *share,
                                 uint64_t *jseq)
 {

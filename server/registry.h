@@ -22,6 +22,11 @@ typedef struct sv_sendpkt {
     uint32_t uid[HB_SPLIT_MAX];
     uint32_t share[HB_SPLIT_MAX];
     uint64_t jseq;  /* journal record of the latest open (0: before this run) */
+    /* Renotify schedule (renotify.c; the producer thread's): second of the
+     * server's monotonic clock when unopened recipients are told again
+     * (0 = not scheduled yet), and how often they were. */
+    uint32_t renotify_at;
+    uint8_t renotified;
 } sv_sendpkt;
 
 typedef struct sv_grant {
@@ -54,6 +59,9 @@ void sv_registry_free(sv_registry *r);
 int sv_registry_put_send(sv_registry *r, uint64_t id, const sv_sendpkt *p);
 /* A snapshot of packet id under its lock; false if unknown. */
 bool sv_registry_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out);
+
+/* The renotify schedule of packet id (renotify.c). */
+void sv_registry_set_renotify(sv_registry *r, uint64_t id, uint32_t at, uint8_t times);
 
 /* A recipient opens packet id.  On OPEN_OK the share is journaled (record
  * number in *jseq) under the packet's lock, so two opens cannot both pay.

@@ -43,6 +43,7 @@ void sv_server_defaults(sv_config *c)
         .inbox = 1024,
         .pending_max = 1000000,
         .pending_per_uid = 16,
+        .renotify = 5,
         .journal = "hongbao.journal",
         .fsync = true,
         .login_timeout = 5,

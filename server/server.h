@@ -63,6 +63,7 @@ typedef struct sv_config {
     /* routing */
     int64_t inbox;
     int64_t pending_max, pending_per_uid;
+    double renotify;     /* tell unopened recipients again after SEC (doubling, capped); 0 = never */
 
     /* journal */
     char *journal;
@@ -105,6 +106,9 @@ typedef struct sv_server {
     bool dealer_running;
     bool journal_first_cycle;   /* the producer journals cycle 1 as it starts */
     _Atomic uint64_t route_drops; /* route.c */
+    uint64_t renotify_from;     /* renotify.c (producer thread): packets before it are fully opened */
+    int64_t renotify_next_us;   /* ... its next sweep (monotonic) */
+    hb_counter renotices;       /* ... notices sent again */
 
     _Atomic bool stopping;
     _Atomic bool event_started; /* the first shake packet was dealt */

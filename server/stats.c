@@ -80,6 +80,7 @@ void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool fin
     hb_sb_u64(&b, "parked_now", atomic_load(&s->dir.pending));
     hb_sb_u64(&b, "parked", atomic_load(&s->dir.parked));
     hb_sb_u64(&b, "parked_delivered", atomic_load(&s->dir.delivered));
+    hb_sb_u64(&b, "renotified", HB_GET(s->renotices));
     hb_sb_u64(&b, "parked_dropped", atomic_load(&s->dir.dropped));
     hb_sb_u64(&b, "route_drops", sv_route_drops(s));
     hb_sb_u64(&b, "reports_sent", HB_GET(s->reporter.sent));
