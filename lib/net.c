@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,109 +16,86 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-static int parse_port(const char *s, size_t n, int *out)
+static bool port_value(const char *s, uint32_t *out)
 {
-    if (n == 0 || n > 5)
-        return -1;
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
+    size_t n = strlen(s);
+    if (n == 0 || n > 5 || strspn(s, "0123456789") != n)
+        return false;
+    *out = (uint32_t)atoi(s);
+    return *out >= 1 && *out <= 65535;
+}
+
+static bool addr_value(const char *s, uint32_t *out)
+{
+    struct in_addr a;
+    if (inet_pton(AF_INET, s, &a) != 1)
+        return false;
+    *out = ntohl(a.s_addr);
+    return true;
+}
+
+/* A comma list of VALUE or FIRST-LAST items (each value read by `value`),
+ * expanded into out[0..max).  The count, -1 on a malformed list, -2 when
+ * it expands to more than max. */
+static int parse_ranges(const char *spec, bool (*value)(const char *, uint32_t *), uint32_t *out, int max)
+{
+    int n = 0;
+    char item[64];
+    for (const char *p = spec; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof item)
             return -1;
-        v = v * 10 + (s[i] - '0');
+        memcpy(item, p, len);
+        item[len] = 0;
+        char *dash = strchr(item, '-');
+        if (dash)
+            *dash = 0;
+        uint32_t a, b;
+        if (!value(item, &a) || !(dash ? value(dash + 1, &b) && b >= a : (b = a, true)))
+            return -1;
+        for (uint64_t v = a; v <= b; v++) {
+            if (n == max)
+                return -2;
+            out[n++] = (uint32_t)v;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
     }
-    if (v < 1 || v > 65535)
-        return -1;
-    *out = v;
-    return 0;
+    return n ? n : -1;
 }
 
 int hb_parse_ports(const char *spec, int *ports, int max, char *err, size_t errlen)
 {
-    int n = 0;
-    const char *p = spec;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        const char *dash = memchr(p, '-', len);
-        int a, b;
-        if (dash) {
-            if (parse_port(p, (size_t)(dash - p), &a) < 0 || parse_port(dash + 1, len - (size_t)(dash - p) - 1, &b) < 0 ||
-                b < a)
-                goto bad;
-        } else {
-            if (parse_port(p, len, &a) < 0)
-                goto bad;
-            b = a;
-        }
-        for (int v = a; v <= b; v++) {
-            if (n == max) {
-                snprintf(err, errlen, "ports '%s': more than %d ports", spec, max);
-                return -1;
-            }
-            ports[n++] = v;
-        }
-        p += len;
-        if (*p == ',')
-            p++;
-    }
-    if (n == 0)
-        goto bad;
-    return n;
-bad:
-    snprintf(err, errlen, "ports '%s': expected PORT, FIRST-LAST or a comma list (1..65535)", spec);
-    return -1;
+    uint32_t v[HB_MAX_PORTS];
+    int n = parse_ranges(spec, port_value, v, max < HB_MAX_PORTS ? max : HB_MAX_PORTS);
+    if (n == -2)
+        snprintf(err, errlen, "ports '%s': more than %d ports", spec, max);
+    else if (n < 0)
+        snprintf(err, errlen, "ports '%s': expected PORT, FIRST-LAST or a comma list (1..65535)", spec);
+    for (int i = 0; i < n; i++)
+        ports[i] = (int)v[i];
+    return n < 0 ? -1 : n;
 }
 
 int hb_parse_addrs(const char *spec, struct in_addr *out, int max, char *err, size_t errlen)
 {
-    int n = 0;
-    char item[64];
-    const char *p = spec;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len >= sizeof item)
-            goto bad;
-        memcpy(item, p, len);
-        item[len] = 0;
-        char *dash = strchr(item, '-');
-        struct in_addr a, b;
-        if (dash) {
-            *dash = 0;
-            if (inet_pton(AF_INET, item, &a) != 1 || inet_pton(AF_INET, dash + 1, &b) != 1 ||
-                ntohl(b.s_addr) < ntohl(a.s_addr))
-                goto bad;
-        } else {
-            if (inet_pton(AF_INET, item, &a) != 1)
-                goto bad;
-            b = a;
-        }
-        for (uint32_t v = ntohl(a.s_addr); v <= ntohl(b.s_addr); v++) {
-            if (n == max) {
-                snprintf(err, errlen, "addresses '%s': more than %d", spec, max);
-                return -1;
-            }
-            out[n++].s_addr = htonl(v);
-            if (v == UINT32_MAX)
-                break;
-        }
-        p += len;
-        if (*p == ',')
-            p++;
-    }
-    if (n == 0)
-        goto bad;
-    return n;
-bad:
-    snprintf(err, errlen, "addresses '%s': expected IPv4 addresses, comma-separated, or FIRST-LAST", spec);
-    return -1;
+    uint32_t v[HB_MAX_ADDRS];
+    int n = parse_ranges(spec, addr_value, v, max < HB_MAX_ADDRS ? max : HB_MAX_ADDRS);
+    if (n == -2)
+        snprintf(err, errlen, "addresses '%s': more than %d", spec, max);
+    else if (n < 0)
+        snprintf(err, errlen, "addresses '%s': expected IPv4 addresses, comma-separated, or FIRST-LAST", spec);
+    for (int i = 0; i < n; i++)
+        out[i].s_addr = htonl(v[i]);
+    return n < 0 ? -1 : n;
 }
 
 int hb_parse_hostport(const char *spec, struct sockaddr_in *sa, char *err, size_t errlen)
 {
     const char *colon = strrchr(spec, ':');
-    int port;
-    if (!colon || parse_port(colon + 1, strlen(colon + 1), &port) < 0) {
+    uint32_t port;
+    if (!colon || !port_value(colon + 1, &port)) {
         snprintf(err, errlen, "'%s': expected HOST:PORT", spec);
         return -1;
     }
