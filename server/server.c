@@ -107,6 +107,9 @@ static int check_config(sv_server *s, char *err, size_t errlen)
                  c->listen);
         return -1;
     }
+    if (!loopback && !(c->secret_file && *c->secret_file))
+        hb_log("warning: --insecure: logins on %s are not authenticated; anyone who reaches it can log in as any uid",
+               c->listen);
     if (c->amount_min > c->amount_max || c->send_amount_min > c->send_amount_max) {
         snprintf(err, errlen, "amount range: min is above max");
         return -1;
