@@ -35,6 +35,7 @@ typedef struct cl_config {
     int64_t threads, connect_rate, inflight;
     double duration, drain, connect_timeout;
     char *ledger, *secret_file;
+    int64_t token_ttl; /* seconds each login's token is valid for (made afresh at every login) */
     double chat_rate;
     char *monitor, *instance, *stats_file;
     bool progress;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -104,7 +105,11 @@ static void send_login(cl_worker *w, cl_conn *c)
     Hb__Login l = HB__LOGIN__INIT;
     l.uid = c->uid;
     if (cl->secret_len) {
-        hb_token_make(cl->secret, cl->secret_len, c->uid, tok);
+        /* A fresh expiry at every login, so a reconnect after the TTL is
+         * not refused; the server checks tokens at login only, so a
+         * session outliving its token is not cut. */
+        l.expires = (uint64_t)time(NULL) + (uint64_t)cl->cfg.token_ttl;
+        hb_token_make(cl->secret, cl->secret_len, c->uid, l.expires, tok);
         l.token.data = tok;
         l.token.len = sizeof tok;
     }

@@ -1,4 +1,5 @@
-/* auth.c -- HMAC-SHA256 login tokens (OpenSSL libcrypto). */
+/* auth.c -- HMAC-SHA256 login tokens with a signed expiry (OpenSSL libcrypto);
+ * see auth.h for why the expiry is part of the MAC. */
 #include "auth.h"
 
 #include <ctype.h>
@@ -38,17 +39,30 @@ int hb_secret_load(const char *path, uint8_t *out, size_t *len, char *err, size_
     return 0;
 }
 
-void hb_token_make(const uint8_t *secret, size_t slen, uint32_t uid, uint8_t out[HB_TOKEN_LEN])
+void hb_token_make(const uint8_t *secret, size_t slen, uint32_t uid, uint64_t expires, uint8_t out[HB_TOKEN_LEN])
 {
-    uint8_t msg[4] = {(uint8_t)(uid >> 24), (uint8_t)(uid >> 16), (uint8_t)(uid >> 8), (uint8_t)uid};
+    uint8_t msg[12];
+    for (int i = 0; i < 4; i++)
+        msg[i] = (uint8_t)(uid >> (24 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        msg[4 + i] = (uint8_t)(expires >> (56 - 8 * i));
     unsigned int olen = HB_TOKEN_LEN;
     HMAC(EVP_sha256(), secret, (int)slen, msg, sizeof msg, out, &olen);
 }
 
-bool hb_token_check(const uint8_t *secret, size_t slen, uint32_t uid, const uint8_t *tok, size_t toklen)
+hb_token_verdict hb_token_check(const uint8_t *secret, size_t slen, uint32_t uid, uint64_t expires,
+                                const uint8_t *tok, size_t toklen, uint64_t now)
 {
     uint8_t want[HB_TOKEN_LEN];
-    hb_token_make(secret, slen, uid, want);
+    hb_token_make(secret, slen, uid, expires, want);
     /* The length is public; the bytes are compared in constant time. */
-    return toklen == HB_TOKEN_LEN && CRYPTO_memcmp(want, tok, HB_TOKEN_LEN) == 0;
+    if (toklen != HB_TOKEN_LEN || CRYPTO_memcmp(want, tok, HB_TOKEN_LEN) != 0)
+        return HB_TOKEN_BAD;
+    /* No expiry: a token that would never end is not one we issue. */
+    if (expires == 0)
+        return HB_TOKEN_BAD;
+    /* written so that expires near UINT64_MAX cannot wrap */
+    if (now > expires && now - expires > HB_TOKEN_SKEW)
+        return HB_TOKEN_EXPIRED;
+    return HB_TOKEN_OK;
 }

@@ -102,7 +102,7 @@ const char *hb_body_name(Hb__Frame__BodyCase c);
 
 /* ErrorCode values 0..HB_ERR_N-1 (a unit test checks this against the enum's
  * descriptor, so a new code in hongbao.proto cannot be forgotten here). */
-#define HB_ERR_N 19
+#define HB_ERR_N 20
 /* An ErrorCode's name from the enum descriptor, lower case without "ERR_"
  * ("frame_too_large"): the stats files' err_* counters use it. */
 const char *hb_error_name(int code);

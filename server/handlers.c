@@ -143,9 +143,18 @@ static void on_login(sv_set *set, sv_conn *c, const Hb__Login *l)
         sv_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_UID, "uid out of range");
         return;
     }
-    if (s->secret_len && !hb_token_check(s->secret, s->secret_len, l->uid, l->token.data, l->token.len)) {
-        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_TOKEN, "bad token");
-        return;
+    if (s->secret_len) {
+        hb_token_verdict v = hb_token_check(s->secret, s->secret_len, l->uid, l->expires, l->token.data,
+                                            l->token.len, (uint64_t)(hb_now_us() / 1000000));
+        if (v == HB_TOKEN_EXPIRED) {
+            sv_conn_fail(set, c, HB__ERROR_CODE__ERR_TOKEN_EXPIRED, "token expired");
+            return;
+        }
+        if (v != HB_TOKEN_OK) {
+            sv_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_TOKEN,
+                         l->expires ? "bad token" : "bad token (no expiry: make tokens with hb-token --ttl)");
+            return;
+        }
     }
     uint32_t slot = sv_conn_slot(set, c);
     c->uid = l->uid;

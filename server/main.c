@@ -13,7 +13,7 @@
 static sv_server srv; /* settings from sv_server_defaults(), then the config file and flags */
 
 static const hb_opt opts[] = {
-    {"listen", HB_OPT_STR, &srv.cfg.listen, "ADDR", "IPv4 address to listen on", 0, 0},
+    {"listen", HB_OPT_STR, &srv.cfg.listen, "ADDR", "IPv4 address to listen on (not 127.0.0.0/8: needs --secret or --insecure)", 0, 0},
     {"port", HB_OPT_STR, &srv.cfg.ports, "PORTS", "port, FIRST-LAST range or list; every SET listens on each (SO_REUSEPORT)", 0, 0},
     {"sets", HB_OPT_INT, &srv.cfg.sets, "N", "number of SETs (threads, each with its own loop, queue and fd table)", 1, 1024},
     {"max-conns", HB_OPT_INT, &srv.cfg.max_conns, "N", "connections per SET, 0 = what a descriptor table allows", 0, 10000000},
@@ -41,7 +41,8 @@ static const hb_opt opts[] = {
     {"renotify", HB_OPT_DOUBLE, &srv.cfg.renotify, "SEC", "tell recipients who have not opened their share again after SEC, then after twice as long, ... up to a minute (0 = never)", 0, 3600},
     {"journal-delay", HB_OPT_INT, &srv.cfg.journal_delay_us, "US", "wait US before each journal write, to gather bigger batches (tests use it to play a slow disk)", 0, 10000000},
     {"journal-cut", HB_OPT_BOOL, &srv.cfg.journal_cut, NULL, "start even if the journal is damaged before its end, cutting it there (loses what follows)", 0, 0},
-    {"secret", HB_OPT_STR, &srv.cfg.secret_file, "FILE", "login tokens are HMAC-SHA256(secret, uid); unset = no auth", 0, 0},
+    {"secret", HB_OPT_STR, &srv.cfg.secret_file, "FILE", "login tokens are HMAC-SHA256(secret, uid || expires), see hb-token; unset = no auth", 0, 0},
+    {"insecure", HB_OPT_BOOL, &srv.cfg.insecure, NULL, "allow a non-loopback --listen without --secret: anyone who reaches the port logs in as any uid", 0, 0},
     {"login-timeout", HB_OPT_DOUBLE, &srv.cfg.login_timeout, "SEC", "close connections that do not log in within SEC", 0.1, 3600},
     {"frame-timeout", HB_OPT_DOUBLE, &srv.cfg.frame_timeout, "SEC", "close connections that leave a frame or output unfinished for SEC", 0.1, 3600},
     {"linger", HB_OPT_DOUBLE, &srv.cfg.linger, "SEC", "after an error, wait SEC for the peer to close", 0.1, 60},

@@ -24,7 +24,10 @@
 void sv_server_defaults(sv_config *c)
 {
     *c = (sv_config){
-        .listen = "0.0.0.0",
+        /* Loopback unless told otherwise (issue 13.7): a server reachable
+         * from elsewhere is a decision, made with --listen and then
+         * --secret (or --insecure). */
+        .listen = "127.0.0.1",
         .ports = "7000",
         .sets = 64,
         .max_conns = 0,
@@ -93,6 +96,21 @@ static int check_config(sv_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "--listen: '%s' is not an IPv4 address", c->listen);
         return -1;
     }
+    /* Without a secret anyone who reaches the port logs in as any uid,
+     * takes over sessions and opens other users' shares: only loopback
+     * (127.0.0.0/8) is safe for that, or an operator who says so. */
+    bool loopback = (ntohl(s->listen_addr.s_addr) >> 24) == 127;
+    if (!loopback && !(c->secret_file && *c->secret_file) && !c->insecure) {
+        snprintf(err, errlen,
+                 "--listen %s is not a loopback address and no --secret is set: anyone who reaches the port could "
+                 "log in as any uid. Give --secret FILE (make one with: hb-token --new-secret FILE), or --insecure "
+                 "to run without login tokens anyway",
+                 c->listen);
+        return -1;
+    }
+    if (!loopback && !(c->secret_file && *c->secret_file))
+        hb_log("warning: --insecure: logins on %s are not authenticated; anyone who reaches it can log in as any uid",
+               c->listen);
     if (c->amount_min > c->amount_max || c->send_amount_min > c->send_amount_max) {
         snprintf(err, errlen, "amount range: min is above max");
         return -1;

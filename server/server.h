@@ -73,6 +73,7 @@ typedef struct sv_config {
 
     /* hardening */
     char *secret_file;
+    bool insecure; /* allow a non-loopback --listen without --secret (issue 13.7) */
     double login_timeout, frame_timeout, linger;
     int64_t shake_limit; /* shakes per uid per second, 0 = unlimited */
     int64_t chat_limit;  /* chat messages per uid per second, 0 = unlimited */

@@ -390,10 +390,16 @@ void peer_send(peer *p, const Hb__Frame *f)
 
 void peer_login(peer *p, uint32_t uid, const uint8_t *token, size_t toklen)
 {
+    peer_login_exp(p, uid, token, toklen, 0);
+}
+
+void peer_login_exp(peer *p, uint32_t uid, const uint8_t *token, size_t toklen, uint64_t expires)
+{
     Hb__Login l = HB__LOGIN__INIT;
     l.uid = uid;
     l.token.data = (uint8_t *)token;
     l.token.len = toklen;
+    l.expires = expires;
     Hb__Frame f = HB__FRAME__INIT;
     f.body_case = HB__FRAME__BODY_LOGIN;
     f.login = &l;
@@ -504,7 +510,12 @@ bool peer_closed(peer *p, int ms)
 
 int peer_login_ok(peer *p, uint32_t uid, const uint8_t *token, size_t toklen)
 {
-    peer_login(p, uid, token, toklen);
+    return peer_login_exp_ok(p, uid, token, toklen, 0);
+}
+
+int peer_login_exp_ok(peer *p, uint32_t uid, const uint8_t *token, size_t toklen, uint64_t expires)
+{
+    peer_login_exp(p, uid, token, toklen, expires);
     Hb__Frame *f = peer_expect(p, HB__FRAME__BODY_LOGIN_OK, 3000);
     CHECK(f, "no LoginOk for uid %u", uid);
     CHECK(f->login_ok->uid == uid, "LoginOk for uid %u, want %u", f->login_ok->uid, uid);

@@ -68,6 +68,8 @@ void peer_close(peer *p);
 void peer_send_raw(peer *p, const void *data, size_t n);
 void peer_send(peer *p, const Hb__Frame *f);
 void peer_login(peer *p, uint32_t uid, const uint8_t *token, size_t toklen);
+/* Login with a token expiry (unix seconds; Login.expires). */
+void peer_login_exp(peer *p, uint32_t uid, const uint8_t *token, size_t toklen, uint64_t expires);
 void peer_shake(peer *p, uint32_t seq, bool retry);
 void peer_open(peer *p, uint64_t packet_id);
 void peer_chat(peer *p, uint32_t to, const char *text);
@@ -79,6 +81,8 @@ Hb__Frame *peer_next(peer *p, int ms);
 bool peer_closed(peer *p, int ms);
 /* Log in and wait for LoginOk; returns the SET that owns the connection. */
 int peer_login_ok(peer *p, uint32_t uid, const uint8_t *token, size_t toklen);
+/* The same with a token expiry. */
+int peer_login_exp_ok(peer *p, uint32_t uid, const uint8_t *token, size_t toklen, uint64_t expires);
 
 /* Test bookkeeping */
 #define CHECK(cond, ...)                                                        \
