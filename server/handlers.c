@@ -40,7 +40,7 @@ static size_t pack_open_reply(uint8_t *buf, size_t cap, uint64_t packet_id, Hb__
  * queue it unless that is already so.  The queue is flushed from its head
  * while records are durable; a reply waiting for an older record than the
  * one before it (a retry) at worst waits for that later one too. */
-static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, size_t len, bool shake)
+static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, size_t len, bool shake, bool repeat)
 {
     if (jseq <= sv_journal_committed(&set->srv->journal)) {
         sv_conn_send(set, c, frame, len);
@@ -48,7 +48,7 @@ static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, 
             HB_INC(set->st.replies);
         return;
     }
-    if (c->ndeferred >= SV_DEFER_PER_CONN) {
+    if (repeat && c->ndeferred >= SV_DEFER_PER_CONN) {
         /* Its grants are durable or will be: a retry after reconnecting is
          * answered from them. */
         sv_conn_fail(set, c, HB__ERROR_CODE__ERR_TOO_MANY_PENDING, "too many replies waiting for the journal");
@@ -79,9 +79,10 @@ static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, 
     d->gen = c->gen;
     d->len = (uint8_t)len;
     d->shake = shake;
+    d->repeat = repeat;
     memcpy(d->frame, frame, len);
     set->dq_len++;
-    c->ndeferred++;
+    c->ndeferred += repeat;
     /* The record may have been appended by another thread (a retry or a
      * repeated open answered here): ask to be woken for it all the same. */
     if (sv_journal_watch(&set->srv->journal, jseq, set->id))
@@ -98,7 +99,7 @@ void sv_flush_deferred(sv_set *set)
         sv_conn *c = &set->conns[d->slot];
         /* The connection may have gone meanwhile: the grant is on disk and
          * the client's retry will be answered from the grant record. */
-        if (c->gen == d->gen && c->ndeferred)
+        if (d->repeat && c->gen == d->gen && c->ndeferred)
             c->ndeferred--; /* a reused slot (new gen) starts at 0 */
         if (c->gen == d->gen && c->state == SV_CONN_ACTIVE) {
             sv_conn_send(set, c, d->frame, d->len);
@@ -225,7 +226,7 @@ static void on_shake(sv_set *set, sv_conn *c, const Hb__Shake *sh)
         if (sv_registry_find_grant(&s->reg, c->uid, sh->seq, &pid, &amount, &jseq)) {
             HB_INC(set->st.retry_replayed);
             n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_WIN, pid, amount);
-            defer(set, c, jseq, buf, n, true);
+            defer(set, c, jseq, buf, n, true, true);
             return;
         }
     }
@@ -265,7 +266,7 @@ static void on_shake(sv_set *set, sv_conn *c, const Hb__Shake *sh)
         HB_INC(set->st.wins);
         HB_ADD(set->st.amount_won, pk.amount);
         n = pack_shake_reply(buf, sizeof buf, sh->seq, HB__RESULT__RESULT_WIN, pk.id, pk.amount);
-        defer(set, c, jseq, buf, n, true);
+        defer(set, c, jseq, buf, n, true, false);
         return;
     } else {
         HB_INC(set->st.losses);
@@ -295,7 +296,7 @@ static void on_open(sv_set *set, sv_conn *c, const Hb__Open *o)
         HB_INC(set->st.opens_rejected);
     }
     if (jseq)
-        defer(set, c, jseq, buf, n, false);
+        defer(set, c, jseq, buf, n, false, st == HB__OPEN_STATUS__OPEN_ALREADY);
     else
         sv_conn_send(set, c, buf, n);
 }

@@ -53,7 +53,7 @@ typedef struct sv_conn {
     uint16_t inlen;    /* bytes of the partial frame */
     uint8_t state;
     uint8_t tl;        /* enum sv_tlist_id */
-    uint8_t ndeferred; /* replies of this connection waiting for the journal (at most SV_DEFER_PER_CONN) */
+    uint8_t ndeferred; /* repeat replies of this connection waiting for the journal (<= SV_DEFER_PER_CONN) */
     uint8_t in[SV_CONN_INLINE];
 } sv_conn;
 _Static_assert(sizeof(sv_conn) == 112, "sv_conn grew: memory per connection is a measured figure");
@@ -72,16 +72,18 @@ typedef struct sv_tlist {
  * (10-byte varints for the id and the time), is 39 bytes on the wire;
  * defer() checks the length anyway. */
 #define SV_DEFERRED_FRAME 46
-/* An honest client has a reply or two waiting for one group commit (shakes
- * are rate-limited, a share is opened once); retried shakes and repeated
- * opens are not rate-limited, so without a bound one client could grow the
- * queue ~9x faster than it sends while the disk is slow. */
+/* Replies to new grants are bounded by the packets there are; but retried
+ * shakes and repeated opens reveal an existing grant, are not rate-limited,
+ * and an honest client sends one or two of them after a reconnect: without
+ * a bound one client could grow the queue ~9x faster than it sends while
+ * the disk is slow. */
 #define SV_DEFER_PER_CONN 8
 typedef struct sv_deferred {
     uint64_t jseq;
     uint32_t slot, gen;
     uint8_t len;
-    bool shake; /* counts as a shake reply when sent */
+    bool shake;  /* counts as a shake reply when sent */
+    bool repeat; /* answers a retried shake or a repeated open: counted in sv_conn.ndeferred */
     uint8_t frame[SV_DEFERRED_FRAME];
 } sv_deferred;
 
