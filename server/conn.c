@@ -15,6 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "addrlimit.h"
+#include "hongbao.pb-c.h"
+
+static bool keep_partial(sv_set *set, sv_conn *c, const uint8_t *p, size_t n);
 
 /* ---- timeout lists ---------------------------------------------------------- */
 
@@ -102,7 +105,54 @@ static void io_events(sv_set *set, sv_conn *c, int ev)
         return;
     ev_io_stop(set->loop, &c->io);
     ev_io_set(&c->io, c->io.fd, ev);
-    ev_io_start(set->loop, &c->io);
+    if (!set->frozen) /* a frozen SET (hot upgrade) keeps the wish for later */
+        ev_io_start(set->loop, &c->io);
+}
+
+void sv_conn_watch_all(sv_set *set)
+{
+    for (uint32_t i = 1; i <= set->hwm; i++)
+        if (set->conns[i].state != SV_CONN_FREE && !ev_is_active(&set->conns[i].io))
+            ev_io_start(set->loop, &set->conns[i].io);
+}
+
+int sv_conn_adopt(sv_set *set, int fd, const Hb__UpgradeConn *u)
+{
+    sv_server *s = set->srv;
+    if (u->slot == 0 || u->slot > set->cap || set->conns[u->slot].state != SV_CONN_FREE ||
+        (u->state != SV_CONN_NEW && u->state != SV_CONN_ACTIVE && u->state != SV_CONN_CLOSING) ||
+        u->input.len >= SV_CHUNK || u->output.len > SV_CHUNK || (u->state == SV_CONN_ACTIVE && u->uid >= s->dir.users))
+        return -1;
+    sv_conn *c = &set->conns[u->slot];
+    memset(c, 0, sizeof *c); /* FREE until it is whole: a failure leaves nothing to undo here */
+    ev_io_init(&c->io, sv_conn_io_cb, fd, EV_READ | (u->output.len ? EV_WRITE : 0)); /* started by START */
+    if (u->input.len && !keep_partial(set, c, u->input.data, u->input.len))
+        return -1;
+    if (u->output.len) {
+        if (!(c->out = sv_pool_get(&set->pool)))
+            return -1;
+        memcpy(sv_pool_ptr(&set->pool, c->out), u->output.data, u->output.len);
+        c->outlen = (uint16_t)u->output.len;
+    }
+    c->gen = u->gen; /* the same session: stale references stay stale */
+    c->uid = u->uid;
+    c->addr = u->addr;
+    c->state = (uint8_t)u->state;
+    if (u->slot > set->hwm)
+        set->hwm = u->slot;
+    HB_INC(set->st.conns);
+    if (s->addrs)
+        sv_addr_acquire(s->addrs, c->addr, (uint32_t)s->cfg.addr_limit);
+    if (c->state == SV_CONN_ACTIVE) {
+        sv_pend *parked;
+        sv_dir_login(&s->dir, c->uid, SV_LOC(set->id, u->slot), &parked);
+        sv_dir_free_list(parked); /* none in a new process */
+        atomic_store(&s->dir.u[c->uid].rate, u->shake_rate);
+        atomic_store(&s->dir.u[c->uid].chat_rate, u->chat_rate);
+        HB_INC(set->st.active);
+    }
+    tl_update(set, c); /* deadlines start again from now */
+    return 0;
 }
 
 sv_conn *sv_conn_accepted(sv_set *set, int fd, uint32_t addr)

@@ -120,6 +120,8 @@ int sv_dealer_init(sv_server *s, int cycles, uint64_t shake_made, uint64_t send_
     sv_flow_set(&s->prod.send, c->send_rate, (uint64_t)cycles * (uint64_t)c->send_total, send_made,
                 (uint32_t)c->send_amount_min, (uint32_t)c->send_amount_max);
     sv_producer_sync_counters(&s->prod);
+    s->producer_start_mono = hb_mono_us() + (int64_t)(s->cfg.start_delay * 1e6);
+    s->producer_started = false;
     return 0;
 }
 
@@ -137,18 +139,32 @@ static void start_cycles(sv_server *s, int64_t now)
     }
 }
 
+static bool dealer_go_on(sv_server *s)
+{
+    return !atomic_load(&s->stopping) && !atomic_load(&s->dealer_pause);
+}
+
 static void *dealer_main(void *arg)
 {
     sv_server *s = arg;
     sv_producer *p = &s->prod;
     pthread_setname_np(pthread_self(), "hb-producer");
-    if (s->journal_first_cycle)
+    if (s->journal_first_cycle) {
         journal_cycle(s, 1);
-    int64_t start = hb_mono_us() + (int64_t)(s->cfg.start_delay * 1e6);
-    hb_sleep_until_mono(start);
-    sv_producer_start(p, start);
-    atomic_store(&s->event_started, true);
-    while (!atomic_load(&s->stopping)) {
+        s->journal_first_cycle = false;
+    }
+    if (!s->producer_started) {
+        while (dealer_go_on(s) && hb_mono_us() < s->producer_start_mono) {
+            int64_t next = hb_mono_us() + 100000;
+            hb_sleep_until_mono(next < s->producer_start_mono ? next : s->producer_start_mono);
+        }
+        if (!dealer_go_on(s))
+            return NULL;
+        sv_producer_start(p, s->producer_start_mono); /* the absolute schedule starts there */
+        s->producer_started = true;
+        atomic_store(&s->event_started, true);
+    }
+    while (dealer_go_on(s)) {
         int64_t now = hb_mono_us();
         start_cycles(s, now);
         sv_producer_step(p, now);
@@ -177,4 +193,11 @@ void sv_dealer_stop(sv_server *s)
         return;
     pthread_join(s->dealer_th, NULL);
     s->dealer_running = false;
+}
+
+void sv_dealer_pause(sv_server *s)
+{
+    atomic_store(&s->dealer_pause, true);
+    sv_dealer_stop(s); /* wakes within 100 ms */
+    atomic_store(&s->dealer_pause, false);
 }

@@ -32,6 +32,9 @@ void sv_cycle_from_config(const struct sv_config *c, uint32_t number, Hb__Cycle 
 const char *sv_cycle_money_differs(const Hb__Cycle *journal, const Hb__Cycle *flags, char *buf, size_t n);
 int sv_dealer_start(struct sv_server *s); /* 0, or -1 if the thread cannot start */
 void sv_dealer_stop(struct sv_server *s); /* after s->stopping is set */
+/* Hot upgrade: stop the thread between two steps, keeping the schedule;
+ * sv_dealer_start continues it (the absolute schedule catches up). */
+void sv_dealer_pause(struct sv_server *s);
 /* Tell the recipients of send packet `id` who have not opened it (bits of
  * `skip` have). */
 void sv_dealer_notify(struct sv_server *s, uint64_t id, const sv_sendpkt *p, uint8_t skip);

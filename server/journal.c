@@ -185,6 +185,29 @@ uint64_t sv_journal_append(sv_journal *j, const Hb__Record *r, int set)
     return seq;
 }
 
+void sv_journal_pause(sv_journal *j)
+{
+    if (!j->started)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->stop = true;
+    pthread_cond_signal(&j->more);
+    pthread_mutex_unlock(&j->mu);
+    pthread_join(j->th, NULL); /* it writes and syncs what is left first */
+    j->started = false;
+    j->stop = false;
+}
+
+int sv_journal_resume(sv_journal *j)
+{
+    if (j->started)
+        return 0;
+    if (pthread_create(&j->th, NULL, writer_main, j) != 0)
+        return -1;
+    j->started = true;
+    return 0;
+}
+
 void sv_journal_close(sv_journal *j)
 {
     if (j->started) {

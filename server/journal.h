@@ -67,6 +67,11 @@ static inline uint64_t sv_journal_appended(sv_journal *j)
  * that record is durable (whichever thread appended it).  Returns true if it
  * already is (then no wake-up comes). */
 bool sv_journal_watch(sv_journal *j, uint64_t seq, int set);
+/* Hot upgrade: write and sync everything appended so far and stop the
+ * writer thread, keeping the file open (nothing may be appended meanwhile);
+ * resume starts the writer again (a takeover that failed). */
+void sv_journal_pause(sv_journal *j);
+int sv_journal_resume(sv_journal *j);
 /* Write out everything appended so far and stop the writer. */
 void sv_journal_close(sv_journal *j);
 

@@ -9,6 +9,7 @@
 #include "server.h"
 #include "set.h"
 #include "stats.h"
+#include "upgrade.h"
 
 static sv_server srv; /* settings from sv_server_defaults(), then the config file and flags */
 
@@ -54,6 +55,8 @@ static const hb_opt opts[] = {
     {"stats-file", HB_OPT_STR, &srv.cfg.stats_file, "FILE", "write all counters to FILE every second and at exit", 0, 0},
     {"stats-every", HB_OPT_INT, &srv.cfg.stats_every_ms, "MS", "rewrite the stats file this often (reports stay 1/s)", 50, 60000},
     {"progress", HB_OPT_BOOL, &srv.cfg.progress, NULL, "print one line of figures per second", 0, 0},
+    {"upgrade-socket", HB_OPT_STR, &srv.cfg.upgrade_socket, "PATH", "listen on this Unix socket (mode 0600) for a new hb-server to take everything over (hot upgrade)", 0, 0},
+    {"takeover", HB_OPT_STR, &srv.cfg.takeover, "PATH", "take over the connections, listeners and journal of the hb-server listening on PATH (--upgrade-socket), then serve them", 0, 0},
     {"seed", HB_OPT_INT, &srv.cfg.seed, "N", "random seed (0 = from the clock)", 0, 9e18},
     {NULL, 0, NULL, NULL, NULL, 0, 0},
 };
@@ -84,6 +87,14 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 static ev_timer tick, stats_timer;
+static ev_io upgrade_io;
+
+/* A new process asks to take over: the whole handover runs here. */
+static void on_upgrade(struct ev_loop *loop, ev_io *w, int revents)
+{
+    if (sv_upgrade_serve(&srv))
+        ev_break(loop, EVBREAK_ALL); /* it has everything: exit */
+}
 
 static void on_stats(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -113,7 +124,9 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     char err[512];
-    if (sv_server_init(&srv, err, sizeof err) < 0 || sv_server_start(&srv, err, sizeof err) < 0) {
+    if (sv_server_init(&srv, err, sizeof err) < 0 ||
+        (srv.cfg.takeover ? sv_server_takeover(&srv, err, sizeof err) : sv_server_start(&srv, err, sizeof err)) < 0 ||
+        (srv.cfg.upgrade_socket && sv_upgrade_listen(&srv, err, sizeof err) < 0)) {
         hb_log("%s", err);
         return 1;
     }
@@ -132,6 +145,10 @@ int main(int argc, char **argv)
     ev_signal_start(loop, &sint);
     ev_signal_start(loop, &sterm);
     ev_signal_start(loop, &susr1);
+    if (srv.up_lfd >= 0) {
+        ev_io_init(&upgrade_io, on_upgrade, srv.up_lfd, EV_READ);
+        ev_io_start(loop, &upgrade_io);
+    }
     ev_init(&tick, on_tick);
     tick.repeat = 1.0;
     ev_timer_again(loop, &tick);
@@ -142,6 +159,7 @@ int main(int argc, char **argv)
     }
     ev_run(loop, 0);
 
+    sv_upgrade_unlisten(&srv);
     sv_server_stop(&srv);
     sv_stats_final_report(&srv);
     sv_stats_summary(&srv);

@@ -20,6 +20,7 @@
 #include "dealer.h"
 #include "replay.h"
 #include "set.h"
+#include "upgrade.h"
 
 void sv_server_defaults(sv_config *c)
 {
@@ -132,6 +133,7 @@ int sv_server_init(sv_server *s, char *err, size_t errlen)
     s->nsets = (int)c->sets;
     s->rng_seed = c->seed ? (uint64_t)c->seed : hb_seed();
     s->start_us = hb_now_us();
+    s->up_lfd = -1;
     if (check_config(s, err, errlen) < 0)
         return -1;
     if (c->secret_file && *c->secret_file &&
@@ -186,13 +188,15 @@ static bool damaged(const sv_replay_t *rp)
 /* Lock the journal (one server per journal), replay it into the registry
  * and *rp, refuse a damaged journal (unless --journal-cut), then keep it
  * open for appending. */
-static int load_journal(sv_server *s, sv_replay_t *rp, char *err, size_t errlen)
+static int load_journal(sv_server *s, int fd, sv_replay_t *rp, char *err, size_t errlen)
 {
     const sv_config *c = &s->cfg;
-    int fd = sv_journal_lock(c->journal, err, errlen);
-    if (fd < 0)
+    if (fd < 0 && ((fd = sv_journal_lock(c->journal, err, errlen)) < 0 || check_ports_free(s, err, errlen) < 0)) {
+        if (fd >= 0)
+            close(fd);
         return -1;
-    if (check_ports_free(s, err, errlen) < 0 || sv_replay(&s->reg, c->journal, rp, err, errlen) < 0) {
+    }
+    if (sv_replay(&s->reg, c->journal, rp, err, errlen) < 0) {
         close(fd);
         return -1;
     }
@@ -363,7 +367,7 @@ int sv_server_start(sv_server *s, char *err, size_t errlen)
 {
     sv_replay_t rp = {0};
     int rc = -1;
-    if (load_journal(s, &rp, err, errlen) < 0)
+    if (load_journal(s, -1, &rp, err, errlen) < 0)
         goto out;
     for (int i = 0; i < s->nsets; i++)
         if (sv_set_create(s, i, err, errlen) < 0)
@@ -375,6 +379,147 @@ int sv_server_start(sv_server *s, char *err, size_t errlen)
     rc = start_threads(s, err, errlen);
 out:
     sv_replay_free(&rp);
+    return rc;
+}
+
+/* ---- taking over from a running server (hot upgrade) ------------------------------ */
+
+static Hb__Upgrade *takeover_expect(int fd, Hb__Upgrade__BodyCase kind, int ms, int *fds, int *nfds, const char *what,
+                                    char *err, size_t errlen)
+{
+    char why[160];
+    Hb__Upgrade *m = sv_up_recv(fd, ms, fds, nfds, why, sizeof why);
+    if (m && m->body_case == HB__UPGRADE__BODY_REFUSED) {
+        snprintf(err, errlen, "takeover refused by the running server: %s", m->refused->reason);
+    } else if (m && m->body_case == kind) {
+        return m;
+    } else {
+        snprintf(err, errlen, "takeover: waiting for %s: %s", what, m ? "another message" : why);
+    }
+    for (int i = 0; i < *nfds; i++)
+        close(fds[i]);
+    sv_up_free(m);
+    return NULL;
+}
+
+/* The journal as the running server left it, and the producer's schedule
+ * where it stopped; unwon packets dealt into our queues. */
+static int takeover_state(sv_server *s, const Hb__UpgradeFrozen *f, int jfd, sv_replay_t *rp, char *err,
+                          size_t errlen)
+{
+    s->up_peer = (pid_t)f->pid;
+    s->cfg.journal = strdup(f->journal ? f->journal : "");
+    if (!s->cfg.journal || load_journal(s, jfd, rp, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < s->nsets; i++)
+        if (sv_set_create(s, i, err, errlen) < 0)
+            return -1;
+    if (resume_producer(s, rp, err, errlen) < 0)
+        return -1;
+    if (!f->shake || f->shake->made != rp->shake_made || !f->send || f->send->made != rp->send_made) {
+        snprintf(err, errlen, "takeover: the running producer made other packets than its journal holds");
+        return -1;
+    }
+    sv_up_restore_producer(s, f);
+    return deal_unwon(s, rp, err, errlen);
+}
+
+/* SET threads that adopt the connections; they read once told to start. */
+static int takeover_sets(sv_server *s, char *err, size_t errlen)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = 0;
+    for (int i = 0; i < s->nsets && rc == 0; i++)
+        rc = sv_set_start(s->sets[i], err, errlen);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static int takeover_send(int fd, Hb__Upgrade__BodyCase kind, uint64_t conns)
+{
+    Hb__UpgradeDone d = HB__UPGRADE_DONE__INIT;
+    d.conns = conns;
+    Hb__Upgrade m = HB__UPGRADE__INIT;
+    m.body_case = kind;
+    if (kind == HB__UPGRADE__BODY_GO)
+        m.go = &d;
+    else
+        m.ready = &d;
+    return sv_up_send(fd, &m, NULL, 0);
+}
+
+/* Everything adopted and the old process let go: run. */
+static int takeover_run(sv_server *s, char *err, size_t errlen)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = -1;
+    if (sv_journal_start(&s->journal, s->nsets, journal_notify, s) < 0)
+        snprintf(err, errlen, "cannot start the journal thread");
+    else if (!sv_set_ctl_all(s, SV_CTL_START, 10000))
+        snprintf(err, errlen, "a SET did not start");
+    else if (renotify_unopened(s), sv_dealer_start(s) < 0)
+        snprintf(err, errlen, "cannot start the producer thread");
+    else
+        rc = 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+int sv_server_takeover(sv_server *s, char *err, size_t errlen)
+{
+    sv_replay_t rp = {0};
+    int rc = -1, fds[SV_UP_MAX_FDS], nfds = 0;
+    Hb__Upgrade *m = NULL;
+    int fd = sv_up_connect(s, s->cfg.takeover, err, errlen);
+    if (fd < 0)
+        return -1;
+    sv_up_die_at("hello");
+    if (!(m = takeover_expect(fd, HB__UPGRADE__BODY_FROZEN, 30000, fds, &nfds, "the running server to freeze", err,
+                              errlen)))
+        goto out;
+    if (nfds != 1) {
+        snprintf(err, errlen, "takeover: the journal's descriptor did not come");
+        goto out;
+    }
+    int64_t frozen_at = m->frozen->frozen_mono_us;
+    sv_up_die_at("frozen");
+    if (takeover_state(s, m->frozen, fds[0], &rp, err, errlen) < 0 || takeover_sets(s, err, errlen) < 0)
+        goto out;
+    if (takeover_send(fd, HB__UPGRADE__BODY_GO, 0) < 0) {
+        snprintf(err, errlen, "takeover: sending Go: %s", strerror(errno));
+        goto out;
+    }
+    if (!sv_set_ctl_all(s, 0, 130000)) {
+        snprintf(err, errlen, "takeover: a SET could not adopt its connections");
+        goto out;
+    }
+    sv_up_free(m);
+    if (!(m = takeover_expect(fd, HB__UPGRADE__BODY_ALL_SENT, 130000, fds, &nfds, "AllSent", err, errlen)))
+        goto out;
+    uint64_t n = 0;
+    for (int i = 0; i < s->nsets; i++)
+        n += HB_GET(s->sets[i]->st.conns);
+    sv_up_die_at("ready");
+    if (n != m->all_sent->conns || takeover_send(fd, HB__UPGRADE__BODY_READY, n) < 0) {
+        snprintf(err, errlen, "takeover: adopted %llu of %llu connections", (unsigned long long)n,
+                 (unsigned long long)m->all_sent->conns);
+        goto out;
+    }
+    sv_up_free(m);
+    if (!(m = takeover_expect(fd, HB__UPGRADE__BODY_COMMIT, 30000, fds, &nfds, "Commit", err, errlen)))
+        goto out;
+    if ((rc = takeover_run(s, err, errlen)) == 0)
+        hb_log("takeover: %llu connections, the listeners and the journal taken over from pid %d; reading again "
+               "after a pause of %.1f ms",
+               (unsigned long long)n, (int)s->up_peer, (double)(hb_mono_us() - frozen_at) / 1000.0);
+out:
+    sv_up_free(m);
+    sv_replay_free(&rp);
+    close(fd);
     return rc;
 }
 

@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <netinet/in.h>
 #include "auth.h"
 #include "directory.h"
@@ -84,6 +85,10 @@ typedef struct sv_config {
     int64_t stats_every_ms; /* stats file period (monitor reports stay once a second) */
     bool progress;
     int64_t seed;
+
+    /* hot upgrade (upgrade.c) */
+    char *upgrade_socket; /* listen here for a new process to take over */
+    char *takeover;       /* take over from the server listening here */
 } sv_config;
 
 typedef struct sv_server {
@@ -106,11 +111,17 @@ typedef struct sv_server {
     pthread_t dealer_th;        /* the producer thread (dealer.c) */
     bool dealer_running;
     bool journal_first_cycle;   /* the producer journals cycle 1 as it starts */
+    bool producer_started;      /* its schedule began (at producer_start_mono) */
+    int64_t producer_start_mono; /* when the event starts (--start-delay after start-up) */
+    _Atomic bool dealer_pause;  /* hot upgrade: the producer thread stops between steps */
     _Atomic uint64_t route_drops; /* route.c */
     uint64_t renotify_from;     /* renotify.c (producer thread): packets before it are fully opened */
     int64_t renotify_next_us;   /* ... its next sweep (monotonic) */
     hb_counter renotices;       /* ... notices sent again */
 
+    pid_t up_peer;              /* hot upgrade: the other process's pid */
+    int up_lfd;                 /* hot upgrade: the --upgrade-socket listener (main), -1 = none */
+    bool handed_over;           /* old process: everything went to the new one */
     _Atomic bool stopping;
     _Atomic bool event_started; /* the first shake packet was dealt */
     _Atomic int cycles_requested; /* producer cycles asked for (SIGUSR1 adds one) */
@@ -125,6 +136,9 @@ typedef struct sv_server {
 void sv_server_defaults(sv_config *c);                       /* every setting's default */
 int sv_server_init(sv_server *s, char *err, size_t errlen);  /* validate settings, allocate */
 int sv_server_start(sv_server *s, char *err, size_t errlen); /* replay, SETs, journal, producer */
+/* Instead of sv_server_start: take over a running server's connections,
+ * listeners and journal (--takeover; upgrade.h). */
+int sv_server_takeover(sv_server *s, char *err, size_t errlen);
 void sv_server_stop(sv_server *s);
 void sv_server_free(sv_server *s);
 

@@ -37,6 +37,10 @@ int sv_set_create(sv_server *s, int id, char *err, size_t errlen)
     set->id = id;
     set->srv = s;
     set->spare_fd = -1;
+    set->up_lfd = -1;
+    set->frozen = s->cfg.takeover != NULL; /* a new process reads once the old one let go */
+    if (set->frozen)
+        atomic_store(&set->ctl_state, SV_CTL_BUSY); /* until it has received (set_main) */
     set->rng = (uint64_t)s->rng_seed ^ ((uint64_t)(id + 1) * 0x9e3779b97f4a7c15ULL);
     set->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
     if (!set->loop) {
@@ -74,6 +78,15 @@ int sv_set_create(sv_server *s, int id, char *err, size_t errlen)
     return 0;
 }
 
+void sv_set_add_listener(sv_set *set, int fd)
+{
+    set->lfd[set->nl] = fd;
+    ev_io_init(&set->lio[set->nl], accept_cb, fd, EV_READ);
+    if (!set->frozen)
+        ev_io_start(set->loop, &set->lio[set->nl]);
+    set->nl++;
+}
+
 static int make_listeners(sv_set *set, char *err, size_t errlen)
 {
     sv_server *s = set->srv;
@@ -81,10 +94,7 @@ static int make_listeners(sv_set *set, char *err, size_t errlen)
         int fd = hb_listen_tcp(&s->listen_addr, s->ports[i], (int)s->cfg.backlog, true, err, errlen);
         if (fd < 0)
             return -1;
-        set->lfd[set->nl] = fd;
-        ev_io_init(&set->lio[set->nl], accept_cb, fd, EV_READ);
-        ev_io_start(set->loop, &set->lio[set->nl]);
-        set->nl++;
+        sv_set_add_listener(set, fd);
     }
     /* The spare descriptor of libev's manual: at EMFILE, close it, accept
      * and close the connection, reopen it; so a full table cannot make the
@@ -121,7 +131,7 @@ static void *set_main(void *arg)
             hb_log("warning: unshare(CLONE_FILES) failed (%s): all SETs share one descriptor table", strerror(errno));
     }
     set->t0_mono = hb_mono_us();
-    if (make_listeners(set, err, sizeof err) < 0)
+    if (set->srv->cfg.takeover ? sv_handover_listen(set, err, sizeof err) < 0 : make_listeners(set, err, sizeof err) < 0)
         rc = -1;
 
     pthread_mutex_lock(&sync->mu);
@@ -132,6 +142,12 @@ static void *set_main(void *arg)
     pthread_mutex_unlock(&sync->mu);
     if (rc < 0)
         return NULL;
+    if (set->srv->cfg.takeover) { /* the old SET connects once main said Go */
+        rc = sv_handover_receive(set, err, sizeof err);
+        if (rc < 0)
+            hb_log("takeover: SET %d: %s", set->id, err);
+        atomic_store(&set->ctl_state, rc < 0 ? SV_CTL_FAILED : SV_CTL_OK);
+    }
 
     ev_run(set->loop, 0);
 
@@ -271,6 +287,9 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
         ev_break(loop, EVBREAK_ALL);
         return;
     }
+    int cmd = atomic_exchange(&set->ctl, 0);
+    if (cmd)
+        sv_handover_ctl(set, cmd);
     sv_msg m;
     /* Bounded per wake-up so a flood of routed messages cannot starve I/O;
      * whatever is left triggers another round at once. */
@@ -287,6 +306,11 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     sv_set *set = ev_userdata(loop);
+    if (set->frozen) { /* hot upgrade: no deadlines, no accepting */
+        if (set->dq_len)
+            sv_flush_deferred(set);
+        return;
+    }
     sv_tlist_expire(set);
     if (set->dq_len) /* a safety net: replies are normally sent on the journal's wake-up */
         sv_flush_deferred(set);

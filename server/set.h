@@ -114,6 +114,12 @@ struct sv_set {
     sv_deferred *dq; /* FIFO of deferred replies */
     size_t dq_head, dq_len, dq_cap;
 
+    /* Hot upgrade (handover.c): main posts a command and waits for its
+     * state; a frozen SET reads nothing and accepts nothing. */
+    _Atomic int ctl, ctl_state;
+    bool frozen;
+    int up_lfd;      /* new process: the abstract socket the old SET connects to */
+
     hb_arena arena;
     uint64_t rng;
     /* Replies for the connection being served are gathered here and written
@@ -132,6 +138,8 @@ int sv_set_start(sv_set *set, char *err, size_t errlen);
 void sv_set_stop(sv_set *set); /* from main: wake, and join */
 void sv_set_destroy(sv_set *set);
 uint32_t sv_set_now_ms(sv_set *set);
+/* A listening socket joins this SET's accept loop (watched unless frozen). */
+void sv_set_add_listener(sv_set *set, int fd);
 
 /* conn.c */
 sv_conn *sv_conn_accepted(sv_set *set, int fd, uint32_t addr);
@@ -146,6 +154,30 @@ void sv_conn_close(sv_set *set, sv_conn *c);
 void sv_conn_flush_tx(sv_set *set);
 void sv_tlist_expire(sv_set *set);
 static inline uint32_t sv_conn_slot(sv_set *set, sv_conn *c) { return (uint32_t)(c - set->conns); }
+
+/* handover.c: a SET's part of a hot upgrade (run by upgrade.c) */
+enum sv_ctl {
+    SV_CTL_FREEZE = 1, /* old: stop reading and accepting (replies still leave) */
+    SV_CTL_SEND,       /* old: hand everything to the new SET of our number */
+    SV_CTL_COMMIT,     /* old: let go (close our copies) and stop */
+    SV_CTL_THAW,       /* old: the takeover failed: read again */
+    SV_CTL_START,      /* new: read what was adopted */
+};
+enum sv_ctl_state { SV_CTL_IDLE = 0, SV_CTL_BUSY, SV_CTL_OK, SV_CTL_FAILED };
+/* main: post cmd to every SET, then wait until all are done (or timeout_ms);
+ * true if every SET says OK. */
+bool sv_set_ctl_all(sv_server *s, int cmd, int timeout_ms);
+/* The SET thread runs a posted command (from its wake-up). */
+void sv_handover_ctl(sv_set *set, int cmd);
+/* New process, SET thread, after unsharing: listen for the old SET, then
+ * adopt what it sends.  0, or -1 with err. */
+int sv_handover_listen(sv_set *set, char *err, size_t errlen);
+int sv_handover_receive(sv_set *set, char *err, size_t errlen);
+/* conn.c: take over a connection from the old process into its own slot. */
+struct Hb__UpgradeConn;
+int sv_conn_adopt(sv_set *set, int fd, const struct Hb__UpgradeConn *u);
+/* conn.c: (re)start the watchers of every connection (after a freeze). */
+void sv_conn_watch_all(sv_set *set);
 
 /* handlers.c */
 /* Handle one frame body from c; returns false if c was closed. */

@@ -152,7 +152,8 @@ void sv_stats_summary(sv_server *s)
 {
     sv_totals t;
     sv_stats_sum(s, &t);
-    sv_stats_write(s, &t, s->cfg.stats_file, true);
+    if (!s->handed_over) /* after a hot upgrade the stats file is the new process's */
+        sv_stats_write(s, &t, s->cfg.stats_file, true);
     hb_log("summary: %llu connections accepted, %llu logins, %llu shakes, %llu wins (%llu cents), %llu losses, "
            "%llu not-yet, %llu rate-limited; packets made %llu shake + %llu send; %llu opens paid (%llu cents); "
            "%llu notices; %llu chats; %llu errors; journal %llu records in %llu batches",
