@@ -1,8 +1,10 @@
+# shellcheck shell=bash
 # lib.sh -- helpers for the monitor's bash tests (sourced).  Builds on
 # tests/e2e/lib.sh (temporary $WORK, start/stop, wait_until, expect_*, and
 # the cleanup that kills every process started) and adds: a small real run
 # (hb-server + hb-client reporting to a monitor), the monitor itself, and
 # reading its TSV log by column name.
+# shellcheck source=../e2e/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
 ROOT=${HB_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 
@@ -39,8 +41,9 @@ start_client() {
     --drain 2 --stats-file "$WORK/client.stats" --monitor 127.0.0.1:$UDP --instance client-a "$@"
 }
 
-# stat_or0 FILE NAME: a stats-file counter, 0 while the file does not exist
-stat_or0() { [ -f "$1" ] && { local v; v=$(stat "$1" "$2"); [ "$v" != MISSING ] && echo "$v" && return; }; echo 0; }
+# stat_or0 FILE NAME: a stats-file counter, 0 while the file or the counter
+# is not there yet (hb-stats --default 0)
+stat_or0() { hb_stat_or 0 "$1" "$2"; }
 
 # tsv_count FILE CONDITION: data lines of a monitor log where the awk
 # CONDITION holds; v("name") is the value of column `name`.

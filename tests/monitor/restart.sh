@@ -10,7 +10,7 @@
 # stats_moving FILE COUNTER SECONDS: the counter grows within SECONDS
 stats_moving() {
   local a; a=$(stat_or0 "$1" "$2")
-  wait_until "$3" bash -c "[ \$(awk -v k=$2 '\$1 == k { print \$2 }' '$1') -gt $a ]"
+  hb_wait_stat "$3" "$1" "$2" -gt "$a"
 }
 
 # 1. no monitor: both run and count reports they could not deliver
@@ -72,8 +72,7 @@ expect_le "monitor 2: largest client send rate across the restart" "$(tsv_max "$
 expect_le "monitor 2: largest client reply rate across the restart" "$(tsv_max "$WORK/mon2.tsv" client_reply_qps)" $((QPS * 3 / 2))
 
 # 6. SIGTERM: exit 0, summary line, complete log
-kill -TERM "$PID_mon2"
-wait "$PID_mon2" || fail "monitor 2 exited with status $? on SIGTERM"
+stop mon2 TERM 0
 grep -q "summary: .* seconds merged into $WORK/mon2.tsv" "$WORK/mon2.log" || fail "no summary line on SIGTERM"
 tsv_complete "$WORK/mon2.tsv" || fail "monitor 2's log is not complete after SIGTERM"
 ok "$(grep summary: "$WORK/mon2.log")"
