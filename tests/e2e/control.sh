@@ -58,8 +58,8 @@ sleep 1.5
 a2=$(curl -sf 127.0.0.1:$C1/stats | jq .shakes)
 expect_ge "shakes sent within 1.5 s of resume" $((a2 - a1)) 1000
 # a client that does not answer is reported, and fleet fails
-if "$ROOT/tools/fleet" --clients "127.0.0.1:$C1,127.0.0.1:1" stats >"$WORK/fleet.out" 2>&1; then
-  fail "fleet succeeded with a dead client"
-fi
+rc=0
+"$ROOT/tools/fleet" --clients "127.0.0.1:$C1,127.0.0.1:1" stats >"$WORK/fleet.out" 2>&1 || rc=$?
+expect_eq "tools/fleet with a dead client: exit" "$rc" 1
 grep -q "127.0.0.1:1 *NO ANSWER" "$WORK/fleet.out" || fail "dead client not listed"
 ok "a client that does not answer is listed and fleet exits non-zero"

@@ -59,7 +59,10 @@ expect_eq() { [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"; ok "$1 = $3"; }
 expect_ge() { [[ $2 =~ ^-?[0-9]+$ ]] && [ "$2" -ge "$3" ] || fail "$1: got '$2', want >= $3"; ok "$1 = $2 (>= $3)"; }
 expect_le() { [[ $2 =~ ^-?[0-9]+$ ]] && [ "$2" -le "$3" ] || fail "$1: got '$2', want <= $3"; ok "$1 = $2 (<= $3)"; }
 
-# expect_status WANT WHAT CMD...: run CMD, its exit status must be exactly WANT
+# expect_status WANT WHAT CMD...: run CMD, its exit status must be exactly
+# WANT (for a CMD whose output is to be kept: rc=0; CMD >FILE || rc=$?;
+# expect_eq "WHAT: exit" "$rc" WANT -- a redirection of expect_status would
+# take its own messages too)
 expect_status() {
   local want=$1 what=$2 rc=0
   shift 2
@@ -67,6 +70,10 @@ expect_status() {
   [ "$rc" = "$want" ] || fail "$what: exit status $rc$(hb_status_text "$rc"), want $want"
   ok "$what: exit status $want"
 }
+
+# grep_count PATTERN FILE: grep -c, 0 for no match, an error (empty output,
+# status 2) when FILE cannot be read -- never `grep -c ... || true`
+grep_count() { grep -c -- "$1" "$2" || [ $? = 1 ]; }
 
 # wait_until SECONDS CMD...: poll CMD every 0.1 s
 wait_until() { hb_wait_until "$@"; }
