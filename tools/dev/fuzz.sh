@@ -12,8 +12,8 @@ case "${1:-}" in -h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'
 cd "$(dirname "$0")/../.."
 SECONDS_EACH=${1:-60}
 command -v clang >/dev/null || { echo "fuzz: clang is not installed (tools/dev/setup.sh)" >&2; exit 1; }
-CC=clang tools/dev/build.sh build-fuzz -DHB_FUZZ=ON -DHB_WERROR=ON >/dev/null 2>&1 || {
-  CC=clang cmake -S . -B build-fuzz -DHB_FUZZ=ON >/dev/null; cmake --build build-fuzz -j"$(nproc)"; exit 1; }
+# build.sh prints the compiler's errors and exits non-zero on any failure
+CC=clang tools/dev/build.sh build-fuzz -DHB_FUZZ=ON -DHB_WERROR=ON
 B=build-fuzz/fuzz
 work=$(mktemp -d /tmp/hb-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
