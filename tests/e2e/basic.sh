@@ -15,7 +15,7 @@ start server "$BIN/hb-server" --sets 4 --port "$PORTS" --users $USERS --rate 200
 wait_until 10 listening "$(first_port "$PORTS")" || fail "server did not listen"
 for c in a b; do
   from=$([ $c = a ] && echo 0 || echo 10000); to=$((from + 10000))
-  start "client_$c" "$BIN/hb-client" --server 127.0.0.1 --port "$PORTS" --uid-from $from --uid-to $to \
+  start "client_$c" "$BIN/hb-client" --server 127.0.0.1 --port "$PORTS" --uid-from "$from" --uid-to $to \
     --users $USERS --qps 2000 --duration 16 --drain 10 --ledger "$WORK/$c.ledger" --stats-file "$WORK/$c.stats"
 done
 wait_exit client_a 60

@@ -30,8 +30,8 @@ control = 127.0.0.1:$CP
 CONF
 start client "$BIN/hb-client" --config "$WORK/client.conf" --qps 250
 wait_until 10 bash -c "[ \"\$(curl -sf 127.0.0.1:$CP/stats | jq .active)\" = 500 ]" || fail "client from config did not connect"
-expect_eq "client users (from the file)" "$(curl -sf 127.0.0.1:$CP/stats | jq .users)" 500
-expect_eq "client aggregate qps (flag overrides file)" "$(curl -sf 127.0.0.1:$CP/stats | jq .aggregate_qps)" 250
+expect_eq "client users (from the file)" "$(curl -sf 127.0.0.1:"$CP"/stats | jq .users)" 500
+expect_eq "client aggregate qps (flag overrides file)" "$(curl -sf 127.0.0.1:"$CP"/stats | jq .aggregate_qps)" 250
 # A bad config fails at once: exit 2, a message naming the file and line.
 printf 'users = 4\nthis is not a setting\n' >"$WORK/bad.conf"
 printf 'port = 7000\nusers = -1\n' >"$WORK/range.conf"
@@ -64,7 +64,7 @@ same_value() { # A B: equal as text, as numbers, or as booleans
     if (a ~ /^-?[0-9.eE+-]+$/ && b ~ /^-?[0-9.eE+-]+$/) exit !(a + 0 == b + 0)
     exit 1 }'
 }
-samples=$(cd "$ROOT" && git ls-files '*.conf.example' 2>/dev/null || find . -name '*.conf.example' -not -path './build*')
+samples=$(cd "$ROOT" && { git ls-files '*.conf.example' 2>/dev/null || find . -name '*.conf.example' -not -path './build*'; })
 [ -n "$samples" ] || fail "no sample configs (*.conf.example) found"
 for rel in $samples; do
   f=$ROOT/$rel
@@ -103,10 +103,10 @@ grep -q "1000000 users; shake flow 200/s x 40000, send flow 200/s x 20000 split 
   fail "the server sample's settings are not in its start line: $(head -1 "$WORK/sample_server.log")"
 SC=$(first_port "$(free_ports 1)")
 start sample_client "$BIN/hb-client" --config "$ROOT/client/client.conf.example" --server 127.0.0.1 --port "$SP" \
-  --uid-from 0 --uid-to 200 --control 127.0.0.1:$SC --ledger "$WORK/sample.ledger" --stats-file "$WORK/sample-c.stats"
+  --uid-from 0 --uid-to 200 --control 127.0.0.1:"$SC" --ledger "$WORK/sample.ledger" --stats-file "$WORK/sample-c.stats"
 wait_until 10 bash -c "[ \"\$(curl -sf 127.0.0.1:$SC/stats | jq .active)\" = 200 ]" || fail "the client sample did not connect"
-expect_eq "client sample: aggregate qps" "$(curl -sf 127.0.0.1:$SC/stats | jq .aggregate_qps)" 30000
-expect_eq "client sample: clock" "$(curl -sf 127.0.0.1:$SC/stats | jq -r .clock)" server
+expect_eq "client sample: aggregate qps" "$(curl -sf 127.0.0.1:"$SC"/stats | jq .aggregate_qps)" 30000
+expect_eq "client sample: clock" "$(curl -sf 127.0.0.1:"$SC"/stats | jq -r .clock)" server
 hb_wait_stat 5 "$WORK/sample-c.stats" workers -eq 4 ||
   fail "client sample: workers $(hb_stat_or none "$WORK/sample-c.stats" workers), want 4 (threads = 4)"
 ok "client sample: 4 worker threads"

@@ -13,11 +13,11 @@ start server "$BIN/hb-server" --sets 2 --port "$ports" --users 100 --rate 1000 -
 wait_until 10 listening "$(first_port "$ports")" || fail "server did not listen"
 start client "$BIN/hb-client" --port "$ports" --uid-to 100 --qps 100 --drain 5 --ledger "$WORK/c.ledger"
 sleep 3
-kill -STOP "$PID_server"
+kill -STOP "$(hb_pid server)"
 sleep 1.5 # every user's next shake is sent and waits
-kill -TERM "$PID_client"; sleep 0.3; kill -TERM "$PID_client" # stop at once
+kill -TERM "$(hb_pid client)"; sleep 0.3; kill -TERM "$(hb_pid client)" # stop at once
 wait_exit client 10
-kill -CONT "$PID_server"
+kill -CONT "$(hb_pid server)"
 sleep 1 # the server reads the shakes left in its sockets and pays them
 stop server
 grep -q "second signal" "$WORK/client.log" || fail "the client did not stop at once"

@@ -28,7 +28,7 @@ ok "torn tail: cut, server started"
 cp "$WORK/j.orig" "$WORK/j"
 off=$((size / 3))
 b=$(od -An -tu1 -j $off -N1 "$WORK/j" | tr -d ' ')
-printf "$(printf '\\%03o' $((b ^ 0x40)))" | dd of="$WORK/j" bs=1 seek=$off conv=notrunc status=none
+printf '%b' "$(printf '\\%03o' $((b ^ 0x40)))" | dd of="$WORK/j" bs=1 seek=$off conv=notrunc status=none
 rc=0
 "$BIN/hb-server" "${ARGS[@]}" >"$WORK/refused.log" 2>&1 || rc=$?
 expect_eq "exit status on a journal damaged in the middle" $rc 1

@@ -13,10 +13,13 @@
 set -euo pipefail
 # shellcheck source=../../tools/dev/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../tools/dev/lib.sh"
-BIN=${HB_BIN:?HB_BIN must point at build/bin}
-WORK=$(mktemp -d /tmp/hb-e2e.XXXXXX)
-HB_LOGDIR=$WORK
-declare -n PIDS=HB_PIDS # the old name: PIDS+=(PID) still has it stopped at the end
+# shellcheck disable=SC2034 # BIN, HB_LOGDIR and PIDS are for the tests and tools/dev/lib.sh
+{
+  BIN=${HB_BIN:?HB_BIN must point at build/bin}
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/hb-e2e.XXXXXX")
+  HB_LOGDIR=$WORK
+  declare -n PIDS=HB_PIDS
+} # the old name: PIDS+=(PID) still has it stopped at the end
 T0=$(date +%s)
 
 cleanup() {
@@ -56,8 +59,8 @@ stat() { hb_stat "$@"; }
 
 # expect_eq WHAT ACTUAL WANT
 expect_eq() { [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"; ok "$1 = $3"; }
-expect_ge() { [[ $2 =~ ^-?[0-9]+$ ]] && [ "$2" -ge "$3" ] || fail "$1: got '$2', want >= $3"; ok "$1 = $2 (>= $3)"; }
-expect_le() { [[ $2 =~ ^-?[0-9]+$ ]] && [ "$2" -le "$3" ] || fail "$1: got '$2', want <= $3"; ok "$1 = $2 (<= $3)"; }
+expect_ge() { { [[ $2 =~ ^-?[0-9]+$ ]] && [ "$2" -ge "$3" ]; } || fail "$1: got '$2', want >= $3"; ok "$1 = $2 (>= $3)"; }
+expect_le() { { [[ $2 =~ ^-?[0-9]+$ ]] && [ "$2" -le "$3" ]; } || fail "$1: got '$2', want <= $3"; ok "$1 = $2 (<= $3)"; }
 
 # expect_status WANT WHAT CMD...: run CMD, its exit status must be exactly
 # WANT (for a CMD whose output is to be kept: rc=0; CMD >FILE || rc=$?;

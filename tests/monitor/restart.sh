@@ -40,7 +40,7 @@ stats_moving "$WORK/client.stats" shakes 5 || fail "client stalled after the mon
 stats_moving "$WORK/server.stats" replies 5 || fail "server stalled after the monitor was killed"
 stats_moving "$WORK/server.stats" reports_dropped 5 || fail "server: reports_dropped does not grow after the kill"
 stats_moving "$WORK/client.stats" reports_dropped 5 || fail "client: reports_dropped does not grow after the kill"
-kill -0 "$PID_server" && kill -0 "$PID_client" || fail "a sender died with the monitor"
+{ kill -0 "$(hb_pid server)" && kill -0 "$(hb_pid client)"; } || fail "a sender died with the monitor"
 ok "monitor killed: server and client keep running"
 
 # 4. back: reports resume by themselves, fresh seconds in the log and the JSON

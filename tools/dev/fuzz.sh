@@ -35,7 +35,7 @@ for t in frame server journal; do
   if wait "${pids[$i]}"; then
     printf 'fuzz_%-8s ok: %s executions, %s corpus entries\n' "$t" \
       "$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/$t.log" | grep -o '[0-9]*$')" \
-      "$(ls "$work/$t" | wc -l)"
+      "$(find "$work/$t" -maxdepth 1 -type f | wc -l)"
   else
     echo "fuzz_$t FAILED:"; tail -n 40 "$work/$t.log"; rc=1
   fi

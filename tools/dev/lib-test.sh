@@ -17,7 +17,8 @@ failed=0
 case_() {
   local want=$1 name=$2 rc=0
   { echo ". '$LIB'"; cat; } >"$T/t.sh"
-  HB_STOP_WAIT=10 bash "$T/t.sh" >"$T/out" 2>&1 || rc=$?
+  # (TMPDIR: the kept files of the cases meant to fail go when this ends)
+  TMPDIR=$T HB_STOP_WAIT=10 bash "$T/t.sh" >"$T/out" 2>&1 || rc=$?
   [ -z "${HB_LIBTEST_VERBOSE:-}" ] || sed "s/^/    /" "$T/out"
   if [ "$rc" = "$want" ]; then
     echo "ok: $name (exit $rc)"
@@ -102,4 +103,5 @@ printf 'second 1\nshakes 7\n' >"$WORK/b.stats"
 hb_wait_stat 1 "$WORK/a.stats" shakes -ge 5
 ! hb_wait_stat 0.3 "$WORK/a.stats" shakes -gt 5
 EOF
-[ $failed = 0 ] && echo "lib-test: all cases passed" || { echo "lib-test: FAILED" >&2; exit 1; }
+[ $failed = 0 ] || { echo "lib-test: FAILED" >&2; exit 1; }
+echo "lib-test: all cases passed"

@@ -16,7 +16,8 @@
 #     hb_wait_until SECONDS CMD...   poll CMD every 0.1 s
 #     hb_wait_file SECONDS FILE, hb_wait_listening SECONDS PORT,
 #     hb_wait_stat SECONDS FILE KEY OP VALUE
-#   Processes (logs in HB_LOGDIR; PID_<NAME> holds the newest one's pid):
+#   Processes (logs in HB_LOGDIR; PID_<NAME> holds the newest one's pid, with
+#   any character of NAME other than A-Za-z0-9_ as _; hb_pid NAME prints it):
 #     hb_start NAME CMD...           in the background, output to
 #                                    HB_LOGDIR/NAME.log; an earlier instance's
 #                                    log is kept as NAME.log.1, .2, ...
@@ -52,7 +53,7 @@ hb_stat_sum() { "$(hb_stats_bin)" --sum "$@"; }
 hb_stat_test() {
   local v
   v=$("$(hb_stats_bin)" "$1" "$2" 2>/dev/null) || return 1
-  [ "$v" "$3" "$4" ]
+  test "$v" "$3" "$4"
 }
 
 # ---- ports ---------------------------------------------------------------------
@@ -90,7 +91,7 @@ hb_wait_stat() { local t=$1; shift; hb_wait_until "$t" hb_stat_test "$@"; }
 
 # ---- processes -----------------------------------------------------------------
 hb_track() { HB_PIDS+=("$1"); }
-hb_pid() { local v="PID_$1"; echo "${!v:?no process named $1 was started}"; }
+hb_pid() { local v="PID_${1//[^A-Za-z0-9_]/_}"; echo "${!v:?no process named $1 was started}"; }
 
 hb_start() {
   local name=$1 log n=1
@@ -103,7 +104,7 @@ hb_start() {
   "${HB_START_WRAP[@]}" "$@" >"$log" 2>&1 &
   HB_PIDS+=($!)
   HB_NAMES[$!]=$name
-  printf -v "PID_$name" %s $!
+  printf -v "PID_${name//[^A-Za-z0-9_]/_}" %s $!
 }
 
 # hb_status_text STATUS: " (killed by SIGX)" for a status above 128
