@@ -28,8 +28,9 @@
 #     hb_stop_all                    for an EXIT trap: SIGTERM to everything
 #                                    still running, HB_STOP_WAIT s to finish
 #                                    (a sanitizer's leak report takes time),
-#                                    then SIGKILL; status 1 when a named
-#                                    process ended with a status other than 0
+#                                    then SIGKILL; status 1 when a process
+#                                    hb_start started ended with a status
+#                                    other than 0 that nobody checked
 #     hb_track PID                   have hb_stop_all end PID too
 #     hb_sanitizer_logs DIR          the logs in DIR (NAME.log and NAME.log.N)
 #                                    with a sanitizer report; status 0 if any
