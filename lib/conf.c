@@ -174,6 +174,7 @@ static void print_help(const hb_cli *cli)
            cli->description);
     printf("  %-26s %s\n", "--help", "show this help and exit");
     printf("  %-26s %s\n", "--config FILE", "read 'name = value' settings from FILE first");
+    printf("  %-26s %s\n", "--print-config", "print the settings in effect (file and flags) as a config file and exit");
     for (const hb_opt *o = cli->opts; o->name; o++) {
         char left[64], def[96] = "";
         if (o->type == HB_OPT_BOOL)
@@ -193,6 +194,36 @@ static void print_help(const hb_cli *cli)
     }
     if (cli->epilog)
         printf("\n%s\n", cli->epilog);
+}
+
+/* --print-config: every setting as `name = value`, a config file that gives
+ * the same settings; an unset string, or a number left at a default outside
+ * its range (a "not given" marker such as uid-to 0), is a comment. */
+static void print_config(const hb_cli *cli)
+{
+    for (const hb_opt *o = cli->opts; o->name; o++) {
+        switch (o->type) {
+        case HB_OPT_INT: {
+            long long v = (long long)*(int64_t *)o->dst;
+            bool in = (double)v >= o->min && (double)v <= o->max;
+            printf("%s%s = %lld%s\n", in ? "" : "# ", o->name, v, in ? "" : " (not given)");
+            break;
+        }
+        case HB_OPT_DOUBLE: {
+            double v = *(double *)o->dst;
+            bool in = v >= o->min && v <= o->max;
+            printf("%s%s = %.17g%s\n", in ? "" : "# ", o->name, v, in ? "" : " (not given)");
+            break;
+        }
+        case HB_OPT_BOOL: printf("%s = %s\n", o->name, *(bool *)o->dst ? "true" : "false"); break;
+        case HB_OPT_STR:
+            if (*(char **)o->dst)
+                printf("%s = %s\n", o->name, *(char **)o->dst);
+            else
+                printf("# %s = (not set)\n", o->name);
+            break;
+        }
+    }
 }
 
 static void usage_error(const char *msg)
@@ -226,6 +257,7 @@ int hb_cli_parse(const hb_cli *cli, int argc, char **argv)
             usage_error(err);
     }
     int i = 1;
+    bool print = false;
     for (; i < argc; i++) {
         char *a = argv[i];
         if (!strcmp(a, "--")) {
@@ -240,6 +272,10 @@ int hb_cli_parse(const hb_cli *cli, int argc, char **argv)
         if (nlen == 6 && !strncmp(name, "config", 6)) {
             if (!eq)
                 i++;
+            continue;
+        }
+        if (!eq && !strcmp(name, "print-config")) {
+            print = true;
             continue;
         }
         const hb_opt *o = find(cli->opts, name, nlen);
@@ -268,6 +304,10 @@ int hb_cli_parse(const hb_cli *cli, int argc, char **argv)
         }
         if (hb_opt_set(cli->opts, o->name, value, err, sizeof err) < 0)
             usage_error(err);
+    }
+    if (print) {
+        print_config(cli);
+        exit(0);
     }
     return i;
 }

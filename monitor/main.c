@@ -24,7 +24,7 @@
 #endif
 
 static struct {
-    char *udp, *http, *log, *web;
+    char *udp, *http, *log, *reports, *web;
     bool append, progress;
     int64_t settle, max_gap, max_future, history, max_instances, evict;
 } cfg = {
@@ -46,6 +46,8 @@ static const hb_opt opts[] = {
     {"udp", HB_OPT_STR, &cfg.udp, "ADDR:PORT", "receive report datagrams here (servers' and clients' --monitor)", 0, 0},
     {"http", HB_OPT_STR, &cfg.http, "ADDR:PORT", "serve the dashboard (/), /api/series and /metrics here", 0, 0},
     {"log", HB_OPT_STR, &cfg.log, "FILE", "write one TSV line per merged second to FILE (none if unset)", 0, 0},
+    {"reports", HB_OPT_STR, &cfg.reports, "FILE",
+     "write one raw TSV line per report received to FILE (counters, histogram as high:count; tools/bench)", 0, 0},
     {"append", HB_OPT_BOOL, &cfg.append, NULL, "append to an existing --log instead of replacing it", 0, 0},
     {"web", HB_OPT_STR, &cfg.web, "DIR", "the dashboard's files (index.html, app.js, node_modules/uplot)", 0, 0},
     {"settle", HB_OPT_INT, &cfg.settle, "SEC", "wait SEC seconds for late reports before merging a second", 0, 30},
@@ -59,7 +61,7 @@ static const hb_opt opts[] = {
 };
 
 static mon_state st = {.mu = PTHREAD_MUTEX_INITIALIZER};
-static mon_tsvlog tlog;
+static mon_tsvlog tlog, rlog; /* --log, --reports */
 static int udp_fd = -1;
 static uint64_t rows_out, log_errors;
 
@@ -86,7 +88,7 @@ static void on_row(void *ctx, const mon_row *r, const hb_hist *lat)
 
 /* ---- UDP reports -------------------------------------------------------------------- */
 
-static void on_datagram(const uint8_t *buf, size_t n, int64_t now)
+static void on_datagram(const uint8_t *buf, size_t n, int64_t now_us)
 {
     static uint8_t mem[64 * 1024]; /* a report with 1,000 histogram buckets needs ~13 KiB */
     static hb_arena arena;
@@ -104,7 +106,9 @@ static void on_datagram(const uint8_t *buf, size_t n, int64_t now)
         mon_collect_bad(st.col);
         return;
     }
-    mon_collect_add(st.col, &r, now);
+    if (mon_reports_write(&rlog, now_us, &r) < 0 && log_errors++ == 0)
+        hb_log("warning: cannot write --reports %s: %s", cfg.reports, strerror(errno));
+    mon_collect_add(st.col, &r, now_us / 1000000);
 }
 
 static void on_udp(struct ev_loop *loop, ev_io *w, int revents)
@@ -120,12 +124,12 @@ static void on_udp(struct ev_loop *loop, ev_io *w, int revents)
                 hb_log("warning: udp recv: %s", strerror(errno));
             return;
         }
-        int64_t now = hb_now_us() / 1000000;
+        int64_t now_us = hb_now_us();
         pthread_mutex_lock(&st.mu);
         if ((size_t)n > sizeof buf)
             mon_collect_bad(st.col); /* truncated: larger than any report */
         else
-            on_datagram(buf, (size_t)n, now);
+            on_datagram(buf, (size_t)n, now_us);
         pthread_mutex_unlock(&st.mu);
     }
 }
@@ -248,6 +252,8 @@ int main(int argc, char **argv)
 
     if (cfg.log && *cfg.log && mon_tsvlog_open(&tlog, cfg.log, cfg.append, err, sizeof err) < 0)
         hb_die("%s", err);
+    if (cfg.reports && *cfg.reports && mon_reports_open(&rlog, cfg.reports, err, sizeof err) < 0)
+        hb_die("%s", err);
     if ((udp_fd = udp_open(cfg.udp, err, sizeof err)) < 0)
         hb_die("%s", err);
     if (mon_http_start(&st, cfg.http, err, sizeof err) < 0)
@@ -278,6 +284,7 @@ int main(int argc, char **argv)
     mon_http_stop();
     close(udp_fd);
     mon_tsvlog_close(&tlog);
+    mon_tsvlog_close(&rlog);
 
     const mon_events *ev = mon_collect_events(st.col);
     hb_log("summary: %llu seconds merged%s%s; %llu datagrams: %llu accepted, %llu duplicate, %llu late, %llu future, "

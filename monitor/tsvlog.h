@@ -23,4 +23,15 @@ void mon_tsvlog_close(mon_tsvlog *l);
 void mon_tsv_header(FILE *f);
 void mon_tsv_line(FILE *f, const mon_row *r);
 
+/* --reports FILE: one raw line per report received (before any merging),
+ * for tools/bench's Python: recv_us role instance second boot_id
+ * connections, the counters of MON_COUNTERS under their report field names,
+ * target_qps, and lat: the latency histogram delta as comma-separated
+ * `high:count` pairs (high = the largest microsecond value of the bucket,
+ * hb_hist_high; "-" when empty).  Lines are flushed whole. */
+int mon_reports_open(mon_tsvlog *l, const char *path, char *err, size_t errlen);
+int mon_reports_write(mon_tsvlog *l, int64_t recv_us, const mon_report *r);
+void mon_reports_header(FILE *f);
+void mon_reports_line(FILE *f, int64_t recv_us, const mon_report *r);
+
 #endif

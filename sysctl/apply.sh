@@ -44,6 +44,7 @@ files=$(conf_files "$role")
 [ $dry = 1 ] || { need_root; with_lock; }
 
 failed=0 changed=0
+# shellcheck disable=SC2086 # $files: a list of file names (ours, no spaces)
 while IFS=$'\t' read -r key want; do
   if ! have=$(sysctl_get "$key"); then
     echo "  skip    $key (not in this kernel or module not loaded)"

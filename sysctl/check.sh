@@ -59,6 +59,7 @@ row() { # row KEY WANTED ACTUAL STATUS
 
 [ $quiet = 1 ] || printf '%s: %s connections (%s sockets in this kernel), role %s\n\n%-36s %-24s %-24s %s\n' \
   "check.sh" "$conns" "$sockets" "$role" setting wanted actual status
+# shellcheck disable=SC2086 # $files: a list of file names (ours, no spaces)
 while IFS=$'\t' read -r key conf; do
   if ! have=$(sysctl_get "$key"); then
     row "$key" "$conf" "-" "skip (not in this kernel / module not loaded)"
@@ -74,8 +75,8 @@ while IFS=$'\t' read -r key conf; do
     net.netfilter.nf_conntrack_max | net.nf_conntrack_max) required=1 want=$((conns + conns / 10 + 1000)) ;;
     net.ipv4.ip_local_port_range)
       cmp=width
-      set -- $conf
-      want=$(($2 - $1 + 1))
+      read -ra f <<<"$conf"
+      want=$((f[1] - f[0] + 1))
       if [ "$role" = client ]; then # the clients of a one-box run are checked in their hosts
         required=1
         per=$(((conns + tuples - 1) / tuples))
@@ -90,10 +91,10 @@ while IFS=$'\t' read -r key conf; do
     ge) for v in $have; do [ "$v" -ge "$want" ] || ok=0; break; done ;;
     le) [ "$have" -le "$want" ] || ok=0 ;;
     eq) [ "$have" = "$want" ] || ok=0 ;;
-    high) set -- $have; [ "$3" -ge "$want" ] || ok=0; want="high >= $want" ;;
+    high) read -ra f <<<"$have"; [ "${f[2]}" -ge "$want" ] || ok=0; want="high >= $want" ;;
     width)
-      set -- $have
-      [ $(($2 - $1 + 1)) -ge "$want" ] || ok=0
+      read -ra f <<<"$have"
+      [ $((f[1] - f[0] + 1)) -ge "$want" ] || ok=0
       if [ $required = 1 ] && [ "$want" -gt 64512 ]; then # wider than 1024-65535: the spread must change
         ok=0 want="$per per (source, port): raise --tuples"
       else

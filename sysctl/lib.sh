@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # sysctl/lib.sh -- shared by apply.sh, check.sh, revert.sh and tools/hosts.sh
 # (sourced): reading the .conf files, reading and writing /proc/sys, and the
 # state kept outside the repository so a revert can restore what was there.
@@ -11,8 +12,11 @@
 #   lock              flock, so two runs never interleave their writes
 SYSCTL_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HB_STATE_DIR=${HB_STATE_DIR:-/run/hongbao}
-SAVED=$HB_STATE_DIR/sysctl.saved
-PERSISTED=$HB_STATE_DIR/sysctl.persisted
+# shellcheck disable=SC2034 # for the scripts that source this
+{
+  SAVED=$HB_STATE_DIR/sysctl.saved
+  PERSISTED=$HB_STATE_DIR/sysctl.persisted
+}
 HOLDERS=$HB_STATE_DIR/holders
 
 # conf_files ROLE: the .conf files a role uses

@@ -21,79 +21,76 @@ OUT=${OUT:-$ROOT/out/demo-$(date +%Y%m%d-%H%M%S)}
 tools/dev/setup.sh
 echo "demo: building (build/)"
 tools/dev/build.sh build
-B=$ROOT/build/bin
+export HB_BIN=$ROOT/build/bin
+B=$HB_BIN
 mkdir -p "$OUT"
+# shellcheck source=dev/lib.sh
+. tools/dev/lib.sh
+HB_LOGDIR=$OUT HB_FAIL_PREFIX=demo
 
-port_free() { ! ss -Htan "sport = :$1" | grep -q .; }
 if [ -z "${PORTS:-}" ]; then
   base=7000
-  while ! (port_free $base && port_free $((base + 1)) && port_free $((base + 2)) && port_free $((base + 3))); do
+  until hb_port_free $base && hb_port_free $((base + 1)) && hb_port_free $((base + 2)) && hb_port_free $((base + 3)); do
     base=$((base + 4))
   done
   PORTS="$base-$((base + 3))"
 fi
 
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
+trap 'hb_stop_all' EXIT
+trap 'exit 130' INT TERM
 
 MON_ARGS=()
 if [ -x "$B/hb-monitor" ]; then
   MONITOR_PORT=${MONITOR_PORT:-8080}
-  while ! port_free "$MONITOR_PORT"; do MONITOR_PORT=$((MONITOR_PORT + 1)); done
-  "$B/hb-monitor" --udp 127.0.0.1:$((MONITOR_PORT + 1)) --http 127.0.0.1:$MONITOR_PORT --log "$OUT/monitor.tsv" \
-    >"$OUT/monitor.log" 2>&1 &
-  MON_PID=$!
-  PIDS+=($MON_PID)
+  until hb_port_free "$MONITOR_PORT" && hb_port_free $((MONITOR_PORT + 1)); do MONITOR_PORT=$((MONITOR_PORT + 2)); done
+  hb_start monitor "$B/hb-monitor" --udp 127.0.0.1:$((MONITOR_PORT + 1)) --http 127.0.0.1:"$MONITOR_PORT" \
+    --log "$OUT/monitor.tsv"
   MON_ARGS=(--monitor 127.0.0.1:$((MONITOR_PORT + 1)))
   echo "demo: live dashboard on http://127.0.0.1:$MONITOR_PORT/ (Prometheus: /metrics)"
 fi
 
 echo "demo: server on 127.0.0.1 ports $PORTS; output in $OUT"
-"$B/hb-server" --sets 4 --port "$PORTS" --users "$USERS" --rate "$RATE" --total "$TOTAL" \
+hb_start server "$B/hb-server" --sets 4 --port "$PORTS" --users "$USERS" --rate "$RATE" --total "$TOTAL" \
   --send-rate "$RATE" --send-total "$SEND_TOTAL" --send-split 3 --journal "$OUT/server.journal" \
-  --stats-file "$OUT/server.stats" "${MON_ARGS[@]}" --progress >"$OUT/server.log" 2>&1 &
-SERVER=$!
-PIDS+=($SERVER)
-for _ in $(seq 100); do ss -Htln "sport = :${PORTS%%-*}" | grep -q . && break; sleep 0.1; done
+  --stats-file "$OUT/server.stats" "${MON_ARGS[@]}" --progress
+hb_wait_listening 10 "$(hb_first_port "$PORTS")" || hb_fail "the server did not listen (see $OUT/server.log)"
 
 half=$((USERS / 2))
-"$B/hb-client" --port "$PORTS" --uid-from 0 --uid-to $half --users "$USERS" --qps "$QPS" \
+hb_start client-a "$B/hb-client" --port "$PORTS" --uid-from 0 --uid-to $half --users "$USERS" --qps "$QPS" \
   --duration "$DURATION" --ledger "$OUT/client-a.ledger" --stats-file "$OUT/client-a.stats" --instance client-a \
-  "${MON_ARGS[@]}" --progress 2>&1 | tee "$OUT/client-a.log" &
-CA=$!
-PIDS+=($CA)
-"$B/hb-client" --port "$PORTS" --uid-from $half --uid-to "$USERS" --users "$USERS" --qps "$QPS" \
+  "${MON_ARGS[@]}" --progress
+tail -n +1 -f --pid="$(hb_pid client-a)" "$OUT/client-a.log" & # client-a's progress on the terminal
+TAIL=$!
+hb_start client-b "$B/hb-client" --port "$PORTS" --uid-from $half --uid-to "$USERS" --users "$USERS" --qps "$QPS" \
   --duration "$DURATION" --ledger "$OUT/client-b.ledger" --stats-file "$OUT/client-b.stats" --instance client-b \
-  "${MON_ARGS[@]}" >"$OUT/client-b.log" 2>&1 &
-CB=$!
-PIDS+=($CB)
-wait $CA $CB
-kill -TERM $SERVER && wait $SERVER || true
+  "${MON_ARGS[@]}"
+hb_wait_exit client-a $((DURATION + 120))
+hb_wait_exit client-b 60
+wait "$TAIL" || true # tail's status says nothing about the run
+hb_stop server
 tail -n 1 "$OUT/server.log"
 
-s() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 S=$OUT/server.stats A=$OUT/client-a.stats C=$OUT/client-b.stats
-up=$(s "$S" uptime_s)
+read -r up logins replies made_shake made_send wins notices opens errors < <(hb_stat "$S" uptime_s logins replies \
+  made_shake made_send wins notices opens_ok errors) || hb_fail "cannot read $S"
+shakes=$(hb_stat_sum shakes "$A" "$C")
+read -r a50 a99 < <(hb_stat "$A" lat_p50_us lat_p99_us) || hb_fail "cannot read $A"
+read -r c50 c99 < <(hb_stat "$C" lat_p50_us lat_p99_us) || hb_fail "cannot read $C"
+ms() { echo "$1 / 1000" | bc -l; }
 echo
 echo "== demo summary (measured)"
-printf '  connections          %s of %s users logged in\n' "$(s "$S" logins)" "$USERS"
+printf '  connections          %s of %s users logged in\n' "$logins" "$USERS"
 printf '  shakes               %s sent, %s answered by the server (%.0f/s over the %.0f s run, connect ramp included)\n' \
-  $(( $(s "$A" shakes) + $(s "$C" shakes) )) "$(s "$S" replies)" \
-  "$(echo "($(s "$A" shakes) + $(s "$C" shakes)) / $DURATION" | bc -l)" "$DURATION"
+  "$shakes" "$replies" "$(echo "$shakes / $DURATION" | bc -l)" "$DURATION"
 printf '  packets              %s shake-flow + %s send-flow made (%.0f/s), %s won by shakes\n' \
-  "$(s "$S" made_shake)" "$(s "$S" made_send)" "$RATE" "$(s "$S" wins)"
-printf '  send flow            %s notices delivered, %s shares opened\n' "$(s "$S" notices)" "$(s "$S" opens_ok)"
+  "$made_shake" "$made_send" "$RATE" "$wins"
+printf '  send flow            %s notices delivered, %s shares opened\n' "$notices" "$opens"
 printf '  reply latency        client-a p50 %.2f ms, p99 %.2f ms; client-b p50 %.2f ms, p99 %.2f ms\n' \
-  "$(echo "$(s "$A" lat_p50_us) / 1000" | bc -l)" "$(echo "$(s "$A" lat_p99_us) / 1000" | bc -l)" \
-  "$(echo "$(s "$C" lat_p50_us) / 1000" | bc -l)" "$(echo "$(s "$C" lat_p99_us) / 1000" | bc -l)"
-printf '  server               %s s up, %s errors\n' "$up" "$(s "$S" errors)"
+  "$(ms "$a50")" "$(ms "$a99")" "$(ms "$c50")" "$(ms "$c99")"
+printf '  server               %s s up, %s errors\n' "$up" "$errors"
 echo
-if [ -n "${MON_PID:-}" ]; then
-  kill -TERM "$MON_PID" && wait "$MON_PID" || true # flushes the last seconds of the log
+if [ -n "${PID_monitor:-}" ]; then
+  hb_stop monitor # flushes the last seconds of the log
 fi
 if [ -x "$ROOT/tools/plot.sh" ] && [ -f "$OUT/monitor.tsv" ]; then
   "$ROOT/tools/plot.sh" "$OUT/monitor.tsv" "$OUT/plots" && echo "demo: charts in $OUT/plots/"

@@ -63,6 +63,7 @@ BR=$prefix-br
 # The state of an existing set of hosts (NET, N, ADDRS) overrides defaults.
 N=0 ADDRS=1
 if [ -r "$STATE" ]; then
+  # shellcheck source=/dev/null # written by 'up'
   . "$STATE"
   [ -z "$net" ] || [ "$net" = "$NET" ] || die "hosts '$prefix' use $NET, not $net"
 fi
@@ -77,7 +78,7 @@ host_addrs() { # host_addrs I SEP
 }
 check_host() {
   [ "$N" -gt 0 ] || die "no hosts '$prefix' (tools/hosts.sh up N first)"
-  [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$N" ] || die "no host '$1' (hosts '$prefix' are 1..$N; is it up?)"
+  { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$N" ]; } || die "no host '$1' (hosts '$prefix' are 1..$N; is it up?)"
 }
 
 down() {
@@ -86,13 +87,15 @@ down() {
     # Whatever still runs in a host was started in it through `run`.
     pids=$(ip netns pids "$ns" 2>/dev/null || true)
     if [ -n "$pids" ]; then
+      # shellcheck disable=SC2086 # a list of pids
       kill -TERM $pids 2>/dev/null || true
       for _ in $(seq 30); do
         pids=$(ip netns pids "$ns" 2>/dev/null || true)
         [ -z "$pids" ] && break
         sleep 0.1
       done
-      [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
+      # shellcheck disable=SC2086 # a list of pids
+      if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null || true; fi
     fi
     ip netns del "$ns" 2>/dev/null || true
   done
@@ -124,11 +127,11 @@ up() {
     esac
     shift
   done
-  [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 250 ] || die "up: N must be 1..250"
-  [[ $ADDRS =~ ^[0-9]+$ ]] && [ "$ADDRS" -ge 1 ] && [ "$ADDRS" -le 250 ] || die "up: --addrs must be 1..250"
+  { [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 250 ]; } || die "up: N must be 1..250"
+  { [[ $ADDRS =~ ^[0-9]+$ ]] && [ "$ADDRS" -ge 1 ] && [ "$ADDRS" -le 250 ]; } || die "up: --addrs must be 1..250"
   [ "$(id -u)" = 0 ] || die "must run as root (ip netns, ip link)"
   command -v ip >/dev/null || die "'ip' (iproute2) is missing"
-  [ ! -e "$STATE" ] && ! ip link show "$BR" >/dev/null 2>&1 || die "hosts '$prefix' exist: tools/hosts.sh --prefix $prefix down first"
+  { [ ! -e "$STATE" ] && ! ip link show "$BR" >/dev/null 2>&1; } || die "hosts '$prefix' exist: tools/hosts.sh --prefix $prefix down first"
   if [ -n "$(ip -4 route show root "$NET.0.0/16" 2>/dev/null)$(ip -4 addr show to "$NET.0.0/16" 2>/dev/null)" ]; then
     die "$NET.0.0/16 is already in use on this machine: choose another with --net"
   fi
@@ -163,6 +166,7 @@ list() {
   printf '%-10s %-40s %s\n' host addresses "tcp sockets"
   for ((i = 1; i <= N; i++)); do
     ns=$(ns_name $i)
+    # shellcheck disable=SC2016 # an awk program
     tcp=$(ip netns exec "$ns" awk '/^TCP:/ { print $3 }' /proc/net/sockstat 2>/dev/null || echo "(missing)")
     printf '%-10s %-40s %s\n' "$ns" "$(host_addrs $i ,)" "$tcp"
   done

@@ -2,17 +2,20 @@
 # End to end on loopback: a server with 4 SETs, 2 client processes, 20,000
 # connections, both flows, a bounded run.  Asserts that every connection was
 # established, every shake got a reply, every packet made was won, every
-# send-flow share was opened, and that the ledger check passes.
+# send-flow share was opened, and that the ledger check passes -- against the
+# configured totals (a run that made nothing would pass every "all of them"
+# check and the ledger check vacuously).
 . "$(dirname "$0")/lib.sh"
 PORTS=$(free_ports 4)
 USERS=20000
+TOTAL=1500 SEND_TOTAL=500 SPLIT=3
 
-start server "$BIN/hb-server" --sets 4 --port "$PORTS" --users $USERS --rate 200 --total 1500 \
-  --send-rate 200 --send-total 500 --journal "$WORK/j" --stats-file "$WORK/server.stats"
+start server "$BIN/hb-server" --sets 4 --port "$PORTS" --users $USERS --rate 200 --total $TOTAL \
+  --send-rate 200 --send-total $SEND_TOTAL --send-split $SPLIT --journal "$WORK/j" --stats-file "$WORK/server.stats"
 wait_until 10 listening "$(first_port "$PORTS")" || fail "server did not listen"
 for c in a b; do
   from=$([ $c = a ] && echo 0 || echo 10000); to=$((from + 10000))
-  start "client_$c" "$BIN/hb-client" --server 127.0.0.1 --port "$PORTS" --uid-from $from --uid-to $to \
+  start "client_$c" "$BIN/hb-client" --server 127.0.0.1 --port "$PORTS" --uid-from "$from" --uid-to $to \
     --users $USERS --qps 2000 --duration 16 --drain 10 --ledger "$WORK/$c.ledger" --stats-file "$WORK/$c.stats"
 done
 wait_exit client_a 60
@@ -33,7 +36,24 @@ for c in a b; do
   expect_eq "client $c: error frames" "$(stat "$s" error_frames)" 0
 done
 expect_eq "server replies = client replies" "$(stat "$WORK/server.stats" replies)" \
-  $(( $(stat "$WORK/a.stats" replies) + $(stat "$WORK/b.stats" replies) ))
+  "$(hb_stat_sum replies "$WORK/a.stats" "$WORK/b.stats")"
+
+# the money: everything configured was made, won and opened, and the
+# clients heard of every grant the server counted
+S=$WORK/server.stats
+expect_ge "server: shake-flow packets made (something was produced)" "$(stat "$S" made_shake)" 1
+expect_eq "server: shake-flow packets made (--total)" "$(stat "$S" made_shake)" $TOTAL
+expect_eq "server: send-flow packets made (--send-total)" "$(stat "$S" made_send)" $SEND_TOTAL
+expect_eq "server: packets won" "$(stat "$S" wins)" $TOTAL
+expect_eq "clients: packets won" "$(hb_stat_sum wins "$WORK/a.stats" "$WORK/b.stats")" $TOTAL
+expect_eq "server: send-flow notices (--send-total x --send-split)" "$(stat "$S" notices)" $((SEND_TOTAL * SPLIT))
+expect_eq "server: shares opened" "$(stat "$S" opens_ok)" $((SEND_TOTAL * SPLIT))
+expect_eq "clients: shares opened" "$(hb_stat_sum opens_ok "$WORK/a.stats" "$WORK/b.stats")" $((SEND_TOTAL * SPLIT))
+expect_ge "server: amount won (cents)" "$(stat "$S" amount_won)" $TOTAL
+expect_eq "clients: amount won = server's" "$(hb_stat_sum amount_won "$WORK/a.stats" "$WORK/b.stats")" \
+  "$(stat "$S" amount_won)"
+expect_eq "clients: share amount = server's" "$(hb_stat_sum share_amount "$WORK/a.stats" "$WORK/b.stats")" \
+  "$(stat "$S" share_amount)"
 "$BIN/hb-reconcile" --journal "$WORK/j" --server-stats "$WORK/server.stats" --expect-all-won --expect-all-opened \
   "$WORK/a.ledger" "$WORK/b.ledger" || fail "ledger check"
 ok "ledger check"

@@ -12,7 +12,7 @@ start server "$BIN/hb-server" --sets 2 --port "$PORTS" --users 2000 --rate 100 -
   --no-fsync --stats-file "$WORK/server.stats"
 wait_until 10 listening "$(first_port "$PORTS")" || fail "server did not listen"
 start c1 "$BIN/hb-client" --port "$PORTS" --uid-from 0 --uid-to 1000 --users 2000 --qps 500 --clock server \
-  --clock-skew 250000 --control 127.0.0.1:$C1
+  --clock-skew 250000 --control 127.0.0.1:"$C1"
 start c2 "$BIN/hb-client" --port "$PORTS" --uid-from 1000 --uid-to 2000 --users 2000 --qps 500 --clock server \
   --clock-skew -123456 --control 127.0.0.1:$C2
 check() {
@@ -21,9 +21,9 @@ check() {
   [ -n "$off" ] && [ "$off" != null ] && [ $(( off - want )) -le 5000 ] && [ $(( want - off )) -le 5000 ]
 }
 t0=$(date +%s%N)
-wait_until 8 check $C1 -250000 || fail "client 1: offset $(curl -sf 127.0.0.1:$C1/stats | jq .clock_offset_us), want -250000 +- 5000"
+wait_until 8 check "$C1" -250000 || fail "client 1: offset $(curl -sf 127.0.0.1:"$C1"/stats | jq .clock_offset_us), want -250000 +- 5000"
 wait_until 8 check $C2 123456 || fail "client 2: offset $(curl -sf 127.0.0.1:$C2/stats | jq .clock_offset_us), want 123456 +- 5000"
-ok "offsets converged within $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(curl -sf 127.0.0.1:$C1/stats | jq .clock_offset_us) us (injected +250000), $(curl -sf 127.0.0.1:$C2/stats | jq .clock_offset_us) us (injected -123456)"
+ok "offsets converged within $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(curl -sf 127.0.0.1:"$C1"/stats | jq .clock_offset_us) us (injected +250000), $(curl -sf 127.0.0.1:$C2/stats | jq .clock_offset_us) us (injected -123456)"
 sleep 3
 for p in $C1 $C2; do
   s=$(curl -sf "127.0.0.1:$p/stats")

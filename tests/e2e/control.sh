@@ -13,7 +13,7 @@ start server "$BIN/hb-server" --sets 4 --port "$PORTS" --users $USERS --rate 100
   --journal "$WORK/j" --stats-file "$WORK/server.stats" --no-fsync
 wait_until 10 listening "$(first_port "$PORTS")" || fail "server did not listen"
 start client_a "$BIN/hb-client" --port "$PORTS" --uid-from 0 --uid-to 10000 --users $USERS --qps 1000 \
-  --control 127.0.0.1:$C1 --stats-file "$WORK/a.stats"
+  --control 127.0.0.1:"$C1" --stats-file "$WORK/a.stats"
 start client_b "$BIN/hb-client" --port "$PORTS" --uid-from 10000 --uid-to 20000 --users $USERS --qps 1000 \
   --control 127.0.0.1:$C2 --stats-file "$WORK/b.stats"
 FLEET=("$ROOT/tools/fleet" --clients "127.0.0.1:$C1,127.0.0.1:$C2")
@@ -29,7 +29,7 @@ declare -A A B
 end=$(( T + 4 ))
 while [ "$(date +%s)" -le "$end" ]; do
   for c in a b; do
-    read -r s n < <(awk '$1=="second"{s=$2} $1=="shakes"{n=$2} END{print s, n}' "$WORK/$c.stats" 2>/dev/null) || continue
+    read -r s n < <(hb_stat "$WORK/$c.stats" second shakes 2>/dev/null) || continue
     [ -n "${s:-}" ] && [ -n "${n:-}" ] && { if [ $c = a ]; then A[$s]=$n; else B[$s]=$n; fi; }
   done
   sleep 0.1
@@ -37,29 +37,29 @@ done
 rate() { echo $(( ${A[$(( $1 + 1 ))]} - ${A[$1]} + ${B[$(( $1 + 1 ))]} - ${B[$1]} )); }
 within() { local v=$1 want=$2; [ $(( v * 100 )) -ge $(( want * 97 )) ] && [ $(( v * 100 )) -le $(( want * 103 )) ]; }
 for s in $((T - 2)) $((T - 1)) $T $((T + 1)) $((T + 2)); do
-  [ -n "${A[$s]:-}" ] && [ -n "${A[$((s + 1))]:-}" ] && [ -n "${B[$s]:-}" ] && [ -n "${B[$((s + 1))]:-}" ] \
+  { [ -n "${A[$s]:-}" ] && [ -n "${A[$((s + 1))]:-}" ] && [ -n "${B[$s]:-}" ] && [ -n "${B[$((s + 1))]:-}" ]; } \
     || fail "missing stats samples around second $s"
-  r=$(rate $s)
-  want=$([ $s -lt $T ] && echo 1000 || echo 3000)
-  within "$r" "$want" || fail "second T$([ $s -ge $T ] && echo +)$((s - T)): aggregate $r shakes/s, want $want"
-  ok "second T$([ $s -ge $T ] && echo +)$((s - T)): aggregate $r shakes/s (want $want)"
+  r=$(rate "$s")
+  want=$([ "$s" -lt $T ] && echo 1000 || echo 3000)
+  within "$r" "$want" || fail "second T$([ "$s" -ge $T ] && echo +)$((s - T)): aggregate $r shakes/s, want $want"
+  ok "second T$([ "$s" -ge $T ] && echo +)$((s - T)): aggregate $r shakes/s (want $want)"
 done
 for c in $C1 $C2; do
-  expect_eq "client :$c /stats target_qps (its share)" "$(curl -sf 127.0.0.1:$c/stats | jq .target_qps)" 1500
-  expect_eq "client :$c /stats aggregate_qps" "$(curl -sf 127.0.0.1:$c/stats | jq .aggregate_qps)" 3000
+  expect_eq "client :$c /stats target_qps (its share)" "$(curl -sf 127.0.0.1:"$c"/stats | jq .target_qps)" 1500
+  expect_eq "client :$c /stats aggregate_qps" "$(curl -sf 127.0.0.1:"$c"/stats | jq .aggregate_qps)" 3000
 done
 
 "${FLEET[@]}" pause >/dev/null || fail "fleet pause"
 sleep 1.5
-a0=$(curl -sf 127.0.0.1:$C1/stats | jq .shakes); sleep 1.2; a1=$(curl -sf 127.0.0.1:$C1/stats | jq .shakes)
+a0=$(curl -sf 127.0.0.1:"$C1"/stats | jq .shakes); sleep 1.2; a1=$(curl -sf 127.0.0.1:"$C1"/stats | jq .shakes)
 expect_eq "shakes sent while paused" $((a1 - a0)) 0
 "${FLEET[@]}" resume >/dev/null || fail "fleet resume"
 sleep 1.5
-a2=$(curl -sf 127.0.0.1:$C1/stats | jq .shakes)
+a2=$(curl -sf 127.0.0.1:"$C1"/stats | jq .shakes)
 expect_ge "shakes sent within 1.5 s of resume" $((a2 - a1)) 1000
 # a client that does not answer is reported, and fleet fails
-if "$ROOT/tools/fleet" --clients "127.0.0.1:$C1,127.0.0.1:1" stats >"$WORK/fleet.out" 2>&1; then
-  fail "fleet succeeded with a dead client"
-fi
+rc=0
+"$ROOT/tools/fleet" --clients "127.0.0.1:$C1,127.0.0.1:1" stats >"$WORK/fleet.out" 2>&1 || rc=$?
+expect_eq "tools/fleet with a dead client: exit" "$rc" 1
 grep -q "127.0.0.1:1 *NO ANSWER" "$WORK/fleet.out" || fail "dead client not listed"
 ok "a client that does not answer is listed and fleet exits non-zero"

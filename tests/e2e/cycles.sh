@@ -17,7 +17,7 @@ wait_until 10 made 600 200 || fail "first cycle not made"
 sleep 1
 expect_eq "after the first cycle: still 600 + 200 (nothing more without a signal)" \
   "$(stat "$WORK/server.stats" made_shake)+$(stat "$WORK/server.stats" made_send)" "600+200"
-stop_pid=$PID_server
+stop_pid=$(hb_pid server)
 kill -USR1 "$stop_pid"
 made_shake_ge() { [ "$(stat "$WORK/server.stats" made_shake)" -ge "$1" ]; }
 wait_until 5 made_shake_ge 900 || fail "second cycle did not start"

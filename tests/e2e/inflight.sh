@@ -13,15 +13,15 @@ start server "$BIN/hb-server" --sets 2 --port "$ports" --users 100 --rate 1000 -
 wait_until 10 listening "$(first_port "$ports")" || fail "server did not listen"
 start client "$BIN/hb-client" --port "$ports" --uid-to 100 --qps 100 --drain 5 --ledger "$WORK/c.ledger"
 sleep 3
-kill -STOP "$PID_server"
+kill -STOP "$(hb_pid server)"
 sleep 1.5 # every user's next shake is sent and waits
-kill -TERM "$PID_client"; sleep 0.3; kill -TERM "$PID_client" # stop at once
+kill -TERM "$(hb_pid client)"; sleep 0.3; kill -TERM "$(hb_pid client)" # stop at once
 wait_exit client 10
-kill -CONT "$PID_server"
+kill -CONT "$(hb_pid server)"
 sleep 1 # the server reads the shakes left in its sockets and pays them
 stop server
 grep -q "second signal" "$WORK/client.log" || fail "the client did not stop at once"
-q=$(grep -c '^Q ' "$WORK/c.ledger" || true)
+q=$(grep_count '^Q ' "$WORK/c.ledger")
 expect_ge "unanswered shakes in the ledger (Q lines)" "$q" 1
 
 # Opens: take a paid share out of the ledger and name it as unanswered, as a
@@ -41,14 +41,14 @@ unheard=$((jwins - lwins + 1)) # the wins never read, and the share taken out
 expect_ge "grants the client never heard of" "$unheard" 2
 explained=$(sed -n 's/^  in flight: .*; \([0-9]*\) grants the clients never heard of.*/\1/p' "$WORK/rec.txt")
 expect_eq "each of them explained as in flight" "$explained" "$unheard"
-shown=$(grep -c 'no client recorded it\|its client has no record' "$WORK/rec.txt" || true)
-expect_eq "every difference shown is explained" "$(grep -c 'unanswered when the client stopped' "$WORK/rec.txt" || true)" "$shown"
+shown=$(grep_count 'no client recorded it\|its client has no record' "$WORK/rec.txt")
+expect_eq "every difference shown is explained" "$(grep_count 'unanswered when the client stopped' "$WORK/rec.txt")" "$shown"
 
 # Control: without the Q and O lines the same differences are not explained.
 grep -v '^[QO] ' "$WORK/c2.ledger" >"$WORK/c3.ledger"
 rc=0
 "$BIN/hb-reconcile" --journal "$WORK/j" --server-stats "$WORK/server.stats" "$WORK/c3.ledger" >"$WORK/rec3.txt" || rc=$?
 expect_eq "control: exit" "$rc" 1
-expect_eq "control: nothing explained" "$(grep -c 'unanswered when the client stopped' "$WORK/rec3.txt" || true)" 0
+expect_eq "control: nothing explained" "$(grep_count 'unanswered when the client stopped' "$WORK/rec3.txt")" 0
 expect_eq "control: the same differences" "$(sed -n 's/^LEDGER MISMATCH: \([0-9]*\).*/\1/p' "$WORK/rec3.txt")" \
   "$(sed -n 's/^LEDGER MISMATCH: \([0-9]*\).*/\1/p' "$WORK/rec.txt")"

@@ -1,19 +1,36 @@
+# shellcheck shell=bash
 # lib.sh -- helpers for the end-to-end tests (sourced).  Every process a test
-# starts is killed when it exits; every address is on loopback; files live in
-# a fresh temporary directory (kept with HB_KEEP=1).
+# starts is stopped when it exits; every address is on loopback; files live in
+# a fresh temporary directory (kept with HB_KEEP=1).  Built on
+# tools/dev/lib.sh (the hb_* functions, usable here too).
+#
+# At the end (cleanup): everything still running gets SIGTERM and
+# HB_STOP_WAIT (60) seconds to finish, so LeakSanitizer can write its report;
+# a process started with `start` that ended with a status other than 0
+# without the test checking it, or a sanitizer report in the log of any
+# instance of any process (NAME.log, and NAME.log.1, .2 ... of the instances
+# before a restart), fails the test.
 set -euo pipefail
-BIN=${HB_BIN:?HB_BIN must point at build/bin}
-WORK=$(mktemp -d /tmp/hb-e2e.XXXXXX)
-PIDS=()
+# shellcheck source=../../tools/dev/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/dev/lib.sh"
+# shellcheck disable=SC2034 # BIN, HB_LOGDIR and PIDS are for the tests and tools/dev/lib.sh
+{
+  BIN=${HB_BIN:?HB_BIN must point at build/bin}
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/hb-e2e.XXXXXX")
+  HB_LOGDIR=$WORK
+  declare -n PIDS=HB_PIDS
+} # the old name: PIDS+=(PID) still has it stopped at the end
 T0=$(date +%s)
 
 cleanup() {
-  local rc=$?
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  local rc=$? f
+  hb_stop_all || { [ $rc != 0 ] || rc=1; }
   # A sanitizer report in any log fails the test (sanitized builds).
-  if [ $rc = 0 ] && grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$WORK"/*.log 2>/dev/null; then
+  if hb_sanitizer_logs "$WORK" >"$WORK/.sanitized"; [ -s "$WORK/.sanitized" ]; then
+    while read -r f; do
+      echo "--- sanitizer report in $f:"
+      grep -m1 -A12 -E "$HB_SANITIZER_RE" "$f"
+    done <"$WORK/.sanitized"
     echo "FAIL: sanitizer report in the logs above" >&2
     rc=1
   fi
@@ -29,66 +46,49 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
-log() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
+log() { echo "[$(($(date +%s) - T0))s] $*"; }
 
 # free_ports N: prints "A-B", N consecutive ports nobody listens on
-free_ports() {
-  local n=$1 base i busy
-  for _ in $(seq 50); do
-    base=$(( 20000 + RANDOM % 30000 ))
-    busy=0
-    for ((i = 0; i < n; i++)); do
-      if ss -Htan "sport = :$((base + i))" | grep -q .; then busy=1; break; fi
-    done
-    [ $busy = 0 ] && { echo "$base-$((base + n - 1))"; return; }
-  done
-  fail "no free ports"
-}
+free_ports() { hb_free_ports "$@" || fail "no free ports"; }
+first_port() { hb_first_port "$@"; }
+listening() { hb_listening "$@"; }
 
-# stat FILE NAME: a counter from a stats file ('name value' lines)
-stat() { awk -v k="$2" '$1 == k { print $2; found = 1 } END { if (!found) print "MISSING" }' "$1"; }
+# stat FILE NAME...: values from a stats file (hb-stats); a missing file or
+# name prints nothing, says so on stderr, and returns non-zero
+stat() { hb_stat "$@"; }
 
 # expect_eq WHAT ACTUAL WANT
-expect_eq() { [ "$2" = "$3" ] || fail "$1: got $2, want $3"; ok "$1 = $3"; }
-expect_ge() { [ "$2" -ge "$3" ] || fail "$1: got $2, want >= $3"; ok "$1 = $2 (>= $3)"; }
-expect_le() { [ "$2" -le "$3" ] || fail "$1: got $2, want <= $3"; ok "$1 = $2 (<= $3)"; }
+expect_eq() { [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"; ok "$1 = $3"; }
+expect_ge() { { [[ $2 =~ ^-?[0-9]+$ ]] && [ "$2" -ge "$3" ]; } || fail "$1: got '$2', want >= $3"; ok "$1 = $2 (>= $3)"; }
+expect_le() { { [[ $2 =~ ^-?[0-9]+$ ]] && [ "$2" -le "$3" ]; } || fail "$1: got '$2', want <= $3"; ok "$1 = $2 (<= $3)"; }
+
+# expect_status WANT WHAT CMD...: run CMD, its exit status must be exactly
+# WANT (for a CMD whose output is to be kept: rc=0; CMD >FILE || rc=$?;
+# expect_eq "WHAT: exit" "$rc" WANT -- a redirection of expect_status would
+# take its own messages too)
+expect_status() {
+  local want=$1 what=$2 rc=0
+  shift 2
+  "$@" || rc=$?
+  [ "$rc" = "$want" ] || fail "$what: exit status $rc$(hb_status_text "$rc"), want $want"
+  ok "$what: exit status $want"
+}
+
+# grep_count PATTERN FILE: grep -c, 0 for no match, an error (empty output,
+# status 2) when FILE cannot be read -- never `grep -c ... || true`
+grep_count() { grep -c -- "$1" "$2" || [ $? = 1 ]; }
 
 # wait_until SECONDS CMD...: poll CMD every 0.1 s
-wait_until() {
-  local t=$1; shift
-  local end=$(( $(date +%s%N) / 1000000 + t * 1000 ))
-  until "$@" 2>/dev/null; do
-    [ $(( $(date +%s%N) / 1000000 )) -lt $end ] || return 1
-    sleep 0.1
-  done
-}
+wait_until() { hb_wait_until "$@"; }
 
-listening() { ss -Htln "sport = :$1" | grep -q .; }
+# start NAME CMD...: run in the background, logging to $WORK/NAME.log (an
+# earlier NAME's log is kept as NAME.log.N); its pid in $PID_NAME
+start() { hb_start "$@"; }
 
-# start NAME CMD...: run in the background, logging to $WORK/NAME.log
-start() {
-  local name=$1; shift
-  "$@" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  eval "PID_$name=$!"
-}
+# stop NAME [SIGNAL [STATUS]]: signal (TERM), wait, and check the exit
+# status: exactly STATUS, by default 0 (137 after SIGKILL)
+stop() { hb_stop "$@"; }
 
-# stop NAME [SIGNAL]: signal and wait for it
-stop() {
-  local pid; eval "pid=\$PID_$1"
-  kill -"${2:-TERM}" "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-# wait_exit NAME SECONDS: wait for a process to end by itself
-wait_exit() {
-  local pid; eval "pid=\$PID_$1"
-  local end=$(( $(date +%s) + $2 ))
-  while kill -0 "$pid" 2>/dev/null; do
-    [ "$(date +%s)" -lt "$end" ] || fail "$1 did not finish within $2 s"
-    sleep 0.2
-  done
-  wait "$pid" || fail "$1 exited with status $?"
-}
-
-first_port() { echo "${1%%-*}"; }
+# wait_exit NAME SECONDS [STATUS]: wait for a process to end by itself with
+# exactly STATUS (0)
+wait_exit() { hb_wait_exit "$@"; }

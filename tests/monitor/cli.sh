@@ -23,13 +23,13 @@ expect_fail() {
 }
 expect_fail 2 "unknown option '--bogus'" "$MON" --bogus
 expect_fail 2 "settle: 99 is out of range" "$MON" --settle 99
-expect_fail 2 "unexpected argument 'extra'" "$MON" --udp 127.0.0.1:$UDP --http 127.0.0.1:$HTTP extra
-expect_fail 1 "no-such-dir/x.tsv" "$MON" --udp 127.0.0.1:$UDP --http 127.0.0.1:$HTTP --log /no-such-dir/x.tsv
-expect_fail 1 "--udp 'nonsense': expected HOST:PORT" "$MON" --udp nonsense --http 127.0.0.1:$HTTP
+expect_fail 2 "unexpected argument 'extra'" "$MON" --udp 127.0.0.1:$UDP --http 127.0.0.1:"$HTTP" extra
+expect_fail 1 "no-such-dir/x.tsv" "$MON" --udp 127.0.0.1:$UDP --http 127.0.0.1:"$HTTP" --log /no-such-dir/x.tsv
+expect_fail 1 "--udp 'nonsense': expected HOST:PORT" "$MON" --udp nonsense --http 127.0.0.1:"$HTTP"
 # an address already taken: a real listener on the HTTP port
 start_monitor first "$WORK/first.tsv"
 expect_fail 1 "bind" "$MON" --udp 127.0.0.1:$UDP --http 127.0.0.1:$((HTTP + 2))
-expect_fail 1 "--http 127.0.0.1:$HTTP: cannot listen" "$MON" --udp 127.0.0.1:$((HTTP + 3)) --http 127.0.0.1:$HTTP
+expect_fail 1 "--http 127.0.0.1:$HTTP: cannot listen" "$MON" --udp 127.0.0.1:$((HTTP + 3)) --http 127.0.0.1:"$HTTP"
 stop first
 
 for t in plot.sh netmon conns; do
@@ -46,7 +46,7 @@ expect_fail 2 "bad port '70a'" "$ROOT/tools/conns" -p 70a
 # netmon without -n runs until signalled, then prints its averages and exits 0
 "$ROOT/tools/netmon" -i lo >"$WORK/netmon.out" 2>&1 &
 NM=$!
-PIDS+=($NM)
+PIDS+=("$NM")
 sleep 1.5
 kill -TERM $NM
 rc=0; wait $NM || rc=$?

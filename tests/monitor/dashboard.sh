@@ -43,7 +43,7 @@ expect_le "tile: client send /s" "$(val client_send_qps)" $((QPS * 3 / 2))
 expect_ge "tile: server reply /s" "$(val server_reply_qps)" $((QPS / 2))
 expect_eq "tile: servers · clients" "$(val instances)" "1 · 1"
 p99=$(val lat_p99_us)
-[[ $p99 =~ ^[0-9.]+$ ]] && awk -v v="$p99" 'BEGIN { exit !(v > 0) }' || fail "tile: latency p99 is '$p99'"
+{ [[ $p99 =~ ^[0-9.]+$ ]] && awk -v v="$p99" 'BEGIN { exit !(v > 0) }'; } || fail "tile: latency p99 is '$p99'"
 ok "tile: latency p99 = $p99 ms"
 grep -q 'client-a' "$WORK/dom.html" || fail "the process table does not list client-a"
 

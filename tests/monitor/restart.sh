@@ -10,7 +10,7 @@
 # stats_moving FILE COUNTER SECONDS: the counter grows within SECONDS
 stats_moving() {
   local a; a=$(stat_or0 "$1" "$2")
-  wait_until "$3" bash -c "[ \$(awk -v k=$2 '\$1 == k { print \$2 }' '$1') -gt $a ]"
+  hb_wait_stat "$3" "$1" "$2" -gt "$a"
 }
 
 # 1. no monitor: both run and count reports they could not deliver
@@ -40,7 +40,7 @@ stats_moving "$WORK/client.stats" shakes 5 || fail "client stalled after the mon
 stats_moving "$WORK/server.stats" replies 5 || fail "server stalled after the monitor was killed"
 stats_moving "$WORK/server.stats" reports_dropped 5 || fail "server: reports_dropped does not grow after the kill"
 stats_moving "$WORK/client.stats" reports_dropped 5 || fail "client: reports_dropped does not grow after the kill"
-kill -0 "$PID_server" && kill -0 "$PID_client" || fail "a sender died with the monitor"
+{ kill -0 "$(hb_pid server)" && kill -0 "$(hb_pid client)"; } || fail "a sender died with the monitor"
 ok "monitor killed: server and client keep running"
 
 # 4. back: reports resume by themselves, fresh seconds in the log and the JSON
@@ -72,8 +72,7 @@ expect_le "monitor 2: largest client send rate across the restart" "$(tsv_max "$
 expect_le "monitor 2: largest client reply rate across the restart" "$(tsv_max "$WORK/mon2.tsv" client_reply_qps)" $((QPS * 3 / 2))
 
 # 6. SIGTERM: exit 0, summary line, complete log
-kill -TERM "$PID_mon2"
-wait "$PID_mon2" || fail "monitor 2 exited with status $? on SIGTERM"
+stop mon2 TERM 0
 grep -q "summary: .* seconds merged into $WORK/mon2.tsv" "$WORK/mon2.log" || fail "no summary line on SIGTERM"
 tsv_complete "$WORK/mon2.tsv" || fail "monitor 2's log is not complete after SIGTERM"
 ok "$(grep summary: "$WORK/mon2.log")"

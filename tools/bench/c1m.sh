@@ -46,16 +46,16 @@ Other:
 
 Reduced scale, a few minutes:  tools/bench/c1m.sh --users 100000 --hosts 4
 Files in DIR: report.md (printed at the end), result.txt (key=value),
-reports.tsv (every per-second report), phases.tsv, facts.txt, logs,
-server.journal/.stats and the client ledgers; monitor.tsv when
-build/bin/hb-monitor exists (it is fed the same reports, dashboard live)
-and then the charts of tools/plot.sh in DIR/plots/.
+reports.tsv (every per-second report: hb-monitor --reports), monitor.tsv
+(hb-monitor's merged seconds; dashboard live during the run), phases.tsv,
+facts.txt, logs, server.journal/.stats, the client ledgers, and the charts
+of tools/plot.sh in DIR/plots/.
 EOF
 }
 
-USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS= IDLE=30 QPS1=30000 QPS2=60000 RATE=200
-PACKETS= SEND= BUDGET= STEP_FROM= STEP_MAX= STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
-OUT= BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000
+USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS='' IDLE=30 QPS1=30000 QPS2=60000 RATE=200
+PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
+OUT='' BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000
 while [ $# -gt 0 ]; do
   case $1 in
     --users) USERS=$2; shift ;;
@@ -88,7 +88,7 @@ while [ $# -gt 0 ]; do
 done
 die() { echo "bench-c1m.sh: $*" >&2; exit 1; }
 for v in USERS HOSTS THREADS ADDRS NPORTS IDLE QPS1 QPS2 RATE STEP_S; do
-  [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || die "--${v,,} must be a positive whole number"
+  { [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ]; } || die "--${v,,} must be a positive whole number"
 done
 [ "$(id -u)" = 0 ] || die "must run as root (sysctls, network namespaces)"
 SETS=${SETS:-$(((USERS + 15624) / 15625))}
@@ -110,7 +110,8 @@ exec > >(tee -a "$OUT/bench.log") 2>&1
 T0=$(date +%s)
 say() { echo "[$(($(date +%s) - T0))s] $*"; }
 fact() { echo "$1=$2" >>"$OUT/facts.txt"; }
-stat() { awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$1" 2>/dev/null || echo 0; }
+# stat FILE KEY: a counter, 0 until the file and the counter are there (hb-stats)
+stat() { "$B/hb-stats" --default 0 "$1" "$2"; }
 meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 NOTES=()
 note() { NOTES+=("$*"); say "note: $*"; }
@@ -122,6 +123,7 @@ command -v python3 >/dev/null || die "python3 is needed for the report (apt-get 
 tools/dev/build.sh "$BUILD" >/dev/null
 B=$ROOT/$BUILD/bin
 [ -x "$B/hb-echo-floor" ] || die "$B/hb-echo-floor is missing"
+[ -x "$B/hb-monitor" ] || die "$B/hb-monitor is missing"
 hosts() { tools/hosts.sh --prefix "$PREFIX" --net "$NET" "$@"; }
 
 # ---- cleanup: whatever happens, nothing of ours stays ------------------------------------
@@ -202,16 +204,15 @@ PORTS="$BASE_PORT-$((BASE_PORT + NPORTS - 1))"
 hosts run 1 sysctl/check.sh client --conns $PER --tuples $((NPORTS * ADDRS)) >>"$OUT/check.log" 2>&1 ||
   { tail -20 "$OUT/check.log"; die "client host 1 is not ready (sysctl/check.sh client)"; }
 
+# hb-monitor receives every report: reports.tsv (each raw report, what
+# judge.py and report.py read) and monitor.tsv (merged seconds), dashboard live
 MON=$SERVER:9100
-relay=()
-if [ -x "$B/hb-monitor" ]; then
-  mp=18080
-  while ss -Htan "sport = :$mp or sport = :$((mp + 1))" | grep -q .; do mp=$((mp + 2)); done
-  bg monitor "$B/hb-monitor" --udp 127.0.0.1:$((mp + 1)) --http 127.0.0.1:$mp --log "$OUT/monitor.tsv"
-  relay=(--relay 127.0.0.1:$((mp + 1)))
-  say "hb-monitor: dashboard on http://127.0.0.1:$mp/"
-fi
-bg collect python3 tools/bench/collect.py --listen "$MON" --out "$OUT/reports.tsv" "${relay[@]}"
+mp=18080
+while ss -Htan "sport = :$mp" | grep -q .; do mp=$((mp + 1)); done
+bg monitor "$B/hb-monitor" --udp "$MON" --http 127.0.0.1:$mp --log "$OUT/monitor.tsv" --reports "$OUT/reports.tsv"
+for _ in $(seq 50); do ss -Hlun "sport = :9100" | grep -q . && break; sleep 0.1; done
+ss -Hlun "sport = :9100" | grep -q . || die "hb-monitor did not bind $MON (see $OUT/monitor.log)"
+say "hb-monitor: dashboard on http://127.0.0.1:$mp/"
 
 # ---- the server; the event (stage 2) starts at a planned unix second --------------------------
 launch=$(date +%s.%N)
@@ -226,7 +227,7 @@ for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sle
 ss -Htln "sport = :$BASE_PORT" | grep -q . || die "hb-server did not listen (see $OUT/server.log)"
 SPID=$(pid_of server)
 sleep 1
-fact rss_base_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/$SPID/status)"
+fact rss_base_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/"$SPID"/status)"
 fact slab_before_kb "$(meminfo Slab)"; fact memavail_before_kb "$(meminfo MemAvailable)"
 
 
@@ -270,8 +271,8 @@ step_once() {
     --qps "$3" --max-p99-ms "$MAX_P99") || rc=$?
   [ $rc = 0 ] && VERDICT=pass || VERDICT=fail
   say "  $1: $out"
-  printf 'step\t%s\t%s\t%s\t%s\t%s\n' "$1" $first $last "$3" $VERDICT >>"$OUT/phases.tsv"
-  if [ $VERDICT = fail ]; then # let the backlog drain before the next, lower step
+  printf 'step\t%s\t%s\t%s\t%s\t%s\n' "$1" $first $last "$3" "$VERDICT" >>"$OUT/phases.tsv"
+  if [ "$VERDICT" = fail ]; then # let the backlog drain before the next, lower step
     post_all "/qps?qps=0"
     drained
   fi
@@ -295,28 +296,29 @@ drained() {
 # end the search.
 step() {
   step_once "$@"
-  [ $VERDICT = pass ] || step_once "$@"
+  [ "$VERDICT" = pass ] || step_once "$@"
 }
 # search TARGET PREFIX: double from STEP_FROM until a step fails (or
 # STEP_MAX), then halve the interval down to 5%; sets BEST.
 search() {
   local lo=0 hi=0 q=$STEP_FROM
   while :; do
-    step "$1" "$2" $q
-    if [ $VERDICT = pass ]; then
+    step "$1" "$2" "$q"
+    if [ "$VERDICT" = pass ]; then
       lo=$q
-      [ $q -ge "$STEP_MAX" ] && break
+      [ "$q" -ge "$STEP_MAX" ] && break
       q=$((2 * q > STEP_MAX ? STEP_MAX : 2 * q))
     else
       hi=$q
       break
     fi
   done
-  while [ $hi -gt 0 ] && [ $((hi - lo)) -gt $((hi / 20)) ] && [ $((hi - lo)) -gt 1000 ]; do
+  while [ "$hi" -gt 0 ] && [ $((hi - lo)) -gt $((hi / 20)) ] && [ $((hi - lo)) -gt 1000 ]; do
+    # shellcheck disable=SC2017 # rounded down to a multiple of 500 on purpose
     q=$(((lo + hi) / 1000 * 500))
-    [ $q -gt $lo ] || break
+    [ $q -gt "$lo" ] || break
     step "$1" "$2" $q
-    if [ $VERDICT = pass ]; then lo=$q; else hi=$q; fi
+    if [ "$VERDICT" = pass ]; then lo=$q; else hi=$q; fi
   done
   post_all "/qps?qps=0"
   BEST=$lo
@@ -336,7 +338,7 @@ say "stage 1: $connected connected after $(echo "$tc - $c0" | bc -l | xargs prin
 # Memory once the connections settle (5 s), still inside the idle stage.
 m=$(( ${tc%.*} + 6 < AT2 - 3 ? ${tc%.*} + 6 : AT2 - 3 ))
 sleep_until $m
-fact rss_idle_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/$SPID/status)"
+fact rss_idle_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/"$SPID"/status)"
 fact slab_idle_kb "$(meminfo Slab)"; fact memavail_idle_kb "$(meminfo MemAvailable)"
 printf 'stage\tidle\t%s\t%s\t0\n' $(( ${tc%.*} + 1 )) $((AT2 - 1)) >>"$OUT/phases.tsv"
 
@@ -379,7 +381,7 @@ if [ $STEPS = 1 ]; then
   post_all "/qps?qps=0"
   drained # an overloaded stage 3 leaves a backlog that would fail the first step
   search server c
-  fact max_qps_server $BEST
+  fact max_qps_server "$BEST"
 fi
 say "stopping the clients and hb-server"
 post_all "/qps?qps=0"
@@ -401,6 +403,7 @@ fact ledger_summary "$(tail -n 1 "$OUT/ledger.txt")"
 tcp_left() { # sockets in use + orphaned + TIME_WAIT in namespace $1 ("" = ours)
   local ns=()
   [ -n "$1" ] && ns=(ip netns exec "$1")
+  # shellcheck disable=SC2016 # an awk program
   "${ns[@]}" awk '/^TCP:/ { print $3 + $5 + $7 }' /proc/net/sockstat
 }
 settle() {
@@ -425,14 +428,13 @@ if [ $STEPS = 1 ] && [ $FLOOR = 1 ]; then
   say "echo floor: $(stat "$OUT/echo.stats" conns) connected after $(echo "$te - $e0" | bc -l | xargs printf %.1f) s"
   sleep 3
   search echo e
-  fact max_qps_echo $BEST
+  fact max_qps_echo "$BEST"
   stop_clients e
   stop_wait echo 30
 fi
 
 # ---- put the machine back, then the report ------------------------------------------------------
-stop_wait collect 10
-[ -n "$(pid_of monitor 2>/dev/null)" ] && stop_wait monitor 10
+stop_wait monitor 10
 hosts down >/dev/null
 sysctl/revert.sh --holder $$ >"$OUT/revert.log" 2>&1 || note "sysctl/revert.sh failed: see revert.log"
 sleep 2
@@ -444,8 +446,11 @@ echo
 python3 tools/bench/report.py --dir "$OUT"
 echo
 if [ -s "$OUT/monitor.tsv" ]; then
-  tools/plot.sh "$OUT/monitor.tsv" "$OUT/plots" >/dev/null 2>&1 && say "charts (client/server QPS, packets, connections, latency) in $OUT/plots/" \
-    || note "tools/plot.sh failed on monitor.tsv"
+  if tools/plot.sh "$OUT/monitor.tsv" "$OUT/plots" >/dev/null 2>&1; then
+    say "charts (client/server QPS, packets, connections, latency) in $OUT/plots/"
+  else
+    note "tools/plot.sh failed on monitor.tsv"
+  fi
 fi
 say "files in $OUT"
 [ "$lr" = 0 ] || die "ledger check failed (see $OUT/ledger.txt)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """judge.py -- did the clients keep up during one step of the rate search?
-Reads collect.py's TSV for the clients whose instance names start with
+Reads hb-monitor --reports' TSV for the clients whose instance names start with
 --prefix over activity seconds --first..--last (series.py), and passes the
 step when replies kept pace with the target rate (mean >= --min-ratio x
 --qps, i.e. replies did not fall behind) and the merged p99 latency stayed

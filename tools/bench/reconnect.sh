@@ -55,7 +55,8 @@ free_base() {
     ss -Htan "( sport >= :$b and sport <= :$((b + 3)) )" | grep -q . || { echo $b; return; }
   done
 }
-stat_of() { awk -v k="$2" '$1 == k { print $2 }' "$1" 2>/dev/null || true; }
+# stat_of FILE KEY: a counter, 0 until the file and the counter are there (hb-stats)
+stat_of() { "$B/hb-stats" --default 0 "$1" "$2"; }
 drops() { nstat -az TcpExtListenDrops 2>/dev/null | awk '/ListenDrops/ { print $2 }'; }
 
 run() {
@@ -67,12 +68,12 @@ run() {
     --stats-file "$dir/server.stats" --stats-every 100)
   "$B/hb-server" "${sargs[@]}" >"$dir/server.log" 2>&1 &
   local spid=$!
-  PIDS+=($spid)
+  PIDS+=("$spid")
   until ss -Htln "sport = :$P" | grep -q .; do sleep 0.1; done
   local per=$((USERS / CLIENTS))
   for ((i = 0; i < CLIENTS; i++)); do
     "$B/hb-client" --port "$ports" --source 127.0.0.1-127.0.0.8 --uid-from $((i * per)) --uid-to $(((i + 1) * per)) \
-      --users "$USERS" --qps 0 --no-shake --backoff-base "$BASE" --backoff-cap "$CAP" $jitter \
+      --users "$USERS" --qps 0 --no-shake --backoff-base "$BASE" --backoff-cap "$CAP" "$jitter" \
       --connect-rate 10000000 --inflight 1000000 \
       >"$dir/client$i.log" 2>&1 &
     PIDS+=($!)
@@ -89,7 +90,7 @@ run() {
   local d0; d0=$(drops)
   "$B/hb-server" "${sargs[@]}" >>"$dir/server.log" 2>&1 &
   spid=$!
-  PIDS+=($spid)
+  PIDS+=("$spid")
   local t0; t0=$(date +%s%N)
   : >"$dir/curve.tsv"
   while :; do

@@ -2,7 +2,7 @@
 """report.py -- the result file and the short report of tools/bench/c1m.sh.
 
 Inputs (all in --dir, written by the benchmark):
-  reports.tsv  every monitor report of the run (collect.py)
+  reports.tsv  every monitor report of the run (hb-monitor --reports)
   phases.tsv   "stage NAME FIRST LAST QPS" and "step TARGET FIRST LAST QPS VERDICT" lines:
                activity seconds (series.py), inclusive
   facts.txt    "key=value" measured by the script (times, RSS, /proc/meminfo, ledger, ...)

@@ -1,13 +1,16 @@
-"""series.py -- turning collect.py's reports into per-second figures (a
-library for judge.py and report.py).
+"""series.py -- turning the raw reports of `hb-monitor --reports FILE` into
+per-second figures (a library for judge.py and report.py).  The file's
+format has one home, monitor/tsvlog.c (mon_reports_line): a header naming
+the columns, one line per report received, the latency histogram as
+"high:count" pairs (high: the largest microsecond value of the bucket).
 
 Counters in reports are cumulative per process, read just after the start of
 the second they are stamped with; so the difference between the reports
 stamped s and s+1 is what happened during [s, s+1), which this module calls
 activity second s.  A lost report makes one difference span several seconds;
 it is spread evenly over them.  The latency histogram of the report stamped
-s+1 is likewise that of activity second s.  Histograms use proto/hist.h's
-buckets and are merged by adding counts, so a stage's percentiles are exact to
+s+1 is likewise that of activity second s.  Histograms (lib/hist.h's
+buckets) are merged by adding counts, so a stage's percentiles are exact to
 the bucket (< 0.8%), not an average of per-second percentiles."""
 import statistics
 
@@ -15,22 +18,8 @@ NUMERIC = ("second", "boot_id", "connections", "requests", "replies", "wins", "l
            "amount_won", "notices", "opens", "errors", "packets_won", "target_qps")
 RATES = ("requests", "replies", "wins", "packets_created", "packets_won", "errors", "opens", "notices")
 
-# proto/hist.h: 0..255 exact, then 128 sub-buckets per power of two
-SUB_BITS, SUB, LINEAR = 7, 128, 256
-
-
-def bucket_high(i):
-    """Largest value bucket i stands for (hb_hist_high)."""
-    if i < LINEAR:
-        return i
-    k = (i - LINEAR) // SUB + SUB_BITS + 1
-    sub = (i - LINEAR) % SUB
-    low = (SUB + sub) << (k - SUB_BITS)
-    return low + (1 << (k - SUB_BITS)) - 1
-
-
 def load(path):
-    """The reports of a collect.py TSV, as dicts with numbers parsed."""
+    """The reports of an hb-monitor --reports file, as dicts with numbers parsed."""
     rows = []
     with open(path) as f:
         header = f.readline().rstrip("\n").split("\t")
@@ -79,13 +68,13 @@ def rate_stats(series, key, first, last):
 
 
 def hist(rows, first, last):
-    """Merged latency buckets {index: count} of activity seconds first..last."""
+    """Merged latency buckets {high: count} of activity seconds first..last."""
     h = {}
     for r in rows:
         if first <= r["second"] - 1 <= last and r["lat"] != "-":
             for pair in r["lat"].split(","):
-                i, c = pair.split(":")
-                h[int(i)] = h.get(int(i), 0) + int(c)
+                high, c = pair.split(":")
+                h[int(high)] = h.get(int(high), 0) + int(c)
     return h
 
 
@@ -96,8 +85,8 @@ def percentile(h, p):
         return None
     rank = max(1, min(total, int(p / 100.0 * total + 0.999999999)))
     seen = 0
-    for i in sorted(h):
-        seen += h[i]
+    for high in sorted(h):
+        seen += h[high]
         if seen >= rank:
-            return bucket_high(i)
+            return high
     return None

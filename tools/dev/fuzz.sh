@@ -12,8 +12,8 @@ case "${1:-}" in -h|--help) sed -n '2,/^set -/p' "$0" | sed '$d; s/^# \{0,1\}//'
 cd "$(dirname "$0")/../.."
 SECONDS_EACH=${1:-60}
 command -v clang >/dev/null || { echo "fuzz: clang is not installed (tools/dev/setup.sh)" >&2; exit 1; }
-CC=clang tools/dev/build.sh build-fuzz -DHB_FUZZ=ON -DHB_WERROR=ON >/dev/null 2>&1 || {
-  CC=clang cmake -S . -B build-fuzz -DHB_FUZZ=ON >/dev/null; cmake --build build-fuzz -j"$(nproc)"; exit 1; }
+# build.sh prints the compiler's errors and exits non-zero on any failure
+CC=clang tools/dev/build.sh build-fuzz -DHB_FUZZ=ON -DHB_WERROR=ON
 B=build-fuzz/fuzz
 work=$(mktemp -d /tmp/hb-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -35,7 +35,7 @@ for t in frame server journal; do
   if wait "${pids[$i]}"; then
     printf 'fuzz_%-8s ok: %s executions, %s corpus entries\n' "$t" \
       "$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/$t.log" | grep -o '[0-9]*$')" \
-      "$(ls "$work/$t" | wc -l)"
+      "$(find "$work/$t" -maxdepth 1 -type f | wc -l)"
   else
     echo "fuzz_$t FAILED:"; tail -n 40 "$work/$t.log"; rc=1
   fi

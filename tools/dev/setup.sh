@@ -15,6 +15,7 @@ PKGS=(
   clang libclang-rt-14-dev                    # libFuzzer and sanitizer runtimes
   gnuplot-nox                                 # tools/plot.sh
   iproute2 procps psmisc curl jq bc           # namespaces, ss, process control, HTTP and JSON in scripts
+  shellcheck                                  # tools/dev/lint.sh (ctest lint.shellcheck)
   python3                                     # tools/bench/c1m.sh report (standard library only)
   prometheus                                  # promtool, to validate /metrics
   chromium                                    # headless dashboard test
