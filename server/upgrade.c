@@ -228,7 +228,7 @@ static const char *refusal(sv_server *s, const Hb__UpgradeHello *h, char *buf, s
     else {
         Hb__Cycle mine;
         char why[200];
-        sv_cycle_from_config(&s->cfg, h->money->number, &mine);
+        sv_cycle_from_config(&s->cfg, (uint32_t)atomic_load(&s->cycles_started), &mine);
         if (!sv_cycle_money_differs(&mine, h->money, why, sizeof why))
             return NULL;
         snprintf(buf, n, "money settings differ: %s", why);

@@ -84,8 +84,9 @@ round=0
 deadline=$(( $(date +%s) + 60 ))
 while :; do
   round=$((round + 1))
-  [ $round -le 20 ] && [ "$(date +%s)" -lt $deadline ] ||
+  if [ $round -gt 20 ] || [ "$(date +%s)" -ge $deadline ]; then
     fail "after $((round - 1)) kills no retried shake was answered from a replayed grant (retry_replayed 0)"
+  fi
   # In flight: replies waiting for their journal record (the deferred gauge)
   # in the latest stats, and grants still being made.
   w0=$(stat "$SS" wins)
@@ -111,7 +112,7 @@ done
 # Let the restarted server pay for a while, then stop clients (draining) and server.
 w0=$(stat "$SS" wins)
 wait_until 20 ge "$SS" wins $((w0 + 1000)) || fail "$SERVER did not go on paying"
-kill -TERM "$PID_client_a" "$PID_client_b"
+kill -TERM "$(hb_pid client_a)" "$(hb_pid client_b)"
 wait_exit client_a 40
 wait_exit client_b 40
 stop "$SERVER"
@@ -161,7 +162,7 @@ kill_server
 start_server "$WORK/jx"
 all_back
 wait_until 20 ge "$SS" wins 500 || fail "control (a): no grants after the restart"
-kill -TERM "$PID_client_x"
+kill -TERM "$(hb_pid client_x)"
 wait_exit client_x 40
 stop "$SERVER"
 rc=$(reconcile_rc "$WORK/rec-a.txt" --journal "$WORK/jx" --server-stats "$SS" "$WORK/x.ledger")

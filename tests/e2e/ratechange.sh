@@ -18,14 +18,14 @@ start server "$BIN/hb-server" --sets 2 --port "$PORTS" --users $USERS --rate 100
   --journal "$WORK/j" --no-fsync --stats-file "$WORK/server.stats"
 wait_until 10 listening "$(first_port "$PORTS")" || fail "server did not listen"
 start client "$BIN/hb-client" --port "$PORTS" --uid-to $USERS --qps 1000 --clock server --clock-skew 500000 \
-  --control 127.0.0.1:$CP
+  --control "127.0.0.1:$CP"
 ready() {
   local s; s=$(curl -sf "127.0.0.1:$CP/stats") || return 1
   local off; off=$(echo "$s" | jq .clock_offset_us)
-  [ "$(echo "$s" | jq .active)" = $USERS ] && [ $(( off + 500000 )) -le 5000 ] && [ $(( -500000 - off )) -le 5000 ]
+  [ "$(echo "$s" | jq .active)" = "$USERS" ] && [ $(( off + 500000 )) -le 5000 ] && [ $(( -500000 - off )) -le 5000 ]
 }
-wait_until 20 ready || fail "client not connected with its offset known: $(curl -sf 127.0.0.1:$CP/stats)"
-ok "client connected, clock offset $(curl -sf 127.0.0.1:$CP/stats | jq .clock_offset_us) us (injected skew +500000)"
+wait_until 20 ready || fail "client not connected with its offset known: $(curl -sf "127.0.0.1:$CP/stats")"
+ok "client connected, clock offset $(curl -sf "127.0.0.1:$CP/stats" | jq .clock_offset_us) us (injected skew +500000)"
 
 # Record every version of the server's stats file by its second, from now on.
 record() {
@@ -50,18 +50,20 @@ declare -A S
 while read -r sec n; do S[$sec]=$n; done <"$WORK/samples"
 got=() bad=0
 for s in $(seq $((T - 1)) $((T + 4))); do
-  [ -n "${S[$s]:-}" ] && [ -n "${S[$((s + 1))]:-}" ] || fail "missing server stats around second $s"
+  if [ -z "${S[$s]:-}" ] || [ -z "${S[$((s + 1))]:-}" ]; then fail "missing server stats around second $s"; fi
   r=$(( S[$((s + 1))] - S[$s] ))
-  if [ $s -ge $T ] && [ $s -lt $((T + 4)) ]; then want=2000; else want=1000; fi
-  if [ $s -ge $T ]; then got+=("T+$((s - T)):$r/$want"); else got+=("T$((s - T)):$r/$want"); fi
-  [ $(( r * 100 )) -ge $(( want * 97 )) ] && [ $(( r * 100 )) -le $(( want * 103 )) ] || bad=1
+  if [ "$s" -ge "$T" ] && [ "$s" -lt $((T + 4)) ]; then want=2000; else want=1000; fi
+  if [ "$s" -ge "$T" ]; then got+=("T+$((s - T)):$r/$want"); else got+=("T$((s - T)):$r/$want"); fi
+  if [ $(( r * 100 )) -lt $(( want * 97 )) ] || [ $(( r * 100 )) -gt $(( want * 103 )) ]; then bad=1; fi
 done
 [ $bad = 0 ] || fail "shakes per second (got/want): ${got[*]}"
 ok "shakes per second (got/want): ${got[*]}"
 
 # /stats lists the queued changes in the order they apply.
 N=$(( $(date +%s) + 100 ))
-[ "$(post 1500 $((N + 1)))" = 200 ] && [ "$(post 1200 $N)" = 200 ] || fail "POST future changes: $(cat "$WORK/post.out")"
+if [ "$(post 1500 $((N + 1)))" != 200 ] || [ "$(post 1200 "$N")" != 200 ]; then
+  fail "POST future changes: $(cat "$WORK/post.out")"
+fi
 q=$(curl -sf "127.0.0.1:$CP/stats" | jq -c '[.queued[] | [.at, .qps]]')
 expect_eq "queued changes" "$q" "[[$N,1200],[$((N + 1)),1500]]"
 # the same second again replaces that second's change

@@ -29,6 +29,7 @@ PREFIX=hbt$(($$ % 100000))
 hosts() { "$HOSTS_SH" --prefix "$PREFIX" "$@"; }
 
 # The kernel settings this test found, to prove it puts them back.
+# shellcheck source=../../sysctl/lib.sh
 KEYS=$( { . "$SYSCTL/lib.sh"; conf_entries "$SYSCTL/server.conf" | cut -f1; } )
 snapshot() { for k in $KEYS; do printf '%s=%s\n' "$k" "$(sysctl -n "$k" 2>/dev/null | tr -s '\t ' ' ')"; done; }
 snapshot >"$WORK/sysctl.before"
@@ -75,7 +76,7 @@ for ((i = 1; i <= HOSTS; i++)); do
     --ledger "$WORK/h$i.ledger" --stats-file "$WORK/h$i.stats"
 done
 
-logins_all() { [ "$(stat "$WORK/server.stats" logins)" = $USERS ]; }
+logins_all() { [ "$(stat "$WORK/server.stats" logins)" = "$USERS" ]; }
 wait_until 90 logins_all || fail "only $(stat "$WORK/server.stats" logins) of $USERS logged in after 90 s"
 log "all $USERS connections logged in"
 
@@ -101,7 +102,7 @@ for ((i = 1; i <= HOSTS; i++)); do
   s=$WORK/h$i.stats
   expect_eq "host $i: logins (no reconnects)" "$(stat "$s" logins)" $PER
   shakes=$(stat "$s" shakes)
-  expect_ge "host $i: shakes" "$shakes" $((QPS * SHAKE_S / HOSTS * 9 / 10))
+  expect_ge "host $i: shakes" "$shakes" $((QPS * SHAKE_S * 9 / (HOSTS * 10)))
   expect_eq "host $i: replies = shakes" "$(stat "$s" replies)" "$shakes"
   expect_eq "host $i: outstanding" "$(stat "$s" outstanding)" 0
   total=$((total + $(stat "$s" replies)))

@@ -60,7 +60,8 @@ for cut in $(seq "$CUTS"); do
   [ $rc = 137 ] || fail "$SERVER: exit status $rc after the power cut, want 137 (SIGKILL)"
   report=$(grep "hb-powerloss: power cut" "$WORK/$SERVER.log") || fail "$SERVER: the shim did not cut (no report)"
   log "$report"
-  n=$(sed 's/.*power cut: \([0-9]*\) bytes.*/\1/' <<<"$report")
+  n=${report##*power cut: }
+  n=${n%% bytes*}
   lost=$((lost + n))
   start_server
   log "$(grep -o 'records replayed.*' "$WORK/$SERVER.log" | cut -c1-150)"
@@ -70,7 +71,7 @@ expect_ge "journal bytes written but never synced, lost in the cuts" "$lost" 1
 
 w0=$(stat "$SS" wins)
 wait_until 20 ge "$SS" wins $((w0 + 300)) || fail "$SERVER did not go on paying"
-kill -TERM "$PID_client_a" "$PID_client_b"
+kill -TERM "$(hb_pid client_a)" "$(hb_pid client_b)"
 wait_exit client_a 40
 wait_exit client_b 40
 stop "$SERVER"

@@ -197,7 +197,7 @@ sysctl/check.sh server --conns "$USERS" --one-box >"$OUT/check.log" 2>&1 || { ca
 say "client hosts: $HOSTS x $ADDRS address(es), server on $NET.0.1"
 hosts up "$HOSTS" --addrs "$ADDRS" >"$OUT/hosts.log" || die "tools/hosts.sh up failed (see $OUT/hosts.log)"
 SERVER=$(hosts server)
-# NPORTS consecutive ports nobody listens on (a demo may hold 7000-7003 on 0.0.0.0)
+# NPORTS consecutive ports nobody listens on (a demo may hold 7000-7003)
 port_busy() { ss -Htln "sport >= :$1 and sport <= :$(($1 + NPORTS - 1))" | grep -q .; }
 while port_busy $BASE_PORT; do BASE_PORT=$((BASE_PORT + NPORTS)); done
 PORTS="$BASE_PORT-$((BASE_PORT + NPORTS - 1))"
@@ -220,7 +220,7 @@ AT2=$(( ${launch%.*} + BUDGET + IDLE + 1 ))
 # 0.2 s early: the first shakes of stage 2 must find the event started (not NOT_YET)
 delay=$(echo "$AT2 - $launch - 0.2" | bc -l)
 say "hb-server: $SETS SETs on ports $PORTS"
-bg server "$B/hb-server" --listen "$SERVER" --port "$PORTS" --sets "$SETS" --users "$USERS" --rate "$RATE" \
+bg server "$B/hb-server" --listen "$SERVER" --insecure --port "$PORTS" --sets "$SETS" --users "$USERS" --rate "$RATE" \
   --total "$PACKETS" --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay" \
   --journal "$OUT/server.journal" --stats-file "$OUT/server.stats" --monitor "$MON" --instance server --progress
 for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sleep 0.1; done
