@@ -94,8 +94,9 @@ ok "every sample config loads with its values ($(echo "$samples" | wc -w) files)
 # client sample against it (only the server address, the uids and the
 # control address moved): its aggregate rate, threads and clock in /stats.
 SP=$(free_ports 16)
+"$BIN/hb-token" --new-secret "$WORK/secret" >/dev/null # the sample's secret path moved too
 start sample_server "$BIN/hb-server" --config "$ROOT/server/server.conf.example" --listen 127.0.0.1 --port "$SP" \
-  --journal "$WORK/sample.j" --no-fsync --stats-file "$WORK/sample.stats"
+  --journal "$WORK/sample.j" --no-fsync --stats-file "$WORK/sample.stats" --secret "$WORK/secret"
 wait_until 10 listening "$(first_port "$SP")" || fail "the server sample did not listen"
 hb_wait_stat 5 "$WORK/sample.stats" made_shake -ge 1 || fail "the server sample makes no packets"
 expect_eq "server sample: sets" "$(stat "$WORK/sample.stats" sets)" 64
@@ -103,7 +104,8 @@ grep -q "1000000 users; shake flow 200/s x 40000, send flow 200/s x 20000 split 
   fail "the server sample's settings are not in its start line: $(head -1 "$WORK/sample_server.log")"
 SC=$(first_port "$(free_ports 1)")
 start sample_client "$BIN/hb-client" --config "$ROOT/client/client.conf.example" --server 127.0.0.1 --port "$SP" \
-  --uid-from 0 --uid-to 200 --control 127.0.0.1:"$SC" --ledger "$WORK/sample.ledger" --stats-file "$WORK/sample-c.stats"
+  --uid-from 0 --uid-to 200 --control 127.0.0.1:"$SC" --ledger "$WORK/sample.ledger" --stats-file "$WORK/sample-c.stats" \
+  --secret "$WORK/secret"
 wait_until 10 bash -c "[ \"\$(curl -sf 127.0.0.1:$SC/stats | jq .active)\" = 200 ]" || fail "the client sample did not connect"
 expect_eq "client sample: aggregate qps" "$(curl -sf 127.0.0.1:"$SC"/stats | jq .aggregate_qps)" 30000
 expect_eq "client sample: clock" "$(curl -sf 127.0.0.1:"$SC"/stats | jq -r .clock)" server

@@ -57,13 +57,7 @@ start_server() { # JOURNAL
   wait_until 5 test -s "$SS" || fail "server instance $N wrote no stats"
 }
 # kill_server: SIGKILL, and check it died of it
-kill_server() {
-  local pid rc=0
-  eval "pid=\$PID_$SERVER"
-  kill -KILL "$pid"
-  wait "$pid" 2>/dev/null || rc=$?
-  [ $rc = 137 ] || fail "$SERVER: exit status $rc after SIGKILL"
-}
+kill_server() { stop "$SERVER" KILL; }
 # all_back: every user logged in again to the current instance
 all_back() {
   local t0; t0=$(date +%s%N)
