@@ -147,6 +147,8 @@ static void on_login(sv_set *set, sv_conn *c, const Hb__Login *l)
         sv_conn_fail(set, c, HB__ERROR_CODE__ERR_BAD_TOKEN, "bad token");
         return;
     }
+    if (sv_rehome_login(set, c, l->uid))
+        return; /* another node owns this uid: redirected there (rehome.c) */
     uint32_t slot = sv_conn_slot(set, c);
     c->uid = l->uid;
     c->state = SV_CONN_ACTIVE;
