@@ -112,7 +112,7 @@ static void redis_start(void)
 /* Node `name` (index i of n) with the test's money settings plus `extra`. */
 static void node_start(peer_server *s, const char *name, int i, int n, const char *const *extra)
 {
-    static char idx[8][8], nn[8][8];
+    static char idx[8][16], nn[8][16];
     static int k;
     k = (k + 1) % 8;
     snprintf(idx[k], sizeof idx[k], "%d", i);
@@ -399,6 +399,37 @@ static void node_killed(void)
     PASS("k2 killed with %llu users: all %d users logged in on k0 and k1 %lld ms later", (unsigned long long)on2, USERS,
          (long long)took);
     stop_pid(&client_pid, 5000);
+
+    /* Redis goes away: the nodes serve on with what they hold, count their
+     * reconnects, log it once; when it is back they register again. */
+    stop_pid(&redis_pid, 3000);
+    CHECK(peer_wait_stat(&n[0], "cluster_reconnects", 3, 8000) >= 3, "k0 does not retry Redis");
+    CHECK(peer_stat_now(&n[0], "cluster_redis_up") == 0, "k0 thinks Redis is up");
+    CHECK(peer_stat_now(&n[0], "cluster_members") == 2, "k0's member list changed while Redis was away");
+    sv_place_member m2[2] = {{sv_place_key("k0"), 1}, {sv_place_key("k1"), 1}};
+    uint32_t u = 0;
+    while (sv_place_owner(u, m2, 2) != 0)
+        u++;
+    peer *p = peer_connect(n[0].port);
+    peer_login_ok(p, u, NULL, 0);
+    peer_close(p);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "test $(grep -c 'unreachable' %s) -eq 1", n[0].log);
+    CHECK(system(cmd) == 0, "k0 did not log the loss of Redis exactly once (see %s)", n[0].log);
+    uint64_t tries = peer_stat_now(&n[0], "cluster_reconnects");
+    char port[16], log[128];
+    snprintf(port, sizeof port, "%d", rport);
+    snprintf(log, sizeof log, "%s/redis.log", dir);
+    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+                          "--appendonly", "no", "--requirepass", "hb-test-pw", NULL};
+    redis_pid = spawn(argv, log);
+    CHECK(peer_wait_stat(&n[0], "cluster_redis_up", 1, 8000) == 1, "k0 did not get back to Redis");
+    CHECK(peer_wait_stat(&n[0], "cluster_members", 2, 5000) == 2, "k0 does not see k1 again");
+    snprintf(cmd, sizeof cmd, "grep -q 'is back after' %s", n[0].log);
+    CHECK(system(cmd) == 0, "k0 did not log Redis coming back");
+    PASS("Redis stopped: k0 served a login with its last member list, logged the loss once, retried %llu times; "
+         "Redis back: registered again, 2 members",
+         (unsigned long long)tries);
     peer_server_stop(&n[0]);
     peer_server_stop(&n[1]);
 }
