@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -214,11 +215,18 @@ void cl_conn_connect(cl_worker *w, uint32_t i)
     /* Spread users evenly over (destination port, source address) pairs:
      * connect() slows down badly once one 4-tuple space is half used. */
     const struct sockaddr_in *dst = &cl->dst[c->uid % (uint32_t)cl->ndst];
+    struct sockaddr_in redir;
+    if (c->redir_port) { /* cluster: the node the last Redirect named */
+        redir = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(c->redir_port)};
+        redir.sin_addr.s_addr = c->redir_ip;
+        dst = &redir;
+    }
     const struct in_addr *src = cl->nsrc ? &cl->src[(c->uid / (uint32_t)cl->ndst) % (uint32_t)cl->nsrc] : NULL;
     HB_INC(w->st.connects);
     int fd = hb_connect_nb(dst, src);
     if (fd < 0) {
         HB_INC(w->st.connect_fail);
+        c->redir_port = 0; /* the node we were sent to is gone: ask the configured ones again */
         schedule_retry(w, i);
         return;
     }
@@ -245,6 +253,7 @@ static void connected(cl_worker *w, cl_conn *c)
     getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &e, &el);
     if (e) {
         HB_INC(w->st.connect_fail);
+        c->redir_port = 0; /* as in cl_conn_connect */
         cl_conn_lost(w, c);
         return;
     }
@@ -358,6 +367,7 @@ static void on_login_ok(cl_worker *w, cl_conn *c, const Hb__LoginOk *ok, int64_t
         return;
     c->state = CL_ACTIVE;
     c->attempt = 0;
+    c->redirects = 0;
     HB_INC(w->st.active);
     HB_INC(w->st.logins);
     clock_sample(w, c->sent_us, now, ok->server_time_us);
@@ -381,6 +391,42 @@ static void on_notice(cl_worker *w, cl_conn *c, const Hb__Notice *n)
         w->opens[w->nopens - 1].sent = 1;
         send_open(w, c, n->packet_id);
     }
+}
+
+/* Cluster: the uid lives on another node.  Go there at once, at most
+ * CL_REDIRECTS_MAX times in a row (until a LoginOk); past that, two nodes
+ * disagree: back off as after any loss, and start again from the
+ * configured servers. */
+static void on_redirect(cl_worker *w, cl_conn *c, const Hb__Redirect *r)
+{
+    struct in_addr a;
+    uint32_t i = (uint32_t)(c - w->conns);
+    if (c->redirects >= CL_REDIRECTS_MAX || !r->host || inet_pton(AF_INET, r->host, &a) != 1 || !r->port ||
+        r->port > 65535) {
+        HB_INC(w->st.redirect_loops);
+        c->redirects = 0;
+        c->redir_port = 0;
+        cl_conn_lost(w, c);
+        return;
+    }
+    HB_INC(w->st.redirects);
+    c->redirects++;
+    c->redir_ip = a.s_addr;
+    c->redir_port = (uint16_t)r->port;
+    uint8_t attempt = c->attempt;
+    cl_conn_lost(w, c); /* schedules a back-off: replaced by connecting now */
+    for (size_t k = 0; k < w->hlen; k++)
+        if (w->heap[k].conn == i) {
+            w->heap[k].due = 0; /* the earliest: still a valid heap with it at the top after a sift */
+            while (k > 0 && w->heap[(k - 1) / 2].due > 0) {
+                struct cl_due t = w->heap[k];
+                w->heap[k] = w->heap[(k - 1) / 2];
+                w->heap[(k - 1) / 2] = t;
+                k = (k - 1) / 2;
+            }
+            break;
+        }
+    c->attempt = attempt;
 }
 
 /* Returns false if the connection was dropped. */
@@ -416,6 +462,9 @@ static bool on_frame(cl_worker *w, cl_conn *c, const uint8_t *body, size_t len, 
         break;
     case HB__FRAME__BODY_CHAT:
         HB_INC(w->st.chats_recv);
+        break;
+    case HB__FRAME__BODY_REDIRECT:
+        on_redirect(w, c, f->redirect);
         break;
     case HB__FRAME__BODY_ERROR:
         HB_INC(w->st.error_frames);

@@ -41,6 +41,8 @@
     X(chats_sent, "chat messages sent")                                  \
     X(chats_recv, "chat messages received")                              \
     X(error_frames, "Error frames received from the server")             \
+    X(redirects, "cluster: Redirect frames followed to another node")    \
+    X(redirect_loops, "cluster: redirects past 3 in a row: backed off")   \
     X(protocol_errors, "frames the client could not accept")             \
     X(bytes_in, "bytes read")                                            \
     X(bytes_out, "bytes written")

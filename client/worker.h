@@ -31,7 +31,16 @@ typedef struct cl_conn {
     uint8_t state, attempt;
     uint8_t in[CL_INLINE];
     uint32_t try_id; /* numbers this connection's connect attempts */
+    /* Cluster: where the last Redirect sent this uid (0 = the configured
+     * --server/--port), and how many redirects in a row since a LoginOk. */
+    uint32_t redir_ip;   /* network order */
+    uint16_t redir_port; /* host order */
+    uint8_t redirects;
 } cl_conn;
+
+/* Redirects followed in a row for one uid before backing off (a loop
+ * between nodes that disagree costs a back-off, not a storm). */
+#define CL_REDIRECTS_MAX 3
 
 typedef struct cl_open {
     uint64_t packet_id;

@@ -14,11 +14,31 @@
 
 #define HB_SPLIT_MAX 8
 #define HB_SEND_ID_BASE 1000000000000ULL
+#define HB_SHAKE_BAND 10000000000ULL  /* 1e10 */
+#define HB_SEND_BAND 1000000000000ULL /* 1e12 */
+#define HB_NODES_MAX 99               /* bands 1..99: shake ids stay below HB_SEND_ID_BASE */
 
 /* Id of the k-th send packet (k from 0). */
 static inline uint64_t hb_send_id(uint64_t k)
 {
     return HB_SEND_ID_BASE + 1 + k;
+}
+
+/* The same in band b (0 = not a cluster). */
+static inline uint64_t hb_shake_id_in(unsigned band, uint64_t k)
+{
+    return (uint64_t)band * HB_SHAKE_BAND + k;
+}
+
+static inline uint64_t hb_send_id_in(unsigned band, uint64_t k)
+{
+    return hb_send_id((uint64_t)band * HB_SEND_BAND + k);
+}
+
+/* The band of an id (shake or send). */
+static inline unsigned hb_id_band(uint64_t id)
+{
+    return (unsigned)(id > HB_SEND_ID_BASE ? (id - HB_SEND_ID_BASE - 1) / HB_SEND_BAND : id / HB_SHAKE_BAND);
 }
 
 static inline bool hb_is_send_id(uint64_t id)

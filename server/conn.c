@@ -343,6 +343,13 @@ void sv_conn_fail(sv_set *set, sv_conn *c, Hb__ErrorCode code, const char *detai
     size_t n = hb_pack_error(buf, sizeof buf, code, detail);
     if (n)
         sv_conn_send(set, c, buf, n);
+    sv_conn_shut(set, c);
+}
+
+void sv_conn_shut(sv_set *set, sv_conn *c)
+{
+    if (c->state == SV_CONN_FREE || c->state == SV_CONN_CLOSING)
+        return;
     if (set->txc == c)
         sv_conn_flush_tx(set);
     if (c->state == SV_CONN_FREE)

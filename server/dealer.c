@@ -42,13 +42,18 @@ static uint32_t op_pick(void *ctx, uint64_t *rng)
 {
     sv_server *s = ctx;
     uint32_t u = 0;
+    /* In a cluster, recipients are users this node owns: notices do not
+     * cross nodes yet (issue 15, part 2). */
+    const sv_members *ms = s->cluster ? sv_cluster_members(s->cluster) : NULL;
     /* Prefer users who are online, as the seed does; after a few misses
      * take anyone: the notice waits for their login. */
     for (int i = 0; i < 16; i++) {
         u = hb_rand_below(rng, s->dir.users);
-        if (sv_dir_get(&s->dir, u))
-            break;
+        if (sv_dir_get(&s->dir, u) && !sv_members_other_owner(ms, u))
+            return u;
     }
+    for (int i = 0; ms && i < 256 && sv_members_other_owner(ms, u); i++)
+        u = hb_rand_below(rng, s->dir.users);
     return u;
 }
 
@@ -66,6 +71,12 @@ void sv_cycle_from_config(const sv_config *c, uint32_t number, Hb__Cycle *out)
     out->send_amount_max = (uint32_t)c->send_amount_max;
     out->send_rate = c->send_rate;
     out->send_split = (uint32_t)c->send_split;
+    if (c->cluster) { /* this node's share (server.c cluster_settings) */
+        out->node = (uint32_t)c->node_index;
+        out->nodes = (uint32_t)c->nodes;
+        out->cluster_total = (uint64_t)c->cluster_total;
+        out->cluster_send_total = (uint64_t)c->cluster_send_total;
+    }
 }
 
 const char *sv_cycle_money_differs(const Hb__Cycle *j, const Hb__Cycle *f, char *buf, size_t n)
@@ -82,6 +93,8 @@ const char *sv_cycle_money_differs(const Hb__Cycle *j, const Hb__Cycle *f, char 
         {"--send-amount-min", j->send_amount_min, f->send_amount_min},
         {"--send-amount-max", j->send_amount_max, f->send_amount_max},
         {"--send-split", j->send_split, f->send_split},
+        {"--node-index", j->node, f->node},
+        {"--nodes", j->nodes, f->nodes},
     };
     for (size_t i = 0; i < HB_ARRAY_LEN(m); i++)
         if (m[i].journal != m[i].flags) {
@@ -112,6 +125,7 @@ int sv_dealer_init(sv_server *s, int cycles, uint64_t shake_made, uint64_t send_
     if (sv_producer_init(&s->prod, &ops, s->nsets, s->rng_seed ^ 0x5eed) < 0)
         return -1;
     s->prod.split = (unsigned)c->send_split;
+    s->prod.band = s->band;
     s->prod.send_concurrent = c->send_concurrent;
     atomic_store(&s->cycles_requested, cycles);
     atomic_store(&s->cycles_started, cycles);

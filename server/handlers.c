@@ -157,6 +157,8 @@ static void on_login(sv_set *set, sv_conn *c, const Hb__Login *l)
             return;
         }
     }
+    if (sv_rehome_login(set, c, l->uid))
+        return; /* another node owns this uid: redirected there (rehome.c) */
     uint32_t slot = sv_conn_slot(set, c);
     c->uid = l->uid;
     c->state = SV_CONN_ACTIVE;

@@ -120,7 +120,7 @@ static bool deal(sv_producer *p, const sv_packet *pk)
 static void make_shake(sv_producer *p)
 {
     sv_flow *f = &p->shake;
-    sv_packet pk = {.id = f->made + 1, .amount = amount(p, f)};
+    sv_packet pk = {.id = hb_shake_id_in(p->band, f->made + 1), .amount = amount(p, f)};
     Hb__Record rec = HB__RECORD__INIT;
     rec.type = HB__RECORD_TYPE__REC_CREATE;
     rec.kind = HB__PACKET_KIND__KIND_SHAKE;
@@ -139,7 +139,7 @@ static void make_send(sv_producer *p)
 {
     sv_flow *f = &p->send;
     sv_sendpkt sp = {.n = (uint8_t)p->split};
-    uint64_t id = hb_send_id(f->made);
+    uint64_t id = hb_send_id_in(p->band, f->made);
     sp.amount = amount(p, f);
     if (sp.amount < sp.n)
         sp.amount = sp.n;

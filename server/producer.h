@@ -43,6 +43,7 @@ typedef struct sv_producer {
     int next_set;
     sv_flow shake, send;
     unsigned split;
+    unsigned band; /* packet id band (proto/money.h): 0 unless in a cluster */
     bool send_concurrent;
     /* Made (or replayed) packets no queue would take yet, dealt first and in
      * order; nothing new is made while any is held.  A ring sized at start

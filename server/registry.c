@@ -35,17 +35,19 @@ static sv_sendpkt *send_at(sv_registry *r, uint64_t k)
 
 static int64_t index_of(sv_registry *r, uint64_t id)
 {
-    if (id <= HB_SEND_ID_BASE)
+    int64_t sk = sv_registry_send_k(r, id);
+    if (sk < 0)
         return -1;
-    uint64_t k = id - HB_SEND_ID_BASE - 1;
+    uint64_t k = (uint64_t)sk;
     return k < atomic_load_explicit(&r->send_count, memory_order_acquire) ? (int64_t)k : -1;
 }
 
 int sv_registry_put_send(sv_registry *r, uint64_t id, const sv_sendpkt *p)
 {
-    if (id <= HB_SEND_ID_BASE || id - HB_SEND_ID_BASE - 1 >= (uint64_t)SV_SEND_CHUNK * SV_SEND_CHUNKS)
+    int64_t sk = sv_registry_send_k(r, id);
+    if (sk < 0 || (uint64_t)sk >= (uint64_t)SV_SEND_CHUNK * SV_SEND_CHUNKS)
         return -1;
-    uint64_t k = id - HB_SEND_ID_BASE - 1;
+    uint64_t k = (uint64_t)sk;
     if (k != atomic_load(&r->send_count))
         return -1; /* dense: every chunk below is allocated, every index below published */
     if (!r->chunk[k / SV_SEND_CHUNK] && !(r->chunk[k / SV_SEND_CHUNK] = calloc(SV_SEND_CHUNK, sizeof(sv_sendpkt))))

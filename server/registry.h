@@ -43,6 +43,7 @@ typedef struct sv_grant {
 #define SV_SEND_CHUNKS 16384 /* up to 1,073,741,824 send packets */
 
 typedef struct sv_registry {
+    unsigned band;   /* packet id band (proto/money.h): 0 unless in a cluster; set before use */
     sv_sendpkt **chunk;
     _Atomic uint64_t send_count; /* packets 0..count-1 are published */
     pthread_mutex_t send_mu[64];
@@ -52,6 +53,16 @@ typedef struct sv_registry {
 } sv_registry;
 
 int sv_registry_init(sv_registry *r);
+/* Send packet k (from 0) of this registry's band, and the k of an id (-1: not one of its band). */
+static inline uint64_t sv_registry_send_id(const sv_registry *r, uint64_t k)
+{
+    return hb_send_id_in(r->band, k);
+}
+static inline int64_t sv_registry_send_k(const sv_registry *r, uint64_t id)
+{
+    uint64_t first = hb_send_id_in(r->band, 0);
+    return id >= first && id - first < HB_SEND_BAND ? (int64_t)(id - first) : -1;
+}
 void sv_registry_free(sv_registry *r);
 
 /* Producer and replay only (one thread at a time): publish packet `id`,

@@ -45,7 +45,7 @@ void sv_renotify_sweep(sv_server *s, int64_t now_us)
     uint64_t count = atomic_load(&s->reg.send_count);
     bool all_opened_so_far = true;
     for (uint64_t k = s->renotify_from; k < count; k++) {
-        uint64_t id = hb_send_id(k);
+        uint64_t id = sv_registry_send_id(&s->reg, k);
         sv_sendpkt p;
         if (!sv_registry_get_send(&s->reg, id, &p))
             continue;

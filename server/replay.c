@@ -26,18 +26,22 @@ int sv_replay_jfile(sv_registry *reg, hb_jfile *jfp, sv_replay_t *rp, char *err,
     shake_state *sh = NULL;
     size_t shcap = 0;
     Hb__Record *r;
+    /* Shake ids of this registry's band are base + 1, base + 2, ... (base 0
+     * unless in a cluster): sh[] and the counts below use k = id - base. */
+    const uint64_t base = hb_shake_id_in(reg->band, 0);
     while (hb_jfile_next(jfp, &r)) {
         rp->records++;
         if (r->type == HB__RECORD_TYPE__REC_CREATE && r->kind == HB__PACKET_KIND__KIND_SHAKE) {
-            if (r->packet_id != rp->shake_made + 1) { /* the producer makes ids 1, 2, 3 ... in order */
+            if (r->packet_id != base + rp->shake_made + 1) { /* the producer makes ids 1, 2, 3 ... in order */
                 hb_log("replay: ANOMALY: shake packet %llu created out of order (expected %llu)",
-                       (unsigned long long)r->packet_id, (unsigned long long)rp->shake_made + 1);
+                       (unsigned long long)r->packet_id, (unsigned long long)(base + rp->shake_made + 1));
                 rp->anomalies++;
                 continue;
             }
-            if (r->packet_id > shcap) {
+            uint64_t k = r->packet_id - base;
+            if (k > shcap) {
                 size_t ncap = shcap ? shcap : 4096;
-                while (ncap < r->packet_id)
+                while (ncap < k)
                     ncap *= 2;
                 shake_state *n = realloc(sh, ncap * sizeof *n);
                 if (!n) {
@@ -50,10 +54,10 @@ int sv_replay_jfile(sv_registry *reg, hb_jfile *jfp, sv_replay_t *rp, char *err,
                 sh = n;
                 shcap = ncap;
             }
-            sh[r->packet_id - 1].amount = r->amount;
-            sh[r->packet_id - 1].created = 1;
-            if (r->packet_id > rp->shake_made)
-                rp->shake_made = r->packet_id;
+            sh[k - 1].amount = r->amount;
+            sh[k - 1].created = 1;
+            if (k > rp->shake_made)
+                rp->shake_made = k;
         } else if (r->type == HB__RECORD_TYPE__REC_CREATE && r->kind == HB__PACKET_KIND__KIND_SEND) {
             sv_sendpkt p = {.amount = r->amount, .n = (uint8_t)r->n_recipients};
             if (r->n_recipients == 0 || r->n_recipients > HB_SPLIT_MAX || r->n_shares != r->n_recipients) {
@@ -77,17 +81,17 @@ int sv_replay_jfile(sv_registry *reg, hb_jfile *jfp, sv_replay_t *rp, char *err,
             }
             if (sv_registry_put_send(reg, r->packet_id, &p) < 0) { /* must be the next id */
                 hb_log("replay: ANOMALY: send packet %llu created out of order (expected %llu)",
-                       (unsigned long long)r->packet_id, (unsigned long long)hb_send_id(rp->send_made));
+                       (unsigned long long)r->packet_id, (unsigned long long)sv_registry_send_id(reg, rp->send_made));
                 rp->anomalies++;
                 continue;
             }
-            uint64_t k = r->packet_id - HB_SEND_ID_BASE;
+            uint64_t k = (uint64_t)sv_registry_send_k(reg, r->packet_id) + 1;
             if (k > rp->send_made)
                 rp->send_made = k;
         } else if (r->type == HB__RECORD_TYPE__REC_WIN) {
-            uint64_t id = r->packet_id;
+            uint64_t id = r->packet_id >= base ? r->packet_id - base : 0; /* k, as above */
             if (id == 0 || id > shcap || !sh[id - 1].created || sh[id - 1].won || sh[id - 1].amount != r->amount) {
-                hb_log("replay: ANOMALY: win of packet %llu by uid %u (%s)", (unsigned long long)id, r->uid,
+                hb_log("replay: ANOMALY: win of packet %llu by uid %u (%s)", (unsigned long long)r->packet_id, r->uid,
                        id == 0 || id > shcap || !sh[id - 1].created ? "never created"
                        : sh[id - 1].won                              ? "already won"
                                                                      : "amount differs");
@@ -97,7 +101,7 @@ int sv_replay_jfile(sv_registry *reg, hb_jfile *jfp, sv_replay_t *rp, char *err,
             sh[id - 1].won = 1;
             rp->wins++;
             rp->win_amount += r->amount;
-            sv_registry_add_grant(reg, r->uid, r->seq, id, r->amount, 0);
+            sv_registry_add_grant(reg, r->uid, r->seq, r->packet_id, r->amount, 0);
         } else if (r->type == HB__RECORD_TYPE__REC_SHARE) {
             if (!sv_registry_mark_opened(reg, r->packet_id, r->uid, r->amount)) {
                 hb_log("replay: ANOMALY: share of packet %llu to uid %u is not consistent",
@@ -146,7 +150,7 @@ int sv_replay_jfile(sv_registry *reg, hb_jfile *jfp, sv_replay_t *rp, char *err,
         size_t k = 0;
         for (uint64_t i = 0; i < rp->shake_made; i++)
             if (sh[i].created && !sh[i].won)
-                rp->unwon[k++] = (sv_packet){.id = i + 1, .amount = sh[i].amount};
+                rp->unwon[k++] = (sv_packet){.id = base + i + 1, .amount = sh[i].amount};
     }
     free(sh);
     return 0;

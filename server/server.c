@@ -57,6 +57,9 @@ void sv_server_defaults(sv_config *c)
         .chat_limit = 5,
         .instance = "server",
         .stats_every_ms = 1000,
+        .weight = 1,
+        .cluster_ttl_ms = 3000,
+        .rehome_rate = 1000,
     };
 }
 
@@ -127,6 +130,85 @@ static int check_config(sv_server *s, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- cluster ------------------------------------------------------------------- */
+
+/* Node i of n gets t / n, plus one if i < t % n: the shares sum to t exactly
+ * whatever t and n, and each node knows its own without asking the others. */
+static int64_t share_of(int64_t t, int64_t i, int64_t n)
+{
+    return t / n + (i < t % n ? 1 : 0);
+}
+
+/* A cluster node makes its share of the cluster's packets (--total and
+ * --send-total are the cluster's, as are the rates) in its own id band.  The
+ * split is by --node-index of --nodes, not by the live membership: money
+ * must not change with who happens to be up (a node that is down makes its
+ * share when it comes back, from its journal). */
+static int cluster_settings(sv_server *s, char *err, size_t errlen)
+{
+    sv_config *c = &s->cfg;
+    if (!c->cluster || !*c->cluster) {
+        c->cluster = NULL;
+        return 0;
+    }
+    if (!c->node || !*c->node || c->nodes < 1 || c->node_index >= c->nodes) {
+        snprintf(err, errlen, "--cluster needs --node NAME and --node-index I of --nodes N (0 <= I < N)");
+        return -1;
+    }
+    if (strlen(c->node) >= SV_CLUSTER_NAME_MAX || strchr(c->node, ' ')) {
+        snprintf(err, errlen, "--node: a name of at most %d characters, no spaces", SV_CLUSTER_NAME_MAX - 1);
+        return -1;
+    }
+    c->cluster_total = c->total;
+    c->cluster_send_total = c->send_total;
+    c->total = share_of(c->total, c->node_index, c->nodes);
+    c->send_total = share_of(c->send_total, c->node_index, c->nodes);
+    c->rate /= (double)c->nodes;
+    c->send_rate /= (double)c->nodes;
+    s->band = (unsigned)c->node_index + 1;
+    return 0;
+}
+
+static int read_password(const char *path, char *buf, size_t len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(buf, (int)len, f)) {
+        snprintf(err, errlen, "--redis-password-file %s: %s", path, f ? "empty" : strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = 0;
+    return 0;
+}
+
+/* Register in Redis and read the members, before anything is served: an
+ * unreachable Redis or a wrong password stops the start here. */
+static int join_cluster(sv_server *s, char *err, size_t errlen)
+{
+    const sv_config *c = &s->cfg;
+    if (!c->cluster)
+        return 0;
+    char pw[512], adv[128];
+    if (c->redis_password_file && read_password(c->redis_password_file, pw, sizeof pw, err, errlen) < 0)
+        return -1;
+    if (c->advertise)
+        snprintf(adv, sizeof adv, "%s", c->advertise);
+    else
+        snprintf(adv, sizeof adv, "%s:%d", strcmp(c->listen, "0.0.0.0") ? c->listen : "127.0.0.1", s->ports[0]);
+    sv_cluster_opts o = {.url = c->cluster,
+                         .password = c->redis_password_file ? pw : NULL,
+                         .name = c->node,
+                         .advertise = adv,
+                         .weight = c->weight,
+                         .index = (int)c->node_index,
+                         .ttl_ms = (int)c->cluster_ttl_ms,
+                         .pin = c->cluster_pin};
+    s->cluster = sv_cluster_new(&o, err, errlen);
+    return s->cluster ? 0 : -1;
+}
+
 int sv_server_init(sv_server *s, char *err, size_t errlen)
 {
     sv_config *c = &s->cfg;
@@ -134,7 +216,7 @@ int sv_server_init(sv_server *s, char *err, size_t errlen)
     s->rng_seed = c->seed ? (uint64_t)c->seed : hb_seed();
     s->start_us = hb_now_us();
     s->up_lfd = -1;
-    if (check_config(s, err, errlen) < 0)
+    if (check_config(s, err, errlen) < 0 || cluster_settings(s, err, errlen) < 0)
         return -1;
     if (c->secret_file && *c->secret_file &&
         hb_secret_load(c->secret_file, s->secret, &s->secret_len, err, errlen) < 0)
@@ -145,6 +227,7 @@ int sv_server_init(sv_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory for %lld users", (long long)c->users);
         return -1;
     }
+    s->reg.band = s->band;
     if (c->addr_limit > 0 && !(s->addrs = sv_addr_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -322,8 +405,8 @@ static void renotify_unopened(sv_server *s)
     uint64_t n = 0;
     for (uint64_t k = 0; k < atomic_load(&s->reg.send_count); k++) {
         sv_sendpkt p;
-        if (sv_registry_get_send(&s->reg, hb_send_id(k), &p) && p.opened != (uint8_t)((1u << p.n) - 1)) {
-            sv_dealer_notify(s, hb_send_id(k), &p, p.opened);
+        if (sv_registry_get_send(&s->reg, sv_registry_send_id(&s->reg, k), &p) && p.opened != (uint8_t)((1u << p.n) - 1)) {
+            sv_dealer_notify(s, sv_registry_send_id(&s->reg, k), &p, p.opened);
             n++;
         }
     }
@@ -367,7 +450,7 @@ int sv_server_start(sv_server *s, char *err, size_t errlen)
 {
     sv_replay_t rp = {0};
     int rc = -1;
-    if (load_journal(s, -1, &rp, err, errlen) < 0)
+    if (join_cluster(s, err, errlen) < 0 || load_journal(s, -1, &rp, err, errlen) < 0)
         goto out;
     for (int i = 0; i < s->nsets; i++)
         if (sv_set_create(s, i, err, errlen) < 0)
@@ -377,6 +460,13 @@ int sv_server_start(sv_server *s, char *err, size_t errlen)
     if (deal_unwon(s, &rp, err, errlen) < 0)
         goto out;
     rc = start_threads(s, err, errlen);
+    if (rc == 0 && s->cluster) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        rc = sv_cluster_start(s->cluster, err, errlen);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
 out:
     sv_replay_free(&rp);
     return rc;
@@ -463,6 +553,8 @@ static int takeover_run(sv_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "a SET did not start");
     else if (renotify_unopened(s), sv_dealer_start(s) < 0)
         snprintf(err, errlen, "cannot start the producer thread");
+    else if (s->cluster && sv_cluster_start(s->cluster, err, errlen) < 0)
+        ;
     else
         rc = 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -474,7 +566,7 @@ int sv_server_takeover(sv_server *s, char *err, size_t errlen)
     sv_replay_t rp = {0};
     int rc = -1, fds[SV_UP_MAX_FDS], nfds = 0;
     Hb__Upgrade *m = NULL;
-    int fd = sv_up_connect(s, s->cfg.takeover, err, errlen);
+    int fd = join_cluster(s, err, errlen) < 0 ? -1 : sv_up_connect(s, s->cfg.takeover, err, errlen);
     if (fd < 0)
         return -1;
     sv_up_die_at("hello");
@@ -533,6 +625,8 @@ void sv_server_stop(sv_server *s)
         if (s->sets[i])
             sv_set_stop(s->sets[i]);
     sv_journal_close(&s->journal);
+    sv_cluster_free(s->cluster); /* after the SETs: they read its member list */
+    s->cluster = NULL;
 }
 
 void sv_server_free(sv_server *s)
@@ -545,5 +639,7 @@ void sv_server_free(sv_server *s)
     sv_dir_free(&s->dir);
     sv_registry_free(&s->reg);
     sv_addr_free(s->addrs);
+    sv_cluster_free(s->cluster);
+    s->cluster = NULL;
     hb_reporter_close(&s->reporter);
 }

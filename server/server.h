@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <netinet/in.h>
 #include "auth.h"
+#include "cluster.h"
 #include "directory.h"
 #include "journal.h"
 #include "net.h"
@@ -80,6 +81,14 @@ typedef struct sv_config {
     int64_t chat_limit;  /* chat messages per uid per second, 0 = unlimited */
     int64_t addr_limit;  /* connections per source address, 0 = unlimited */
 
+    /* cluster (cluster.h, placement.h, rehome.c); cluster = NULL: a lone server */
+    char *cluster, *node, *advertise, *redis_password_file, *cluster_pin;
+    double weight;
+    int64_t node_index, nodes; /* money share and id band: node_index of nodes */
+    int64_t cluster_ttl_ms;
+    int64_t rehome_rate;       /* sessions per SET per second redirected after a membership change */
+    int64_t cluster_total, cluster_send_total; /* the cluster's totals (total, send_total: this node's share) */
+
     /* reporting */
     char *monitor, *instance, *stats_file;
     int64_t stats_every_ms; /* stats file period (monitor reports stay once a second) */
@@ -107,6 +116,8 @@ typedef struct sv_server {
     sv_producer prod;
     hb_reporter reporter;
     struct sv_addr_limit *addrs;
+    struct sv_cluster *cluster; /* NULL: not in a cluster */
+    unsigned band;              /* packet id band (proto/money.h): node_index + 1 in a cluster, else 0 */
 
     pthread_t dealer_th;        /* the producer thread (dealer.c) */
     bool dealer_running;

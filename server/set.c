@@ -312,6 +312,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     sv_tlist_expire(set);
+    sv_rehome_tick(set);
     if (set->dq_len) /* a safety net: replies are normally sent on the journal's wake-up */
         sv_flush_deferred(set);
     HB_STORE(set->st.queued, sv_pqueue_size(&set->q) + (uint64_t)set->nback);

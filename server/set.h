@@ -13,6 +13,7 @@
 #include "inbox.h"
 #include "pool.h"
 #include "pqueue.h"
+#include "rehome.h"
 #include "server.h"
 #include "stats.h"
 
@@ -109,6 +110,7 @@ struct sv_set {
     sv_pool pool;
     int64_t t0_mono; /* SET clock origin */
 
+    sv_rehome rehome; /* rehome.c */
     sv_packet back[2]; /* packets a grant could not take after all (see on_shake) */
     int nback;
     sv_deferred *dq; /* FIFO of deferred replies */
@@ -150,6 +152,9 @@ void sv_conn_send(sv_set *set, sv_conn *c, const uint8_t *frame, size_t len);
 void sv_conn_send_frame(sv_set *set, sv_conn *c, const Hb__Frame *f);
 /* Send an Error frame, shut the write side and linger until the peer closes. */
 void sv_conn_fail(sv_set *set, sv_conn *c, Hb__ErrorCode code, const char *detail);
+/* The same without the Error frame: after what was queued, shut the write
+ * side and linger (a Redirect is the last frame, rehome.c). */
+void sv_conn_shut(sv_set *set, sv_conn *c);
 void sv_conn_close(sv_set *set, sv_conn *c);
 void sv_conn_flush_tx(sv_set *set);
 void sv_tlist_expire(sv_set *set);

@@ -83,6 +83,16 @@ void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool fin
     hb_sb_u64(&b, "renotified", HB_GET(s->renotices));
     hb_sb_u64(&b, "parked_dropped", atomic_load(&s->dir.dropped));
     hb_sb_u64(&b, "route_drops", sv_route_drops(s));
+    if (s->cluster) {
+        sv_cluster_stats cs;
+        sv_cluster_get_stats(s->cluster, &cs);
+        hb_sb_u64(&b, "cluster_gen", cs.gen);
+        hb_sb_u64(&b, "cluster_members", cs.members);
+        hb_sb_u64(&b, "cluster_refreshes", cs.refreshes);
+        hb_sb_u64(&b, "cluster_reconnects", cs.reconnects);
+        hb_sb_u64(&b, "cluster_redis_errors", cs.redis_errors);
+        hb_sb_u64(&b, "cluster_redis_up", cs.redis_up);
+    }
     hb_sb_u64(&b, "reports_sent", HB_GET(s->reporter.sent));
     hb_sb_u64(&b, "reports_dropped", HB_GET(s->reporter.dropped));
     for (int i = 0; i < s->nsets; i++) {

@@ -38,6 +38,8 @@
     X(refused_addr, "connections refused: --addr-limit reached")                  \
     X(emfile, "connections accepted and closed at once: descriptor table full")                                \
     X(pool_exhausted, "connections closed: buffer pool exhausted")                \
+    X(redirected, "cluster: logins redirected to the uid's owner node")           \
+    X(rehomed, "cluster: sessions redirected after a membership change")          \
     X(bytes_in, "bytes read")                                                     \
     X(bytes_out, "bytes written")
 

@@ -18,6 +18,13 @@
  * an unreadable ledger line, missing counters, a journal with no cycle
  * settings): then nothing can be said about the money.
  *
+ * A cluster's run is several journals, one per node (server/cluster.h):
+ * given several --journal files, they are checked as one run: each journal
+ * by its own cycles and its node's id band (proto/money.h), every packet id
+ * in one journal only, the journals' cycles consistent (one node each, the
+ * same cluster totals, each node's totals exactly its share of them), the
+ * clients' ledgers against all of them together.
+ *
  * Structure: read_journal() builds the packet table from the journal and
  * checks each record; check_stats() compares the counters; read_ledger()
  * matches each client line to the packet table; compare() looks at every
@@ -145,6 +152,10 @@ static pkt *find(uint64_t id)
 
 static pkt *add(uint64_t id)
 {
+    if (find(id)) { /* only across journals: within one, ids are checked in order */
+        problem(MONEY, "packet id %" PRIu64 " is made by two journals (node id bands overlap)", id);
+        return NULL;
+    }
     if (npkts == cappkts) {
         cappkts = cappkts ? cappkts * 2 : 1 << 12;
         pkts = realloc(pkts, cappkts * sizeof *pkts);
@@ -167,13 +178,21 @@ typedef struct cycle {
 } cycle;
 static cycle *cycles;
 static size_t ncycles;
+/* The journal being read: its first cycle, its id band, its packet counts. */
+static size_t jc0;
+static unsigned jband;
+static uint64_t j_shake, j_send;
+/* Every journal's last cycle: the run's planned totals and the cluster check. */
+static uint64_t planned_shake, planned_send;
+static Hb__Cycle *lasts;
+static size_t nlasts;
 
 /* The cycle a packet belongs to: its number within the flow (1-based for
  * shake ids, 0-based index for send packets) against the cumulative totals.
  * -1 when it is beyond every cycle begun. */
 static int cycle_of(bool send, uint64_t k)
 {
-    for (size_t i = 0; i < ncycles; i++)
+    for (size_t i = jc0; i < ncycles; i++)
         if (k <= (send ? cycles[i].send_upto : cycles[i].shake_upto))
             return (int)i;
     return -1;
@@ -196,10 +215,22 @@ static void on_cycle(const Hb__Record *r)
         problem(MONEY, "a cycle record without its settings");
         return;
     }
-    if (c->number != ncycles + 1 || ncycles == MAX_CYCLES) {
-        problem(MONEY, "cycle record %u out of order (expected cycle %zu)", c->number, ncycles + 1);
+    if (c->number != ncycles - jc0 + 1 || ncycles == MAX_CYCLES) {
+        problem(MONEY, "cycle record %u out of order (expected cycle %zu)", c->number, ncycles - jc0 + 1);
         return;
     }
+    unsigned band = c->nodes ? c->node + 1 : 0;
+    if (ncycles > jc0 && band != jband)
+        problem(MONEY, "cycle %u: node %u of %u, the journal's first cycle was band %u", c->number, c->node, c->nodes,
+                jband);
+    if (c->nodes && (c->node >= c->nodes || c->nodes > HB_NODES_MAX))
+        problem(MONEY, "cycle %u: node %u of %u nodes", c->number, c->node, c->nodes);
+    if (c->nodes && (c->total != c->cluster_total / c->nodes + (c->node < c->cluster_total % c->nodes) ||
+                     c->send_total != c->cluster_send_total / c->nodes + (c->node < c->cluster_send_total % c->nodes)))
+        problem(MONEY, "cycle %u: node %u of %u makes %" PRIu64 "+%" PRIu64 " packets, not its share of the cluster's %" PRIu64 "+%" PRIu64,
+                c->number, c->node, c->nodes, c->total, c->send_total, c->cluster_total, c->cluster_send_total);
+    if (ncycles == jc0)
+        jband = band;
     if (c->users < 1 || c->amount_min < 1 || c->amount_min > c->amount_max || c->send_split < 1 ||
         c->send_split > HB_SPLIT_MAX || (c->send_total && c->send_amount_min < c->send_split) ||
         c->send_amount_min > c->send_amount_max)
@@ -211,23 +242,23 @@ static void on_cycle(const Hb__Record *r)
         hb_die("out of memory");
     cycle *cy = &cycles[ncycles];
     cy->c = *c;
-    cy->shake_upto = (ncycles ? cycles[ncycles - 1].shake_upto : 0) + c->total;
-    cy->send_upto = (ncycles ? cycles[ncycles - 1].send_upto : 0) + c->send_total;
+    cy->shake_upto = (ncycles > jc0 ? cycles[ncycles - 1].shake_upto : 0) + c->total;
+    cy->send_upto = (ncycles > jc0 ? cycles[ncycles - 1].send_upto : 0) + c->send_total;
     ncycles++;
 }
 
 static void on_create_shake(const Hb__Record *r, sums *s)
 {
     uint64_t id = r->packet_id;
-    if (id != s->shake_created + 1) {
+    if (id != hb_shake_id_in(jband, j_shake + 1)) {
         problem(MONEY, "shake packet %" PRIu64 " created out of order (expected %" PRIu64 ")", id,
-                s->shake_created + 1);
+                hb_shake_id_in(jband, j_shake + 1));
         return;
     }
-    int cy = cycle_of(false, id);
+    int cy = cycle_of(false, j_shake + 1);
     if (cy < 0) {
         problem(MONEY, "shake packet %" PRIu64 " created beyond the totals of the %zu cycle(s) begun (%" PRIu64 ")",
-                id, ncycles, ncycles ? cycles[ncycles - 1].shake_upto : 0);
+                id, ncycles - jc0, ncycles > jc0 ? cycles[ncycles - 1].shake_upto : 0);
         return;
     }
     const Hb__Cycle *c = &cycles[cy].c;
@@ -235,6 +266,9 @@ static void on_create_shake(const Hb__Record *r, sums *s)
         problem(MONEY, "shake packet %" PRIu64 " of %u cents: cycle %u makes %u..%u", id, r->amount, c->number,
                 c->amount_min, c->amount_max);
     pkt *p = add(id);
+    j_shake++;
+    if (!p)
+        return;
     p->kind = HB__PACKET_KIND__KIND_SHAKE;
     p->amount = r->amount;
     p->cycle = (uint16_t)cy;
@@ -245,15 +279,15 @@ static void on_create_shake(const Hb__Record *r, sums *s)
 static void on_create_send(const Hb__Record *r, sums *s)
 {
     uint64_t id = r->packet_id;
-    if (id != hb_send_id(s->send_created)) {
+    if (id != hb_send_id_in(jband, j_send)) {
         problem(MONEY, "send packet %" PRIu64 " created out of order (expected %" PRIu64 ")", id,
-                hb_send_id(s->send_created));
+                hb_send_id_in(jband, j_send));
         return;
     }
-    int cy = cycle_of(true, s->send_created + 1);
+    int cy = cycle_of(true, j_send + 1);
     if (cy < 0) {
         problem(MONEY, "send packet %" PRIu64 " created beyond the send totals of the %zu cycle(s) begun", id,
-                ncycles);
+                ncycles - jc0);
         return;
     }
     const Hb__Cycle *c = &cycles[cy].c;
@@ -266,6 +300,9 @@ static void on_create_send(const Hb__Record *r, sums *s)
         problem(MONEY, "send packet %" PRIu64 " of %u cents: cycle %u makes %u..%u", id, r->amount, c->number,
                 c->send_amount_min, c->send_amount_max);
     pkt *p = add(id);
+    j_send++;
+    if (!p)
+        return;
     p->kind = HB__PACKET_KIND__KIND_SEND;
     p->amount = r->amount;
     p->cycle = (uint16_t)cy;
@@ -363,11 +400,15 @@ static void read_journal(const char *path, sums *s)
         return;
     }
     Hb__Record *r;
+    jc0 = ncycles;
+    jband = 0;
+    j_shake = j_send = 0;
+    uint64_t records0 = s->records;
     while (hb_jfile_next(&jf, &r)) {
         s->records++;
         if (r->type == HB__RECORD_TYPE__REC_CYCLE)
             on_cycle(r);
-        else if (!ncycles)
+        else if (ncycles == jc0)
             problem(INPUT, "journal record %" PRIu64 " comes before any cycle record: no settings to check it by",
                     s->records);
         else if (r->type == HB__RECORD_TYPE__REC_CREATE && r->kind == HB__PACKET_KIND__KIND_SHAKE)
@@ -381,7 +422,14 @@ static void read_journal(const char *path, sums *s)
         else
             problem(MONEY, "journal record %" PRIu64 " of unknown type %d", s->records, r->type);
     }
-    printf("  journal %s: %" PRIu64 " records, %zu cycle(s)%s%s\n", path, s->records, ncycles,
+    if (ncycles > jc0) {
+        planned_shake += cycles[ncycles - 1].shake_upto;
+        planned_send += cycles[ncycles - 1].send_upto;
+        if (!(lasts = realloc(lasts, (nlasts + 1) * sizeof *lasts)))
+            hb_die("out of memory");
+        lasts[nlasts++] = cycles[ncycles - 1].c;
+    }
+    printf("  journal %s: %" PRIu64 " records, %zu cycle(s)%s%s\n", path, s->records - records0, ncycles - jc0,
            jf.stop_reason ? ", then a " : " (clean end)", jf.stop_reason ? jf.stop_reason : "");
     size_t after = jf.stop_reason ? hb_jfile_intact_after(&jf) : 0;
     if (after)
@@ -390,9 +438,42 @@ static void read_journal(const char *path, sums *s)
     else if (jf.stop_reason && !jf.torn)
         problem(INPUT, "journal damaged at byte %zu (%s): the last entry is whole, so not torn by a crash", jf.valid,
                 jf.stop_reason);
-    if (!s->records)
+    if (s->records == records0)
         problem(INPUT, "journal %s is empty: it holds no run", path);
     hb_jfile_close(&jf);
+}
+
+/* Several journals are one run only as the nodes of one cluster: each a
+ * different node of the same number of nodes, with the same cluster totals
+ * (each journal's cycles were checked to be its node's exact share). */
+static void check_cluster(size_t njournals)
+{
+    if (njournals < 2 && (!nlasts || !lasts[0].nodes))
+        return;
+    for (size_t i = 0; i < nlasts; i++) {
+        const Hb__Cycle *a = &lasts[i], *b = &lasts[0];
+        if (!a->nodes) {
+            problem(MONEY, "journal %zu is not a cluster node's (its cycles name no node): several journals must be "
+                           "one cluster's", i + 1);
+            continue;
+        }
+        if (a->nodes != b->nodes || a->cluster_total != b->cluster_total ||
+            a->cluster_send_total != b->cluster_send_total || a->users != b->users || a->number != b->number)
+            problem(MONEY,
+                    "journals 1 and %zu disagree about the run: %u/%u nodes, cluster totals %" PRIu64 "/%" PRIu64
+                    " and %" PRIu64 "/%" PRIu64 ", users %u/%u, cycles %u/%u",
+                    i + 1, b->nodes, a->nodes, b->cluster_total, a->cluster_total, b->cluster_send_total,
+                    a->cluster_send_total, b->users, a->users, b->number, a->number);
+        for (size_t k = 0; k < i; k++)
+            if (lasts[k].node == a->node)
+                problem(MONEY, "journals %zu and %zu are both node %u's", k + 1, i + 1, a->node);
+    }
+    if (nlasts && lasts[0].nodes) {
+        printf("  cluster: %zu of %u nodes' journals, cluster totals %" PRIu64 " shake + %" PRIu64
+               " send packets per cycle%s\n",
+               nlasts, lasts[0].nodes, lasts[0].cluster_total, lasts[0].cluster_send_total,
+               nlasts == lasts[0].nodes ? "" : " (the missing nodes' shares are not checked)");
+    }
 }
 
 /* ---- the server's counters -------------------------------------------------------- */
@@ -574,14 +655,14 @@ int main(int argc, char **argv)
     char *journal = NULL, *stats = NULL;
     bool all_won = false, all_opened = false;
     const hb_opt opts[] = {
-        {"journal", HB_OPT_STR, &journal, "FILE", "the server's grant journal (required)", 0, 0},
+        {"journal", HB_OPT_STR, &journal, "FILE", "the server's grant journal (required); once per node for a cluster's run", 0, 0},
         {"server-stats", HB_OPT_STR, &stats, "FILE", "the server's final --stats-file, checked against the journal", 0, 0},
         {"expect-all-won", HB_OPT_BOOL, &all_won, NULL, "also fail unless every cycle made all its shake packets and every one was won", 0, 0},
         {"expect-all-opened", HB_OPT_BOOL, &all_opened, NULL, "also fail unless every cycle made all its send packets and every share was opened", 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const hb_cli cli = {
-        .synopsis = "hb-reconcile --journal FILE [--server-stats FILE] [LEDGER...]",
+        .synopsis = "hb-reconcile --journal FILE [--server-stats FILE] [--journal FILE2 [--server-stats FILE2] ...] [LEDGER...]",
         .description = "The ledger check: the server's journal, its counters and every client ledger must agree on\n"
                        "every packet, recipient and cent, and with the settings of the run (the journal's cycle\n"
                        "records).  Prints each difference.",
@@ -589,16 +670,66 @@ int main(int argc, char **argv)
                   "damaged journal, unreadable ledger line, missing counters).",
         .opts = opts,
     };
-    int first = hb_cli_parse(&cli, argc, argv);
+    /* --journal and --server-stats may be given once per cluster node: the
+     * i-th stats file goes with the i-th journal. */
+    const char *journals[HB_NODES_MAX], *statss[HB_NODES_MAX];
+    size_t nj = 0, ns = 0;
+    static char **av; /* static: still reachable at exit (leak checkers) */
+    av = calloc((size_t)argc + 1, sizeof *av);
+    int ac = 0;
+    if (!av)
+        hb_die("out of memory");
+    for (int i = 0; i < argc; i++) {
+        bool j = !strcmp(argv[i], "--journal"), st = !strcmp(argv[i], "--server-stats");
+        bool jeq = !strncmp(argv[i], "--journal=", 10), steq = !strncmp(argv[i], "--server-stats=", 15);
+        if ((j || st) && i + 1 < argc) {
+            if ((j ? nj : ns) == HB_NODES_MAX)
+                hb_die("at most %d journals", HB_NODES_MAX);
+            if (j)
+                journals[nj++] = argv[++i];
+            else
+                statss[ns++] = argv[++i];
+        } else if (jeq || steq) {
+            if ((jeq ? nj : ns) == HB_NODES_MAX)
+                hb_die("at most %d journals", HB_NODES_MAX);
+            if (jeq)
+                journals[nj++] = argv[i] + 10;
+            else
+                statss[ns++] = argv[i] + 15;
+        } else {
+            av[ac++] = argv[i];
+        }
+    }
+    int first = hb_cli_parse(&cli, ac, av);
+    argc = ac;
+    argv = av;
+    if (nj)
+        journal = (char *)journals[0];
+    if (ns)
+        stats = (char *)statss[0];
+    if (ns && ns != nj) {
+        fprintf(stderr, "hb-reconcile: %zu --server-stats for %zu --journal: give one per journal, in the same order\n",
+                ns, nj);
+        return 2;
+    }
     if (!journal) {
         fprintf(stderr, "hb-reconcile: --journal is required\nhb-reconcile: see 'hb-reconcile --help'\n");
         return 2;
     }
     sums s = {0};
     printf("hb-reconcile:\n");
-    read_journal(journal, &s);
-    if (stats)
-        check_stats(stats, &s);
+    for (size_t i = 0; i < nj; i++) {
+        sums before = s;
+        read_journal(journals[i], &s);
+        if (ns) { /* this journal's part of the sums against its server's counters */
+            sums d = {.won = s.won - before.won,
+                      .won_amount = s.won_amount - before.won_amount,
+                      .shares = s.shares - before.shares,
+                      .share_amount = s.share_amount - before.share_amount};
+            check_stats(statss[i], &d);
+        }
+    }
+    check_cluster(nj);
     for (int i = first; i < argc; i++)
         read_ledger(argv[i], &s);
 
@@ -614,8 +745,7 @@ int main(int argc, char **argv)
                 unopened += !p->opened[k];
         }
     }
-    uint64_t shake_planned = ncycles ? cycles[ncycles - 1].shake_upto : 0;
-    uint64_t send_planned = ncycles ? cycles[ncycles - 1].send_upto : 0;
+    uint64_t shake_planned = planned_shake, send_planned = planned_send;
     printf("  shake flow: %" PRIu64 " of %" PRIu64 " packets created (%" PRIu64 " cents), %" PRIu64 " won (%" PRIu64
            " cents), %" PRIu64 " not won yet\n",
            s.shake_created, shake_planned, s.shake_amount, s.won, s.won_amount, unwon);

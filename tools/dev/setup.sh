@@ -12,6 +12,7 @@ PKGS=(
   libmicrohttpd-dev                           # HTTP: client control, monitor dashboard and /metrics
   libssl-dev                                  # HMAC-SHA256 login tokens
   libcmocka-dev                               # unit tests
+  redis-server libhiredis-dev                 # the cluster's membership (server/cluster.c) and its tests
   clang libclang-rt-14-dev                    # libFuzzer and sanitizer runtimes
   gnuplot-nox                                 # tools/plot.sh
   iproute2 procps psmisc curl jq bc           # namespaces, ss, process control, HTTP and JSON in scripts

@@ -1,0 +1,528 @@
+/* cluster.c -- membership in Redis, on its own thread (see cluster.h). */
+#include "cluster.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <ev.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libev.h>
+
+#define KEY_ALIVE "hb:cluster:alive" /* sorted set: name -> expiry (ms, Redis clock) */
+#define KEY_INFO "hb:cluster:info"   /* hash: name -> "HOST PORT WEIGHT INDEX" */
+
+/* KEYS: alive, info.  ARGV: name, ttl ms, description ("" = leave).
+ * Refresh (or remove) this node, forget expired members, return the live
+ * ones as name, description, name, description, ...  Redis 7 replicates a
+ * script by its effects, so TIME may come before writes. */
+static const char CLUSTER_SCRIPT[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "if ARGV[3] == '' then\n"
+    "  redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[2], ARGV[1])\n"
+    "else\n"
+    "  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])\n"
+    "  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])\n"
+    "end\n"
+    "for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do redis.call('HDEL', KEYS[2], n) end\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "local out = {}\n"
+    "for _, n in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
+    "  out[#out + 1] = n; out[#out + 1] = redis.call('HGET', KEYS[2], n) or ''\n"
+    "end\n"
+    "return out\n";
+
+typedef struct retired {
+    sv_members *p;
+    int64_t at; /* monotonic us when it was replaced */
+} retired;
+
+struct sv_cluster {
+    sv_cluster_opts o;
+    char host[256];
+    int port;
+    char desc[256]; /* this node's description in KEY_INFO */
+    char ttl[16];
+    char password[512]; /* o.password points here (the caller's copy may go) */
+
+    _Atomic(sv_members *) cur;
+    retired old[64];
+    size_t nold;
+
+    pthread_t th;
+    bool running;
+    bool stay; /* handed over (hot upgrade): the new process keeps our membership */
+    struct ev_loop *loop;
+    ev_timer tick;
+    ev_async stop;
+    redisAsyncContext *ac;
+    bool in_flight;  /* a refresh is waiting for its reply */
+    bool down;       /* Redis is unreachable (logged once) */
+    uint64_t down_attempts;
+
+    _Atomic uint64_t refreshes, reconnects, redis_errors;
+    _Atomic bool up;
+};
+
+int sv_cluster_parse_url(const char *url, char *host, size_t hostlen, int *port)
+{
+    const char *p = url;
+    if (!strncmp(p, "redis://", 8))
+        p += 8;
+    const char *colon = strrchr(p, ':');
+    if (!colon || colon == p || (size_t)(colon - p) >= hostlen)
+        return -1;
+    char *end;
+    long v = strtol(colon + 1, &end, 10);
+    if (*end || v < 1 || v > 65535)
+        return -1;
+    memcpy(host, p, (size_t)(colon - p));
+    host[colon - p] = 0;
+    *port = (int)v;
+    return 0;
+}
+
+/* ---- snapshots -------------------------------------------------------------------- */
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const sv_member *)a)->name, ((const sv_member *)b)->name);
+}
+
+/* The script's reply -> a new list (not yet published); NULL if malformed. */
+static sv_members *parse_members(sv_cluster *c, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2)
+        return NULL;
+    sv_members *ms = calloc(1, sizeof *ms);
+    if (!ms)
+        return NULL;
+    double w[SV_CLUSTER_MAX];
+    for (size_t i = 0; i + 1 < r->elements && ms->n < SV_CLUSTER_MAX; i += 2) {
+        const redisReply *name = r->element[i], *d = r->element[i + 1];
+        if (name->type != REDIS_REPLY_STRING || d->type != REDIS_REPLY_STRING || name->len >= SV_CLUSTER_NAME_MAX)
+            continue;
+        if (c->o.pin && strcmp(name->str, c->o.pin) != 0)
+            continue; /* test hook: the pinned member alone */
+        sv_member m = {.index = -1};
+        memcpy(m.name, name->str, name->len);
+        unsigned port = 0;
+        double weight = 0;
+        if (sscanf(d->str, "%63s %u %lf %d", m.host, &port, &weight, &m.index) < 3 || !port || port > 65535 ||
+            !(weight > 0))
+            continue;
+        m.port = (uint16_t)port;
+        w[ms->n] = weight;
+        ms->m[ms->n++] = m;
+    }
+    /* Sorted by name (the order does not change placement, but it makes two
+     * lists comparable); weights travel with their members. */
+    for (size_t i = 1; i < ms->n; i++)
+        for (size_t j = i; j > 0 && by_name(&ms->m[j - 1], &ms->m[j]) > 0; j--) {
+            sv_member t = ms->m[j];
+            ms->m[j] = ms->m[j - 1];
+            ms->m[j - 1] = t;
+            double tw = w[j];
+            w[j] = w[j - 1];
+            w[j - 1] = tw;
+        }
+    ms->self = -1;
+    for (size_t i = 0; i < ms->n; i++) {
+        ms->place[i] = (sv_place_member){sv_place_key(ms->m[i].name), w[i]};
+        if (!strcmp(ms->m[i].name, c->o.name))
+            ms->self = (int)i;
+    }
+    return ms;
+}
+
+static bool same_members(const sv_members *a, const sv_members *b)
+{
+    if (a->n != b->n || a->self != b->self)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->m[i].name, b->m[i].name) || strcmp(a->m[i].host, b->m[i].host) || a->m[i].port != b->m[i].port ||
+            a->place[i].weight != b->place[i].weight)
+            return false;
+    return true;
+}
+
+/* Free the snapshots replaced more than a grace period ago (all if `all`). */
+static void reclaim(sv_cluster *c, bool all)
+{
+    int64_t now = hb_mono_us();
+    size_t k = 0;
+    for (size_t i = 0; i < c->nold; i++) {
+        if (all || now - c->old[i].at >= SV_CLUSTER_GRACE_US)
+            free(c->old[i].p);
+        else
+            c->old[k++] = c->old[i];
+    }
+    c->nold = k;
+}
+
+static void log_members(const char *why, const sv_members *ms)
+{
+    char line[1024];
+    size_t off = 0;
+    for (size_t i = 0; i < ms->n && off < sizeof line - 1; i++)
+        off += (size_t)snprintf(line + off, sizeof line - off, "%s%s=%s:%u", i ? " " : "", ms->m[i].name,
+                                ms->m[i].host, ms->m[i].port);
+    line[off < sizeof line ? off : sizeof line - 1] = 0;
+    hb_log("cluster: %s generation %llu, %zu member%s: %s", why, (unsigned long long)ms->gen, ms->n,
+           ms->n == 1 ? "" : "s", ms->n ? line : "(none)");
+}
+
+/* Publish ms if it differs from the current list (takes ownership). */
+static void publish(sv_cluster *c, sv_members *ms)
+{
+    sv_members *cur = atomic_load_explicit(&c->cur, memory_order_relaxed);
+    if (cur && same_members(cur, ms)) {
+        free(ms);
+        return;
+    }
+    ms->gen = cur ? cur->gen + 1 : 1;
+    atomic_store_explicit(&c->cur, ms, memory_order_release);
+    log_members(cur ? "members changed:" : "joined:", ms);
+    if (cur) {
+        reclaim(c, false);
+        if (c->nold == HB_ARRAY_LEN(c->old)) { /* 64 changes within a grace period: free the oldest */
+            free(c->old[0].p);
+            memmove(c->old, c->old + 1, (c->nold - 1) * sizeof *c->old);
+            c->nold--;
+        }
+        c->old[c->nold++] = (retired){cur, hb_mono_us()};
+    }
+}
+
+const sv_members *sv_cluster_members(sv_cluster *c)
+{
+    return atomic_load_explicit(&c->cur, memory_order_acquire);
+}
+
+const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid)
+{
+    if (!ms || !ms->n)
+        return NULL;
+    int o = sv_place_owner(uid, ms->place, ms->n);
+    return o < 0 || o == ms->self ? NULL : &ms->m[o];
+}
+
+/* ---- start-up: synchronous, so every failure is an error before serving ------------------ */
+
+/* EVAL CLUSTER_SCRIPT 2 alive info NAME TTL DESC (DESC "" = leave) */
+static void script_argv(sv_cluster *c, const char *argv[8], size_t len[8], bool leave)
+{
+    const char *a[8] = {"EVAL", CLUSTER_SCRIPT, "2", KEY_ALIVE, KEY_INFO, c->o.name, c->ttl, leave ? "" : c->desc};
+    for (int i = 0; i < 8; i++) {
+        argv[i] = a[i];
+        len[i] = strlen(a[i]);
+    }
+}
+
+static redisReply *run_script(redisContext *rc, sv_cluster *c, bool leave)
+{
+    const char *argv[8];
+    size_t len[8];
+    script_argv(c, argv, len, leave);
+    return redisCommandArgv(rc, 8, argv, len);
+}
+
+sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
+{
+    sv_cluster *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->o = *o;
+    if (o->password) {
+        snprintf(c->password, sizeof c->password, "%s", o->password);
+        c->o.password = c->password;
+    }
+    c->o.url = c->o.advertise = NULL; /* used here only */
+    if (sv_cluster_parse_url(o->url, c->host, sizeof c->host, &c->port) < 0) {
+        snprintf(err, errlen, "--cluster '%s': expected redis://HOST:PORT", o->url);
+        free(c);
+        return NULL;
+    }
+    char ahost[128];
+    int aport;
+    if (sv_cluster_parse_url(o->advertise, ahost, sizeof ahost, &aport) < 0) {
+        snprintf(err, errlen, "--advertise '%s': expected HOST:PORT", o->advertise);
+        free(c);
+        return NULL;
+    }
+    snprintf(c->desc, sizeof c->desc, "%s %d %.17g %d", ahost, aport, o->weight, o->index);
+    snprintf(c->ttl, sizeof c->ttl, "%d", o->ttl_ms);
+
+    struct timeval tv = {2, 0};
+    redisContext *rc = redisConnectWithTimeout(c->host, c->port, tv);
+    if (!rc || rc->err) {
+        snprintf(err, errlen, "cluster: cannot reach Redis at %s:%d: %s", c->host, c->port,
+                 rc ? rc->errstr : "out of memory");
+        goto fail;
+    }
+    redisSetTimeout(rc, tv);
+    redisReply *r;
+    if (o->password) {
+        r = redisCommand(rc, "AUTH %s", o->password);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "cluster: Redis at %s:%d refused the password (--redis-password-file): %s", c->host,
+                     c->port, r ? r->str : rc->errstr);
+            if (r)
+                freeReplyObject(r);
+            goto fail;
+        }
+        freeReplyObject(r);
+    }
+    r = run_script(rc, c, false);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        bool noauth = r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOAUTH", 6);
+        snprintf(err, errlen, "cluster: Redis at %s:%d: %s%s", c->host, c->port,
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : rc->errstr,
+                 noauth ? " (it needs a password: --redis-password-file)" : "");
+        if (r)
+            freeReplyObject(r);
+        goto fail;
+    }
+    /* A live member with our name and another address is another node. */
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && !strcmp(r->element[i]->str, o->name) &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING && strcmp(r->element[i + 1]->str, c->desc) != 0) {
+            /* we just overwrote it; tolerate a restart of ourselves (same description) only */
+            hb_log("cluster: warning: member '%s' was registered as '%s'; now '%s'", o->name, r->element[i + 1]->str,
+                   c->desc);
+        }
+    sv_members *ms = parse_members(c, r);
+    freeReplyObject(r);
+    redisFree(rc);
+    rc = NULL;
+    if (!ms) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    publish(c, ms);
+    atomic_store(&c->up, true);
+    return c;
+fail:
+    if (rc)
+        redisFree(rc);
+    free(c);
+    return NULL;
+}
+
+/* ---- the Redis thread ------------------------------------------------------------ */
+
+static void connect_async(sv_cluster *c);
+
+static void went_down(sv_cluster *c, const char *why)
+{
+    atomic_store(&c->up, false);
+    if (!c->down) {
+        const sv_members *ms = sv_cluster_members(c);
+        hb_log("cluster: Redis at %s:%d unreachable (%s): serving on with the member list of generation %llu, no "
+               "membership change until it is back",
+               c->host, c->port, why, (unsigned long long)ms->gen);
+        c->down = true;
+        c->down_attempts = 0;
+    }
+}
+
+static void on_refresh(redisAsyncContext *ac, void *reply, void *priv)
+{
+    sv_cluster *c = ac->data;
+    redisReply *r = reply;
+    c->in_flight = false;
+    if (!r)
+        return; /* disconnected: on_disconnect says so */
+    if (r->type != REDIS_REPLY_ARRAY) {
+        atomic_fetch_add(&c->redis_errors, 1);
+        if (!c->down)
+            hb_log("cluster: refresh refused by Redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        went_down(c, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        return;
+    }
+    atomic_fetch_add(&c->refreshes, 1);
+    if (c->down) {
+        hb_log("cluster: Redis at %s:%d is back after %llu reconnect attempts", c->host, c->port,
+               (unsigned long long)c->down_attempts);
+        c->down = false;
+    }
+    atomic_store(&c->up, true);
+    sv_members *ms = parse_members(c, r);
+    if (ms)
+        publish(c, ms);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+    sv_cluster *c = ac->data;
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        atomic_fetch_add(&c->redis_errors, 1);
+        went_down(c, r->str);
+    }
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    sv_cluster *c = ac->data;
+    if (status != REDIS_OK) {
+        c->ac = NULL; /* hiredis frees it */
+        c->in_flight = false;
+        went_down(c, ac->errstr);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    sv_cluster *c = ac->data;
+    c->ac = NULL; /* hiredis frees it */
+    c->in_flight = false;
+    if (status != REDIS_OK)
+        went_down(c, ac->errstr);
+}
+
+static void connect_async(sv_cluster *c)
+{
+    redisAsyncContext *ac = redisAsyncConnect(c->host, c->port);
+    if (!ac)
+        return;
+    if (ac->err) {
+        went_down(c, ac->errstr);
+        redisAsyncFree(ac);
+        return;
+    }
+    ac->data = c;
+    redisLibevAttach(c->loop, ac);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->ac = ac;
+    if (c->o.password) { /* queued until the connection is up */
+        const char *argv[2] = {"AUTH", c->o.password};
+        redisAsyncCommandArgv(ac, on_auth, NULL, 2, argv, NULL);
+    }
+}
+
+static void refresh(sv_cluster *c)
+{
+    if (!c->ac) {
+        atomic_fetch_add(&c->reconnects, 1);
+        c->down_attempts++;
+        connect_async(c);
+        if (!c->ac)
+            return;
+    }
+    if (c->in_flight) {
+        /* No reply within a second: a Redis that accepts but does not
+         * answer counts as down; drop the connection and dial again. */
+        went_down(c, "no reply within a second");
+        redisAsyncDisconnect(c->ac); /* calls on_disconnect, which forgets it */
+        return;
+    }
+    const char *argv[8];
+    size_t len[8];
+    script_argv(c, argv, len, false);
+    if (redisAsyncCommandArgv(c->ac, on_refresh, NULL, 8, argv, len) == REDIS_OK)
+        c->in_flight = true;
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    sv_cluster *c = ev_userdata(loop);
+    refresh(c);
+    reclaim(c, false);
+}
+
+static void stop_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void *cluster_main(void *arg)
+{
+    sv_cluster *c = arg;
+    pthread_setname_np(pthread_self(), "hb-cluster");
+    ev_run(c->loop, 0);
+    if (c->ac) {
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        ac->onDisconnect = NULL;
+        redisAsyncFree(ac);
+    }
+    return NULL;
+}
+
+int sv_cluster_start(sv_cluster *c, char *err, size_t errlen)
+{
+    c->loop = ev_loop_new(EVFLAG_AUTO);
+    if (!c->loop) {
+        snprintf(err, errlen, "cluster: cannot create a loop");
+        return -1;
+    }
+    ev_set_userdata(c->loop, c);
+    ev_timer_init(&c->tick, tick_cb, 0, 1.0);
+    ev_timer_start(c->loop, &c->tick);
+    ev_async_init(&c->stop, stop_cb);
+    ev_async_start(c->loop, &c->stop);
+    if (pthread_create(&c->th, NULL, cluster_main, c) != 0) {
+        snprintf(err, errlen, "cluster: cannot start its thread");
+        return -1;
+    }
+    c->running = true;
+    return 0;
+}
+
+void sv_cluster_free(sv_cluster *c)
+{
+    if (!c)
+        return;
+    if (c->running) {
+        ev_async_send(c->loop, &c->stop);
+        pthread_join(c->th, NULL);
+        c->running = false;
+    }
+    if (c->loop)
+        ev_loop_destroy(c->loop);
+    /* Leave at once rather than after the TTL (best effort, bounded);
+     * unless a new process took over: it goes on being this node. */
+    struct timeval tv = {0, 500000};
+    redisContext *rc = c->stay ? NULL : redisConnectWithTimeout(c->host, c->port, tv);
+    if (rc && !rc->err) {
+        redisSetTimeout(rc, tv);
+        redisReply *r = NULL;
+        if (c->o.password)
+            r = redisCommand(rc, "AUTH %s", c->o.password);
+        if (r)
+            freeReplyObject(r);
+        r = run_script(rc, c, true);
+        if (r)
+            freeReplyObject(r);
+    }
+    if (rc)
+        redisFree(rc);
+    reclaim(c, true);
+    free(atomic_load(&c->cur));
+    free(c);
+}
+
+void sv_cluster_stay(sv_cluster *c)
+{
+    if (c)
+        c->stay = true;
+}
+
+void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st)
+{
+    const sv_members *ms = sv_cluster_members(c);
+    st->gen = ms->gen;
+    st->members = ms->n;
+    st->refreshes = atomic_load(&c->refreshes);
+    st->reconnects = atomic_load(&c->reconnects);
+    st->redis_errors = atomic_load(&c->redis_errors);
+    st->redis_up = atomic_load(&c->up);
+}

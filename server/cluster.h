@@ -1,0 +1,100 @@
+/* cluster.h -- membership: which hb-server nodes are alive, kept in Redis.
+ *
+ * Each node registers itself (name, advertised address, weight, index) in
+ * one Redis 7 server and refreshes that every second; a node that has not
+ * refreshed for --cluster-ttl (3 s) has left.  The whole exchange is one Lua
+ * script per second per node (CLUSTER_SCRIPT in cluster.c) that, atomically
+ * and by Redis's own clock (TIME): stamps this node's expiry in a sorted set
+ * (hb:cluster:alive, score = expiry ms), stores its description in a hash
+ * (hb:cluster:info), drops the members whose stamps passed, and returns the
+ * live list.  Why one sorted set + hash rather than a key with a TTL per
+ * member: the live list then comes back in the same round trip, as one
+ * consistent snapshot, with no SCAN (whose cursor can miss or repeat keys
+ * while they change) and no dependence on the nodes' clocks agreeing.
+ *
+ * Threads: the Redis client (hiredis, async, with its libev adapter) runs on
+ * this module's own thread and libev loop: no SET ever talks to Redis, and
+ * the shake path never looks at membership at all.  What the SETs see is an
+ * immutable snapshot (sv_members) published RCU-style: the Redis thread
+ * builds a new one, swaps the pointer atomically (release) with a new
+ * generation number, and frees the old one only after a grace period
+ * (SV_CLUSTER_GRACE_US); readers (a SET on Login and in its rehoming sweep,
+ * the producer picking recipients) load it (acquire) and use it within one
+ * call, never keeping it across loop turns.
+ *
+ * Redis unreachable: the node keeps serving with the last list (no
+ * membership change until Redis answers again), logs the loss once and the
+ * recovery once, and counts reconnect attempts.  At start-up Redis must
+ * answer and accept the password: a wrong one is a clear error (exit 1). */
+#ifndef SV_CLUSTER_H
+#define SV_CLUSTER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "placement.h"
+#include "util.h"
+
+#define SV_CLUSTER_MAX 64                 /* members in one list */
+#define SV_CLUSTER_GRACE_US 10000000      /* an old snapshot is freed 10 s after it was replaced */
+#define SV_CLUSTER_NAME_MAX 64
+
+typedef struct sv_member {
+    char name[SV_CLUSTER_NAME_MAX];
+    char host[64];   /* advertised address */
+    uint16_t port;
+    int index;       /* --node-index (money band), -1 if unknown */
+} sv_member;
+
+/* One published member list: immutable once published. */
+typedef struct sv_members {
+    uint64_t gen;    /* 1, 2, ... one per change */
+    int self;        /* this node's index in m[], -1 if absent */
+    size_t n;
+    sv_place_member place[SV_CLUSTER_MAX]; /* parallel to m[]: keys and weights */
+    sv_member m[SV_CLUSTER_MAX];
+} sv_members;
+
+typedef struct sv_cluster_opts {
+    const char *url;       /* redis://HOST:PORT */
+    const char *password;  /* NULL: no AUTH */
+    const char *name;      /* this node */
+    const char *advertise; /* HOST:PORT clients are redirected to */
+    double weight;
+    int index;
+    int ttl_ms;            /* a member missing refreshes this long has left */
+    const char *pin;       /* test hook: place every uid on this member (plays a stale list) */
+} sv_cluster_opts;
+
+typedef struct sv_cluster sv_cluster;
+
+/* Connect (synchronously, bounded), authenticate, register this node and
+ * publish the first member list.  NULL with *err on failure: Redis not
+ * reachable, a wrong password, a name already taken by a live node with
+ * another address. */
+sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen);
+/* The Redis thread: refresh every second, publish changes. */
+int sv_cluster_start(sv_cluster *c, char *err, size_t errlen);
+/* Stop the thread, deregister (best effort), free everything. */
+/* Hot upgrade: the node is handed over, so freeing it must not leave. */
+void sv_cluster_stay(sv_cluster *c);
+void sv_cluster_free(sv_cluster *c);
+
+/* The current snapshot (any thread; never NULL after sv_cluster_new). */
+const sv_members *sv_cluster_members(sv_cluster *c);
+/* uid's owner in ms when it is another member; NULL when it is this node or
+ * nobody (serve it here). */
+const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid);
+
+typedef struct sv_cluster_stats {
+    uint64_t gen, members, refreshes, reconnects, redis_errors;
+    bool redis_up;
+} sv_cluster_stats;
+void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st);
+
+/* "redis://HOST:PORT" -> host, port; -1 if malformed. */
+int sv_cluster_parse_url(const char *url, char *host, size_t hostlen, int *port);
+
+#endif

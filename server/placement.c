@@ -1,0 +1,50 @@
+/* placement.c -- weighted rendezvous hashing (see placement.h). */
+#include "placement.h"
+
+#include <math.h>
+
+/* splitmix64's finaliser: every input bit affects every output bit. */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+uint64_t sv_place_key(const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ULL;
+    }
+    return mix64(h);
+}
+
+double sv_place_score(uint32_t uid, uint64_t key, double weight)
+{
+    if (!(weight > 0))
+        return -INFINITY;
+    uint64_t h = mix64(key ^ mix64((uint64_t)uid + 0x9e3779b97f4a7c15ULL));
+    double u = ((double)(h >> 11) + 0.5) / 9007199254740992.0; /* (0, 1): never 0 or 1 */
+    return -weight / log(u);
+}
+
+int sv_place_owner(uint32_t uid, const sv_place_member *m, size_t n)
+{
+    int best = -1;
+    double bs = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        double sc = sv_place_score(uid, m[i].key, m[i].weight);
+        if (sc == -INFINITY)
+            continue;
+        if (best < 0 || sc > bs || (sc == bs && m[i].key > m[best].key)) {
+            best = (int)i;
+            bs = sc;
+        }
+    }
+    return best;
+}

@@ -1,0 +1,33 @@
+/* placement.h -- which node owns a uid: weighted rendezvous
+ * (highest-random-weight) hashing over the live members.
+ *
+ * Every node computes the owner of a uid from the member list alone, with no
+ * table and no coordination: each member m scores the uid as
+ * -w_m / ln(h(uid, m)) with h uniform in (0, 1), and the highest score wins.
+ * A member owns a fraction w_m / sum(w) of the uids, and when a member joins
+ * or leaves only the uids it wins or held move (about 1/N of them); every
+ * other uid keeps its owner, because the other members' scores for it do not
+ * change.  Pure functions: unit-tested (tests/unit/test_placement.c).
+ *
+ * Invariants: the result depends only on (uid, the members' keys and
+ * weights), not on their order; a member of weight <= 0 owns nothing; ties
+ * (practically impossible with 53-bit hashes) go to the larger key. */
+#ifndef SV_PLACEMENT_H
+#define SV_PLACEMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sv_place_member {
+    uint64_t key;  /* sv_place_key(name): the member's identity in the hash */
+    double weight; /* > 0 */
+} sv_place_member;
+
+/* A member's key from its name (64-bit FNV-1a, then mixed). */
+uint64_t sv_place_key(const char *name);
+/* The member's score for uid (larger wins). */
+double sv_place_score(uint32_t uid, uint64_t key, double weight);
+/* Index of uid's owner in m[0..n-1], or -1 if there is no member of positive weight. */
+int sv_place_owner(uint32_t uid, const sv_place_member *m, size_t n);
+
+#endif

@@ -1,0 +1,72 @@
+/* rehome.c -- redirect sessions to the node that owns their uid (see rehome.h). */
+#include "rehome.h"
+
+#include "set.h"
+
+#define SWEEP_SLOTS 65536 /* slots looked at per tick: bounds the tick's work */
+
+static void redirect(sv_set *set, sv_conn *c, const sv_member *to, uint32_t uid)
+{
+    Hb__Redirect r = HB__REDIRECT__INIT;
+    r.host = (char *)to->host;
+    r.port = to->port;
+    r.uid = uid;
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_REDIRECT;
+    f.redirect = &r;
+    sv_conn_send_frame(set, c, &f);
+    sv_conn_shut(set, c);
+}
+
+bool sv_rehome_login(sv_set *set, sv_conn *c, uint32_t uid)
+{
+    sv_server *s = set->srv;
+    if (!s->cluster)
+        return false;
+    const sv_member *owner = sv_members_other_owner(sv_cluster_members(s->cluster), uid);
+    if (!owner)
+        return false;
+    HB_INC(set->st.redirected);
+    redirect(set, c, owner, uid);
+    return true;
+}
+
+void sv_rehome_tick(sv_set *set)
+{
+    sv_server *s = set->srv;
+    if (!s->cluster)
+        return;
+    sv_rehome *rh = &set->rehome;
+    const sv_members *ms = sv_cluster_members(s->cluster);
+    if (ms->gen != rh->gen) { /* a new list: sweep every session from the start */
+        rh->gen = ms->gen;
+        rh->cursor = 1;
+        rh->again = false;
+    }
+    double per_tick = (double)s->cfg.rehome_rate / 10.0;
+    rh->tokens += per_tick;
+    if (rh->tokens > (per_tick > 1 ? per_tick : 1))
+        rh->tokens = per_tick > 1 ? per_tick : 1; /* no burst saved up while idle */
+    if (!rh->cursor)
+        return;
+    uint32_t end = rh->cursor + SWEEP_SLOTS;
+    for (; rh->cursor <= set->hwm && rh->cursor < end && rh->tokens >= 1; rh->cursor++) {
+        sv_conn *c = &set->conns[rh->cursor];
+        if (c->state != SV_CONN_ACTIVE)
+            continue;
+        const sv_member *owner = sv_members_other_owner(ms, c->uid);
+        if (!owner)
+            continue;
+        if (c->ndeferred) {
+            rh->again = true; /* a grant's reply first */
+            continue;
+        }
+        HB_INC(set->st.rehomed);
+        rh->tokens -= 1;
+        redirect(set, c, owner, c->uid);
+    }
+    if (rh->cursor > set->hwm) {
+        rh->cursor = rh->again ? 1 : 0;
+        rh->again = false;
+    }
+}

@@ -1,0 +1,32 @@
+/* rehome.h -- every session on the node that owns its uid (cluster only).
+ *
+ * A Login for a uid that the current member list places on another node is
+ * answered with Redirect{host, port} and the connection is shut.  When the
+ * member list changes, each SET sweeps its logged-in sessions and redirects
+ * those whose uid moved, paced by --rehome-rate per SET per second, so the
+ * quarter of a million users a join moves do not all reconnect in the same
+ * second.  A session with replies still waiting for the journal is skipped
+ * and looked at again in the next sweep, so a Redirect never overtakes a
+ * grant's reply.  Runs on the SET's own thread; reads the member list
+ * snapshot only (never Redis); the shake path never gets here. */
+#ifndef SV_REHOME_H
+#define SV_REHOME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sv_rehome {
+    uint64_t gen;    /* member list generation the sweep is for */
+    uint32_t cursor; /* next slot to look at, 0 = no sweep running */
+    bool again;      /* a session was skipped: sweep once more */
+    double tokens;   /* redirects allowed now */
+} sv_rehome;
+
+struct sv_set;
+struct sv_conn;
+/* On Login: true if uid belongs elsewhere (c was redirected and shut). */
+bool sv_rehome_login(struct sv_set *set, struct sv_conn *c, uint32_t uid);
+/* Every SET tick (100 ms): continue the sweep. */
+void sv_rehome_tick(struct sv_set *set);
+
+#endif

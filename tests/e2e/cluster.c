@@ -1,0 +1,453 @@
+/* cluster (issue 15): hb-server nodes on loopback ports sharing one
+ * redis-server that this test starts (127.0.0.1, a free port, a temp dir,
+ * a password) and stops.
+ *   1. a wrong or missing Redis password is a clear error at start (exit 1);
+ *   2. a Login on the wrong node is redirected to the uid's owner;
+ *   3. hb-client connecting to one node only ends with every user logged in
+ *      on its owner (per-node counts equal the rendezvous placement), a node
+ *      joining mid-run takes its users over paced (--rehome-rate), and the
+ *      3 nodes' journals reconcile as one run with the client's ledger;
+ *   4. two nodes that disagree (each pinned to the other: a stale member
+ *      list) make a redirect loop the client bounds and counts;
+ *   5. a node killed with SIGKILL: its users are on the survivors within 10 s. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include "peer.h"
+#include "placement.h"
+
+static char dir[64] = "/tmp/hb-cluster.XXXXXX";
+static pid_t redis_pid, client_pid;
+static int rport;
+static char url[64], pwfile[128];
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void stop_pid(pid_t *pid, int ms)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGTERM);
+    int st;
+    for (int64_t end = now_ms() + ms; now_ms() < end; usleep(20000))
+        if (waitpid(*pid, &st, WNOHANG) == *pid) {
+            *pid = 0;
+            return;
+        }
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &st, 0);
+    *pid = 0;
+}
+
+static void cleanup(void)
+{
+    stop_pid(&client_pid, 2000);
+    stop_pid(&redis_pid, 3000);
+}
+
+static bool can_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+static pid_t spawn(const char *const *argv, const char *log)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp(argv[0], (char **)argv);
+        _exit(127);
+    }
+    CHECK(pid > 0, "fork");
+    return pid;
+}
+
+static void redis_start(void)
+{
+    CHECK(mkdtemp(dir), "mkdtemp");
+    rport = peer_free_port();
+    char port[16], log[128];
+    snprintf(port, sizeof port, "%d", rport);
+    snprintf(log, sizeof log, "%s/redis.log", dir);
+    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+                          "--appendonly", "no", "--requirepass", "hb-test-pw", NULL};
+    redis_pid = spawn(argv, log);
+    int64_t end = now_ms() + 5000;
+    while (!can_connect(rport)) {
+        CHECK(now_ms() < end, "redis-server does not listen (see %s)", log);
+        usleep(20000);
+    }
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", rport);
+    snprintf(pwfile, sizeof pwfile, "%s/pw", dir);
+    FILE *f = fopen(pwfile, "w");
+    CHECK(f, "pw file");
+    fputs("hb-test-pw\n", f);
+    fclose(f);
+}
+
+#define USERS 1500
+
+/* Node `name` (index i of n) with the test's money settings plus `extra`. */
+static void node_start(peer_server *s, const char *name, int i, int n, const char *const *extra)
+{
+    static char idx[8][16], nn[8][16];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(idx[k], sizeof idx[k], "%d", i);
+    snprintf(nn[k], sizeof nn[k], "%d", n);
+    const char *flags[64] = {"--sets", "2", "--users", "1500", "--total", "600", "--rate", "200",
+                             "--send-total", "60", "--send-rate", "60", "--send-split", "3",
+                             "--cluster", url, "--node", name, "--node-index", idx[k], "--nodes", nn[k],
+                             "--redis-password-file", pwfile, "--stats-every", "200"};
+    int m = 26;
+    for (int e = 0; extra && extra[e] && m < 62; e++)
+        flags[m++] = extra[e];
+    flags[m] = NULL;
+    peer_server_start(s, 1, flags);
+}
+
+/* The uids each of names[0..n-1] owns by the rendezvous placement. */
+static void expected(const char *const *names, int n, uint64_t *per)
+{
+    sv_place_member m[8];
+    for (int i = 0; i < n; i++) {
+        m[i] = (sv_place_member){sv_place_key(names[i]), 1.0};
+        per[i] = 0;
+    }
+    for (uint32_t u = 0; u < USERS; u++)
+        per[sv_place_owner(u, m, (size_t)n)]++;
+}
+
+static peer_server client_stats; /* peer_stat_now reads any stats file */
+
+static void client_start(int port, const char *tag, const char *const *extra)
+{
+    char p[16];
+    static char ledger[128], log[128];
+    snprintf(p, sizeof p, "%d", port);
+    snprintf(client_stats.stats, sizeof client_stats.stats, "%s/%s.stats", dir, tag);
+    snprintf(ledger, sizeof ledger, "%s/%s.ledger", dir, tag);
+    snprintf(log, sizeof log, "%s/%s.log", dir, tag);
+    const char *bin = getenv("HB_BIN");
+    static char exe[256];
+    snprintf(exe, sizeof exe, "%s/hb-client", bin);
+    const char *argv[48] = {exe, "--server", "127.0.0.1", "--port", p, "--users", "1500", "--uid-from", "0",
+                            "--uid-to", "1500", "--ledger", ledger, "--stats-file", client_stats.stats,
+                            "--backoff-base", "100", "--backoff-cap", "1000"};
+    int m = 19;
+    for (int e = 0; extra && extra[e] && m < 46; e++)
+        argv[m++] = extra[e];
+    argv[m] = NULL;
+    client_pid = spawn(argv, log);
+}
+
+static uint64_t cstat(const char *name)
+{
+    return peer_stat_now(&client_stats, name);
+}
+
+static int client_wait(int ms)
+{
+    int st;
+    for (int64_t end = now_ms() + ms; now_ms() < end; usleep(50000))
+        if (waitpid(client_pid, &st, WNOHANG) == client_pid) {
+            client_pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+    return -1;
+}
+
+static void wait_for(const char *what, bool (*cond)(void *), void *arg, int ms)
+{
+    int64_t end = now_ms() + ms;
+    while (!cond(arg)) {
+        CHECK(now_ms() < end, "%s: not within %d ms", what, ms);
+        usleep(100000);
+    }
+}
+
+static bool all_logged_in(void *arg)
+{
+    (void)arg;
+    return access(client_stats.stats, R_OK) == 0 && cstat("active") == USERS;
+}
+
+/* ---- 1. passwords ---------------------------------------------------------------- */
+
+static void wrong_password(void)
+{
+    char bad[160], out[4096];
+    snprintf(bad, sizeof bad, "%s/bad", dir);
+    FILE *f = fopen(bad, "w");
+    fputs("not-the-password\n", f);
+    fclose(f);
+    char j[160];
+    snprintf(j, sizeof j, "%s/wp.journal", dir);
+    int port = peer_free_port();
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    const char *flags[] = {"--port", p, "--sets", "1", "--users", "100", "--journal", j, "--cluster", url, "--node",
+                           "w0", "--node-index", "0", "--nodes", "1", "--redis-password-file", bad, NULL};
+    int rc = peer_server_run(flags, 10000, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "refused the password"), "wrong password: status %d, output: %s", rc, out);
+    PASS("a wrong Redis password stops the start: status 1, \"%.*s\"", (int)strcspn(out, "\n"), out);
+    const char *nopw[] = {"--port", p, "--sets", "1", "--users", "100", "--journal", j, "--cluster", url, "--node",
+                          "w0", "--node-index", "0", "--nodes", "1", NULL};
+    rc = peer_server_run(nopw, 10000, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "NOAUTH"), "no password: status %d, output: %s", rc, out);
+    PASS("no password where Redis needs one: status 1, \"%.*s\"", (int)strcspn(out, "\n"), out);
+}
+
+/* ---- 2..3. redirects, a run over the cluster, a join, the ledger ---------------------- */
+
+struct stat_want {
+    peer_server *s;
+    const char *name;
+    uint64_t want;
+};
+
+static bool stat_is(void *arg)
+{
+    struct stat_want *w = arg;
+    return peer_stat_now(w->s, w->name) == w->want;
+}
+
+static void run_over_cluster(void)
+{
+    static peer_server n[3]; /* static: peer.c keeps pointers to every server started */
+    const char *names[] = {"n0", "n1", "n2"};
+    const char *pace[] = {"--rehome-rate", "50", NULL};
+    node_start(&n[0], "n0", 0, 3, pace);
+    node_start(&n[1], "n1", 1, 3, pace);
+    CHECK(peer_wait_stat(&n[0], "cluster_members", 2, 5000) == 2, "n0 does not see n1");
+    CHECK(peer_wait_stat(&n[1], "cluster_members", 2, 5000) == 2, "n1 does not see n0");
+
+    /* a Login on the wrong node */
+    uint64_t per2[2];
+    expected(names, 2, per2);
+    sv_place_member m2[2] = {{sv_place_key("n0"), 1}, {sv_place_key("n1"), 1}};
+    uint32_t u = 0;
+    while (sv_place_owner(u, m2, 2) != 1)
+        u++;
+    peer *p = peer_connect(n[0].port);
+    peer_login(p, u, NULL, 0);
+    Hb__Frame *f = peer_next(p, 3000);
+    CHECK(f && f->body_case == HB__FRAME__BODY_REDIRECT, "login of uid %u (n1's) on n0: no Redirect", u);
+    CHECK(f->redirect->port == (uint32_t)n[1].port && !strcmp(f->redirect->host, "127.0.0.1") && f->redirect->uid == u,
+          "Redirect to %s:%u, n1 is 127.0.0.1:%d", f->redirect->host, f->redirect->port, n[1].port);
+    CHECK(peer_closed(p, 3000), "n0 did not close after the Redirect");
+    peer_close(p);
+    p = peer_connect(n[1].port);
+    peer_login_ok(p, u, NULL, 0);
+    peer_close(p);
+    PASS("uid %u logging in on n0 was redirected to its owner n1 (127.0.0.1:%d) and logged in there", u, n[1].port);
+
+    /* hb-client connects to n0 only */
+    const char *cl[] = {"--qps", "600", "--duration", "16", "--drain", "8", NULL};
+    client_start(n[0].port, "run", cl);
+    wait_for("all 1500 users logged in on 2 nodes", all_logged_in, NULL, 15000);
+    for (int i = 0; i < 2; i++) {
+        struct stat_want w = {&n[i], "active", per2[i]};
+        wait_for("2-node placement", stat_is, &w, 5000);
+    }
+    PASS("hb-client connecting to n0 only: %llu redirects, every user on its owner (n0 %llu, n1 %llu users, as "
+         "placed)",
+         (unsigned long long)cstat("redirects"), (unsigned long long)per2[0], (unsigned long long)per2[1]);
+
+    /* n2 joins: a third of the users move to it, paced */
+    uint64_t per3[3];
+    expected(names, 3, per3);
+    int64_t t0 = now_ms();
+    node_start(&n[2], "n2", 2, 3, pace);
+    /* Watch the moves: when the first and the last were counted. */
+    int64_t first = 0, last = 0, end = now_ms() + 20000;
+    uint64_t rehomed = 0;
+    for (;;) {
+        uint64_t r = peer_stat_now(&n[0], "rehomed") + peer_stat_now(&n[1], "rehomed");
+        if (r && !first)
+            first = now_ms();
+        if (r != rehomed)
+            last = now_ms();
+        rehomed = r;
+        bool placed = true;
+        for (int i = 0; i < 3; i++)
+            placed = placed && peer_stat_now(&n[i], "active") == per3[i];
+        if (placed)
+            break;
+        CHECK(now_ms() < end, "3-node placement after the join: not within 20 s (n2 has %llu of %llu)",
+              (unsigned long long)peer_stat_now(&n[2], "active"), (unsigned long long)per3[2]);
+        usleep(50000);
+    }
+    int64_t took = now_ms() - t0;
+    CHECK(rehomed >= per3[2] * 9 / 10 && rehomed <= per3[2], "rehomed %llu, n2 owns %llu",
+          (unsigned long long)rehomed, (unsigned long long)per3[2]);
+    /* 2 nodes x 2 SETs x 50/s = 200/s: the moves take about rehomed/200 s;
+     * unpaced, they all happen within one 100 ms tick */
+    int64_t span = last - first, floor_ms = (int64_t)rehomed * 1000 / 200 * 6 / 10;
+    CHECK(span >= floor_ms, "%llu sessions moved within %lld ms: faster than the pace (%lld ms at least)",
+          (unsigned long long)rehomed, (long long)span, (long long)floor_ms);
+    PASS("n2 joined: %llu sessions rehomed from n0 and n1 over %lld ms (paced at 50/s per SET), every user on its "
+         "owner %lld ms after the start (n0 %llu, n1 %llu, n2 %llu)",
+         (unsigned long long)rehomed, (long long)span, (long long)took, (unsigned long long)per3[0],
+         (unsigned long long)per3[1], (unsigned long long)per3[2]);
+
+    int rc = client_wait(60000);
+    CHECK(rc == 0, "hb-client exited with %d", rc);
+    CHECK(cstat("redirect_loops") == 0, "redirect loops in a consistent cluster: %llu",
+          (unsigned long long)cstat("redirect_loops"));
+    for (int i = 0; i < 3; i++)
+        peer_server_stop(&n[i]);
+
+    /* the three journals are one run */
+    char cmd[2048], ledger[160];
+    snprintf(ledger, sizeof ledger, "%s/run.ledger", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s/hb-reconcile --expect-all-won --expect-all-opened --journal %s --server-stats %s --journal %s "
+             "--server-stats %s --journal %s --server-stats %s %s > %s/reconcile.out 2>&1",
+             getenv("HB_BIN"), n[0].journal, n[0].stats, n[1].journal, n[1].stats, n[2].journal, n[2].stats, ledger,
+             dir);
+    rc = system(cmd);
+    char out[4096] = "", path[160];
+    snprintf(path, sizeof path, "%s/reconcile.out", dir);
+    FILE *o = fopen(path, "r");
+    size_t got = o ? fread(out, 1, sizeof out - 1, o) : 0;
+    out[got] = 0;
+    if (o)
+        fclose(o);
+    CHECK(rc == 0, "hb-reconcile of the 3 journals failed:\n%s", out);
+    const char *ok = strstr(out, "LEDGER OK");
+    PASS("3 nodes' journals, counters and the client's ledger reconcile as one run: %.*s", ok ? (int)strcspn(ok, "\n") : 0,
+         ok ? ok : "");
+}
+
+/* ---- 4. a redirect loop is bounded ---------------------------------------------------- */
+
+static void redirect_loop(void)
+{
+    static peer_server a, b;
+    const char *pa[] = {"--cluster-pin", "p1", "--total", "0", "--send-total", "0", NULL};
+    const char *pb[] = {"--cluster-pin", "p0", "--total", "0", "--send-total", "0", NULL};
+    node_start(&a, "p0", 0, 2, pa);
+    node_start(&b, "p1", 1, 2, pb);
+    CHECK(peer_wait_stat(&a, "cluster_members", 1, 5000) == 1, "p0 does not see p1");
+    CHECK(peer_wait_stat(&b, "cluster_members", 1, 5000) == 1, "p1 does not see p0");
+    const char *cl[] = {"--qps", "0", "--duration", "5", "--drain", "0", "--uid-to", "50", NULL};
+    client_start(a.port, "loop", cl);
+    int rc = client_wait(30000);
+    CHECK(rc == 0, "hb-client exited with %d", rc);
+    uint64_t redirects = cstat("redirects"), loops = cstat("redirect_loops"), logins = cstat("logins");
+    CHECK(logins == 0, "%llu logins where every node sends users elsewhere", (unsigned long long)logins);
+    CHECK(loops > 0, "no redirect loop counted");
+    CHECK(redirects <= 3 * (loops + 50), "%llu redirects for %llu loops: more than 3 in a row",
+          (unsigned long long)redirects, (unsigned long long)loops);
+    /* back-off from 100 ms up to 1 s: each user loops at most ~5 s / 0.1 s times, usually far fewer */
+    CHECK(loops <= 50 * 50, "%llu loops of 50 users in 5 s: not backing off", (unsigned long long)loops);
+    PASS("two nodes pinned to each other (a stale list): 50 users made %llu redirects in %llu bounded loops in 5 s, "
+         "0 logins",
+         (unsigned long long)redirects, (unsigned long long)loops);
+    peer_server_stop(&a);
+    peer_server_stop(&b);
+}
+
+/* ---- 5. a node dies ------------------------------------------------------------------------- */
+
+static bool survivors_hold_all(void *arg)
+{
+    peer_server *n = arg;
+    return peer_stat_now(&n[0], "active") + peer_stat_now(&n[1], "active") == USERS && cstat("active") == USERS;
+}
+
+static void node_killed(void)
+{
+    static peer_server n[3];
+    const char *names[] = {"k0", "k1", "k2"};
+    const char *none[] = {"--total", "0", "--send-total", "0", NULL};
+    for (int i = 0; i < 3; i++)
+        node_start(&n[i], names[i], i, 3, none);
+    for (int i = 0; i < 3; i++)
+        CHECK(peer_wait_stat(&n[i], "cluster_members", 3, 5000) == 3, "%s does not see 3 members", names[i]);
+    const char *cl[] = {"--qps", "0", "--duration", "40", NULL};
+    client_start(n[0].port, "kill", cl);
+    wait_for("all users logged in on 3 nodes", all_logged_in, NULL, 15000);
+    uint64_t on2 = peer_stat_now(&n[2], "active");
+    int64_t t0 = now_ms();
+    peer_server_kill(&n[2]);
+    wait_for("k2's users on the survivors", survivors_hold_all, n, 10000);
+    int64_t took = now_ms() - t0;
+    PASS("k2 killed with %llu users: all %d users logged in on k0 and k1 %lld ms later", (unsigned long long)on2, USERS,
+         (long long)took);
+    stop_pid(&client_pid, 5000);
+
+    /* Redis goes away: the nodes serve on with what they hold, count their
+     * reconnects, log it once; when it is back they register again. */
+    stop_pid(&redis_pid, 3000);
+    CHECK(peer_wait_stat(&n[0], "cluster_reconnects", 3, 8000) >= 3, "k0 does not retry Redis");
+    CHECK(peer_stat_now(&n[0], "cluster_redis_up") == 0, "k0 thinks Redis is up");
+    CHECK(peer_stat_now(&n[0], "cluster_members") == 2, "k0's member list changed while Redis was away");
+    sv_place_member m2[2] = {{sv_place_key("k0"), 1}, {sv_place_key("k1"), 1}};
+    uint32_t u = 0;
+    while (sv_place_owner(u, m2, 2) != 0)
+        u++;
+    peer *p = peer_connect(n[0].port);
+    peer_login_ok(p, u, NULL, 0);
+    peer_close(p);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "test $(grep -c 'unreachable' %s) -eq 1", n[0].log);
+    CHECK(system(cmd) == 0, "k0 did not log the loss of Redis exactly once (see %s)", n[0].log);
+    uint64_t tries = peer_stat_now(&n[0], "cluster_reconnects");
+    char port[16], log[128];
+    snprintf(port, sizeof port, "%d", rport);
+    snprintf(log, sizeof log, "%s/redis.log", dir);
+    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+                          "--appendonly", "no", "--requirepass", "hb-test-pw", NULL};
+    redis_pid = spawn(argv, log);
+    CHECK(peer_wait_stat(&n[0], "cluster_redis_up", 1, 8000) == 1, "k0 did not get back to Redis");
+    CHECK(peer_wait_stat(&n[0], "cluster_members", 2, 5000) == 2, "k0 does not see k1 again");
+    snprintf(cmd, sizeof cmd, "grep -q 'is back after' %s", n[0].log);
+    CHECK(system(cmd) == 0, "k0 did not log Redis coming back");
+    PASS("Redis stopped: k0 served a login with its last member list, logged the loss once, retried %llu times; "
+         "Redis back: registered again, 2 members",
+         (unsigned long long)tries);
+    peer_server_stop(&n[0]);
+    peer_server_stop(&n[1]);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    atexit(cleanup);
+    redis_start();
+    wrong_password();
+    run_over_cluster();
+    redirect_loop();
+    node_killed();
+    cleanup();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    printf("cluster: all checks passed\n");
+    return 0;
+}
