@@ -317,6 +317,7 @@ int main(void)
     uint64_t limited0 = peer_stat_now(&s, "rate_limited");
     int wins = 0, limited = 0, other = 0;
     uint32_t seq = 100;
+    time_t first_sec = time(NULL);
     for (int burst = 0; burst < 30; burst++) {
         for (int i = 0; i < 10; i++)
             peer_shake(bot, ++seq, false);
@@ -347,9 +348,12 @@ int main(void)
         wins += g->shake_reply->result == HB__RESULT__RESULT_WIN;
     }
     CHECK(after <= 1, "reconnecting reset the rate limit (%d shakes allowed in one second)", after);
-    /* about 3.3 s of shaking at 1 allowed per second: at most 5 allowed */
-    CHECK(wins + other <= 5, "bot got %d shakes through in ~3 s at --shake-limit 1", wins + other);
-    CHECK(limited >= 290, "only %d of 300 shakes rate-limited", limited);
+    /* one allowed per wall-clock second the burst touched (about 4; more
+     * on a loaded machine, which stretches the burst) */
+    int seconds = (int)(time(NULL) - first_sec) + 1;
+    CHECK(wins + other <= seconds, "bot got %d shakes through in %d seconds at --shake-limit 1", wins + other,
+          seconds);
+    CHECK(limited >= 300 - seconds, "only %d of 300 shakes rate-limited in %d seconds", limited, seconds);
     CHECK(peer_stat(&s, "rate_limited") - limited0 >= (uint64_t)limited, "rate limiting not counted");
     CHECK(journal_wins(&s, BOT) == wins, "journal wins of the bot %d != %d", journal_wins(&s, BOT), wins);
     PASS("a bot shaking 100/s for 3 s: %d rate-limited (never paid), %d won, %d lost; a reconnect did not reset "

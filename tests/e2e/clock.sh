@@ -28,6 +28,9 @@ sleep 3
 for p in $C1 $C2; do
   s=$(curl -sf "127.0.0.1:$p/stats")
   expect_eq "client :$p schedules on" "$(echo "$s" | jq -r .clock)" server
-  p99=$(echo "$s" | jq .latency_us.p99)
-  expect_le "client :$p p99 latency (us) on the server's clock" "$p99" 50000
+  # On its own clock a client would shake 250 ms late (+250 ms) or its
+  # latency would count from a clock 123 ms behind: a median far below
+  # both says it schedules on the server's clock, loaded machine or not.
+  p50=$(echo "$s" | jq .latency_us.p50)
+  expect_le "client :$p median latency (us) on the server's clock" "$p50" 60000
 done

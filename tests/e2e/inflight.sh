@@ -11,14 +11,22 @@ ports=$(free_ports 1)
 start server "$BIN/hb-server" --sets 2 --port "$ports" --users 100 --rate 1000 --total 100000 \
   --send-rate 200 --send-total 40 --send-concurrent --journal "$WORK/j" --no-fsync --stats-file "$WORK/server.stats"
 wait_until 10 listening "$(first_port "$ports")" || fail "server did not listen"
-start client "$BIN/hb-client" --port "$ports" --uid-to 100 --qps 100 --drain 5 --ledger "$WORK/c.ledger"
-sleep 3
+start client "$BIN/hb-client" --port "$ports" --uid-to 100 --qps 100 --drain 5 --ledger "$WORK/c.ledger" \
+  --stats-file "$WORK/client.stats"
+# Events, not sleeps: the clients shake and win, then the server stalls
+# while shakes keep being sent (they wait unanswered), then the client is
+# stopped at once and the server resumes and reads what was left.
+hb_wait_stat 30 "$WORK/client.stats" wins -ge 20 || fail "no wins before the stall"
 kill -STOP "$(hb_pid server)"
-sleep 1.5 # every user's next shake is sent and waits
-kill -TERM "$(hb_pid client)"; sleep 0.3; kill -TERM "$(hb_pid client)" # stop at once
-wait_exit client 10
+s0=$(stat "$WORK/client.stats" shakes)
+hb_wait_stat 30 "$WORK/client.stats" shakes -ge $((s0 + 50)) || fail "no shakes sent during the stall"
+kill -TERM "$(hb_pid client)"
+wait_until 10 grep -q "draining\|signal" "$WORK/client.log" || fail "the client did not take the first signal"
+kill -TERM "$(hb_pid client)" # the second: stop at once
+wait_exit client 30
+sent=$(stat "$WORK/client.stats" shakes)
 kill -CONT "$(hb_pid server)"
-sleep 1 # the server reads the shakes left in its sockets and pays them
+hb_wait_stat 30 "$WORK/server.stats" shakes -ge "$sent" || fail "the server did not read the shakes left in its sockets"
 stop server
 grep -q "second signal" "$WORK/client.log" || fail "the client did not stop at once"
 q=$(grep_count '^Q ' "$WORK/c.ledger")

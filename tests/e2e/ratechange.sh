@@ -54,7 +54,9 @@ for s in $(seq $((T - 1)) $((T + 4))); do
   r=$(( S[$((s + 1))] - S[$s] ))
   if [ "$s" -ge "$T" ] && [ "$s" -lt $((T + 4)) ]; then want=2000; else want=1000; fi
   if [ "$s" -ge "$T" ]; then got+=("T+$((s - T)):$r/$want"); else got+=("T$((s - T)):$r/$want"); fi
-  if [ $(( r * 100 )) -lt $(( want * 97 )) ] || [ $(( r * 100 )) -gt $(( want * 103 )) ]; then bad=1; fi
+  # +-10% (a loaded machine shifts a few sends across a second); a lost
+  # change is off by half or double
+  if [ $(( r * 100 )) -lt $(( want * 90 )) ] || [ $(( r * 100 )) -gt $(( want * 110 )) ]; then bad=1; fi
 done
 [ $bad = 0 ] || fail "shakes per second (got/want): ${got[*]}"
 ok "shakes per second (got/want): ${got[*]}"

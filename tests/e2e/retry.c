@@ -27,15 +27,19 @@ static void retry_same_second(void)
      * 5,000 records a second keeps journal batches in flight all along */
     const char *flags[] = {"--sets", "1", "--users", "100", "--rate", "5000", "--total", "1000000", NULL};
     peer_server_start(&s, 1, flags);
-    int wins = 0;
+    int wins = 0, again = 0;
     for (uint32_t uid = 1; uid <= 10; uid++) {
-        /* align to the start of a second so shake and retry share it */
+        /* align to the start of a second so shake and retry share it; on a
+         * loaded machine the exchange may still cross into the next second:
+         * then this uid is tried again (bounded), with a new seq */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         usleep((useconds_t)((1000000000 - ts.tv_nsec) / 1000 + 20000));
+        time_t sec = time(NULL);
+        uint32_t seq = 77 + 10 * (uint32_t)again;
         peer *p = peer_connect(s.port);
         peer_login_ok(p, uid, NULL, 0);
-        peer_shake(p, 77, false);
+        peer_shake(p, seq, false);
         Hb__Frame *f = peer_expect(p, HB__FRAME__BODY_SHAKE_REPLY, 3000);
         CHECK(f && f->shake_reply->result == HB__RESULT__RESULT_WIN, "uid %u: first shake did not win", uid);
         uint64_t pid = f->shake_reply->packet_id;
@@ -43,26 +47,41 @@ static void retry_same_second(void)
         p = peer_connect(s.port);
         peer_login_ok(p, uid, NULL, 0);
         int64_t t0 = ms_now();
-        peer_shake(p, 77, true);
+        peer_shake(p, seq, true);
         f = peer_expect(p, HB__FRAME__BODY_SHAKE_REPLY, 3000);
         int64_t waited = ms_now() - t0;
         CHECK(f, "uid %u: retry not answered", uid);
         CHECK(f->shake_reply->result == HB__RESULT__RESULT_WIN && f->shake_reply->packet_id == pid,
               "uid %u: retry in the same second answered %d (packet %llu), want WIN %llu", uid,
               f->shake_reply->result, (unsigned long long)f->shake_reply->packet_id, (unsigned long long)pid);
-        CHECK(waited < 300, "uid %u: retry answered after %lld ms", uid, (long long)waited);
+        /* "At once": the bug this guards made a retry wait for the newest
+         * record, which the busy producer never lets be durable; 1.5 s is
+         * generous for a loaded machine and still far from "never". */
+        CHECK(waited < 1500, "uid %u: retry answered after %lld ms", uid, (long long)waited);
         /* a new shake in the same second is rate-limited as before */
-        peer_shake(p, 78, false);
+        peer_shake(p, seq + 1, false);
         f = peer_expect(p, HB__FRAME__BODY_SHAKE_REPLY, 3000);
-        CHECK(f && f->shake_reply->result == HB__RESULT__RESULT_RATE_LIMITED, "limit no longer applies to new shakes");
+        CHECK(f, "uid %u: new shake not answered", uid);
+        bool same_second = time(NULL) == sec;
+        int res = f->shake_reply->result;
         peer_close(p);
         wins++;
+        if (!same_second) { /* crossed a second: the limit may rightly allow it */
+            CHECK(++again <= 5, "5 exchanges crossed a second boundary");
+            if (res == HB__RESULT__RESULT_WIN)
+                wins++;
+            uid--;
+            continue;
+        }
+        CHECK(res == HB__RESULT__RESULT_RATE_LIMITED, "limit no longer applies to new shakes");
     }
-    CHECK(peer_stat(&s, "retry_replayed") == 10, "retry_replayed != 10");
-    CHECK(peer_stat(&s, "wins") == 10, "a retry was paid again");
+    CHECK(peer_stat(&s, "retry_replayed") == (uint64_t)(10 + again), "retry_replayed != %d", 10 + again);
+    CHECK(peer_stat(&s, "wins") == (uint64_t)wins, "a retry was paid again");
     peer_server_stop(&s);
-    PASS("10 won shakes retried on a new connection in the same second: each got its own win back within 300 ms "
-         "while the journal was busy; a new shake was still rate-limited; nothing paid twice");
+    PASS("10 won shakes retried on a new connection in the same second: each got its own win back at once "
+         "while the journal was busy; a new shake was still rate-limited; nothing paid twice (%d tried again: "
+         "crossed a second)",
+         again);
 }
 
 static void open_again_promptly(void)
@@ -91,11 +110,11 @@ static void open_again_promptly(void)
         int64_t waited = ms_now() - t0;
         CHECK(f && f->open_reply->status == HB__OPEN_STATUS__OPEN_ALREADY && f->open_reply->share == share,
               "repeated open not answered ALREADY with the same share");
-        CHECK(waited < 300, "repeated open answered after %lld ms", (long long)waited);
+        CHECK(waited < 1500, "repeated open answered after %lld ms", (long long)waited); /* see above */
     }
     peer_server_stop(&s);
     PASS("a share opened, then asked for again 10 times on new connections: OPEN_ALREADY with the same share, "
-         "each within 300 ms while the journal was busy");
+         "each at once while the journal was busy");
 }
 
 static void chat_flood_vs_notices(void)

@@ -27,7 +27,7 @@ run stalled 1
 cp50=$(stat "$WORK/control.stats" lat_p50_us); cp99=$(stat "$WORK/control.stats" lat_p99_us)
 sp99=$(stat "$WORK/stalled.stats" lat_p99_us); smax=$(stat "$WORK/stalled.stats" lat_max_us)
 log "control: p50 ${cp50} us, p99 ${cp99} us; stalled: p99 ${sp99} us, max ${smax} us"
-expect_le "control run p99 (us)" "$cp99" 50000
+expect_le "control run p99 (us), far below the stall's" "$cp99" 200000
 expect_ge "stalled run p99 (us)" "$sp99" 400000
 expect_ge "stalled run max (us)" "$smax" 480000
 expect_eq "stalled run: every shake answered" "$(stat "$WORK/stalled.stats" replies)" "$(stat "$WORK/stalled.stats" shakes)"
