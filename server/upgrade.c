@@ -169,22 +169,31 @@ static void send_one(int fd, Hb__Upgrade *m, Hb__Upgrade__BodyCase kind, Hb__Upg
     }
 }
 
+/* A SEQPACKET socket and the address of `path` (named after `flag` in
+ * errors); the socket, or -1 with err. */
+static int unix_socket(const char *path, const char *flag, struct sockaddr_un *a, char *err, size_t errlen)
+{
+    *a = (struct sockaddr_un){.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a->sun_path) {
+        snprintf(err, errlen, "%s %s: path too long", flag, path);
+        return -1;
+    }
+    strcpy(a->sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        snprintf(err, errlen, "%s: %s", flag, strerror(errno));
+    return fd;
+}
+
 /* ---- the running side ------------------------------------------------------------ */
 
 int sv_upgrade_listen(sv_server *s, char *err, size_t errlen)
 {
     const char *path = s->cfg.upgrade_socket;
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof a.sun_path) {
-        snprintf(err, errlen, "--upgrade-socket %s: path too long", path);
+    struct sockaddr_un a;
+    int fd = unix_socket(path, "--upgrade-socket", &a, err, errlen);
+    if (fd < 0)
         return -1;
-    }
-    strcpy(a.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "--upgrade-socket: %s", strerror(errno));
-        return -1;
-    }
     if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
         close(fd);
         snprintf(err, errlen, "--upgrade-socket %s: another server listens there", path);
@@ -445,17 +454,13 @@ out:
 
 int sv_up_connect(sv_server *s, const char *path, char *err, size_t errlen)
 {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof a.sun_path) {
-        snprintf(err, errlen, "--takeover %s: path too long", path);
+    struct sockaddr_un a;
+    int fd = unix_socket(path, "--takeover", &a, err, errlen);
+    if (fd < 0)
         return -1;
-    }
-    strcpy(a.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
         snprintf(err, errlen, "--takeover %s: cannot reach the running server: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        close(fd);
         return -1;
     }
     Hb__Cycle money;
