@@ -38,6 +38,12 @@ The rate search (hb-server, then the echo floor with the same clients):
   --max-p99-ms MS    a step fails when p99 passes this (10) or when replies
                      fall behind (mean < 97% of the rate)
   --no-steps         skip the search;  --no-floor  skip the echo floor
+Hot upgrade (issue 17):
+  --upgrade SEC      SEC seconds into stage 2, replace hb-server by a new
+                     process with tools/upgrade.sh (same binary, same flags)
+                     and report the pause: seconds with p99 over 100 ms and
+                     the worst p99 (pause.py), connections lost and shakes
+                     retried by the clients, memory before and after
 Other:
   --out DIR          results (out/bench-c1m-DATE)
   --build DIR        build directory (build); built if needed
@@ -55,7 +61,7 @@ EOF
 
 USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS='' IDLE=30 QPS1=30000 QPS2=60000 RATE=200
 PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
-OUT='' BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000
+OUT='' BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000 UPGRADE=0
 while [ $# -gt 0 ]; do
   case $1 in
     --users) USERS=$2; shift ;;
@@ -77,6 +83,7 @@ while [ $# -gt 0 ]; do
     --max-p99-ms) MAX_P99=$2; shift ;;
     --no-steps) STEPS=0 ;;
     --no-floor) FLOOR=0 ;;
+    --upgrade) UPGRADE=$2; shift ;;
     --out) OUT=$2; shift ;;
     --build) BUILD=$2; shift ;;
     --prefix) PREFIX=$2; shift ;;
@@ -220,9 +227,11 @@ AT2=$(( ${launch%.*} + BUDGET + IDLE + 1 ))
 # 0.2 s early: the first shakes of stage 2 must find the event started (not NOT_YET)
 delay=$(echo "$AT2 - $launch - 0.2" | bc -l)
 say "hb-server: $SETS SETs on ports $PORTS"
-bg server "$B/hb-server" --listen "$SERVER" --insecure --port "$PORTS" --sets "$SETS" --users "$USERS" --rate "$RATE" \
-  --total "$PACKETS" --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay" \
+SERVER_ARGS=(--listen "$SERVER" --insecure --port "$PORTS" --sets "$SETS" --users "$USERS" --rate "$RATE"
+  --total "$PACKETS" --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay"
   --journal "$OUT/server.journal" --stats-file "$OUT/server.stats" --monitor "$MON" --instance server --progress
+  --upgrade-socket "$OUT/upgrade.sock")
+bg server "$B/hb-server" "${SERVER_ARGS[@]}"
 for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sleep 0.1; done
 ss -Htln "sport = :$BASE_PORT" | grep -q . || die "hb-server did not listen (see $OUT/server.log)"
 SPID=$(pid_of server)
@@ -324,6 +333,37 @@ search() {
   BEST=$lo
 }
 
+# ---- hot upgrade (--upgrade) ---------------------------------------------------------------
+sum_clients() { "$B/hb-stats" --sum "$1" "$OUT"/c*.stats 2>/dev/null || echo 0; }
+hot_upgrade() { # hot_upgrade AT: tools/upgrade.sh at unix second AT, then the figures
+  local at=$1 closes0 retries0 out rc=0 newpid
+  sleep_until "$at"
+  closes0=$(sum_clients closes) retries0=$(sum_clients retries)
+  fact upgrade_rss_old_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/"$SPID"/status)"
+  fact upgrade_slab_before_kb "$(meminfo Slab)"
+  say "hot upgrade: tools/upgrade.sh at +$((at - AT2)) s into stage 2"
+  out=$(tools/upgrade.sh --socket "$OUT/upgrade.sock" --log "$OUT/server2.log" -- "$B/hb-server" "${SERVER_ARGS[@]}" 2>&1) || rc=$?
+  echo "$out" >"$OUT/upgrade.log"
+  say "hot upgrade: $(tail -n 1 <<<"$out")"
+  fact upgrade_rc "$rc"
+  [ "$rc" = 0 ] || { note "the hot upgrade failed: $(tail -n 1 <<<"$out")"; return; }
+  newpid=$(sed -n 's/.*new server pid \([0-9]*\).*/\1/p' <<<"$out")
+  fact upgrade_pause_ms "$(sed -n 's/.*clients paused \([0-9.]*\) ms.*/\1/p' <<<"$out")"
+  fact upgrade_conns "$(sed -n 's/.*took over \([0-9]*\) connections.*/\1/p' <<<"$out")"
+  wait "$(pid_of server)" 2>/dev/null || true # the old one exits by itself
+  PIDS+=("$newpid")
+  # shellcheck disable=SC2034 # read through pid_of
+  printf -v PID_server %s "$newpid"
+  SPID=$newpid
+  sleep_until $((at + 10))
+  fact upgrade_rss_new_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/"$SPID"/status)"
+  fact upgrade_slab_after_kb "$(meminfo Slab)"
+  fact upgrade_closes "$(($(sum_clients closes) - closes0))"
+  fact upgrade_retries "$(($(sum_clients retries) - retries0))"
+  fact upgrade_latency "$(python3 tools/bench/pause.py --tsv "$OUT/reports.tsv" --prefix c --first $((at - 2)) --last $((at + 8)) --over-ms 100)"
+  say "hot upgrade: $(grep '^upgrade_' "$OUT/facts.txt" | tr '\n' ' ')"
+}
+
 # ---- stage 1: connect everyone, then idle -------------------------------------------------------
 say "stage 1: $USERS connections from $HOSTS hosts; stage 2 starts at +$((AT2 - T0)) s"
 c0=$(date +%s.%N)
@@ -355,6 +395,7 @@ fleet() { tools/fleet --clients "$FLEET_CLIENTS" "$@" >>"$OUT/fleet.log" 2>&1 ||
 sleep_until $((AT2 - 2))
 fleet qps "$QPS1" --at $AT2
 say "stage 2: $QPS1 shakes/s from $(date -d @$AT2 +%T) (tools/fleet), cycle 1: $PACKETS packets then $SEND send-flow packets at $RATE/s"
+if [ "$UPGRADE" -gt 0 ]; then hot_upgrade $((AT2 + UPGRADE)); fi
 sleep_until $((AT3 - 2))
 # In the background: the rate switch is already scheduled for AT3 in every
 # client once the POSTs are in; the cycle must start at AT3 too, whatever

@@ -176,6 +176,26 @@ def main():
                          "clients and the kernel's TCP work (all on the same cores), not what the server adds")
         L.append("")
 
+    # -- hot upgrade (--upgrade)
+    if "upgrade_rc" in F:
+        L += ["## Hot upgrade during stage 2", ""]
+        if F["upgrade_rc"] != "0":
+            L.append("- **failed** (tools/upgrade.sh exit %s): see upgrade.log" % F["upgrade_rc"])
+        else:
+            R["upgrade_pause_ms"] = F.get("upgrade_pause_ms")
+            R["upgrade_closes"] = F.get("upgrade_closes")
+            R["upgrade_retries"] = F.get("upgrade_retries")
+            L.append("- %s connections handed over; the clients paused **%s ms** (from the old server's freeze to "
+                     "the new one reading)" % (fnum(F.get("upgrade_conns", 0)), F.get("upgrade_pause_ms")))
+            L.append("- clients: **%s connections lost, %s shakes retried** in the 10 s around it"
+                     % (F.get("upgrade_closes"), F.get("upgrade_retries")))
+            L.append("- latency around it (per second, all clients merged): %s" % F.get("upgrade_latency", ""))
+            L.append("- server RSS: old %s MB, new %s MB 10 s after; kernel slab %s -> %s MB" % (
+                fnum(int(F.get("upgrade_rss_old_kb", 0)) / 1024), fnum(int(F.get("upgrade_rss_new_kb", 0)) / 1024),
+                fnum(int(F.get("upgrade_slab_before_kb", 0)) / 1024),
+                fnum(int(F.get("upgrade_slab_after_kb", 0)) / 1024)))
+        L.append("")
+
     # -- ledger
     R["ledger"] = "OK" if F.get("ledger_rc") == "0" else "FAIL"
     L += ["## Ledger", "", "- hb-reconcile: **%s** (exit %s): %s" % (R["ledger"], F.get("ledger_rc"),
