@@ -186,7 +186,7 @@ def main():
             R["upgrade_closes"] = F.get("upgrade_closes")
             R["upgrade_retries"] = F.get("upgrade_retries")
             L.append("- %s connections handed over; the clients paused **%s ms** (from the old server's freeze to "
-                     "the new one reading)" % (fnum(F.get("upgrade_conns", 0)), F.get("upgrade_pause_ms")))
+                     "the new one reading)" % (fnum(int(F.get("upgrade_conns", 0))), F.get("upgrade_pause_ms")))
             L.append("- clients: **%s connections lost, %s shakes retried** in the 10 s around it"
                      % (F.get("upgrade_closes"), F.get("upgrade_retries")))
             L.append("- latency around it (per second, all clients merged): %s" % F.get("upgrade_latency", ""))
