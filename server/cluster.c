@@ -66,7 +66,26 @@ struct sv_cluster {
 
     _Atomic uint64_t refreshes, reconnects, redis_errors;
     _Atomic bool up;
+
+    void (*hook_start)(void *, struct ev_loop *);
+    void (*hook_stop)(void *);
+    void *hook_arg;
 };
+
+void sv_cluster_set_hooks(sv_cluster *c, void (*start)(void *arg, struct ev_loop *loop), void (*stop)(void *arg),
+                          void *arg)
+{
+    c->hook_start = start;
+    c->hook_stop = stop;
+    c->hook_arg = arg;
+}
+
+void sv_cluster_redis_addr(const sv_cluster *c, const char **host, int *port, const char **password)
+{
+    *host = c->host;
+    *port = c->port;
+    *password = c->o.password;
+}
 
 int sv_cluster_parse_url(const char *url, char *host, size_t hostlen, int *port)
 {
@@ -448,6 +467,8 @@ static void *cluster_main(void *arg)
     sv_cluster *c = arg;
     pthread_setname_np(pthread_self(), "hb-cluster");
     ev_run(c->loop, 0);
+    if (c->hook_stop)
+        c->hook_stop(c->hook_arg);
     if (c->ac) {
         redisAsyncContext *ac = c->ac;
         c->ac = NULL;
@@ -469,6 +490,8 @@ int sv_cluster_start(sv_cluster *c, char *err, size_t errlen)
     ev_timer_start(c->loop, &c->tick);
     ev_async_init(&c->stop, stop_cb);
     ev_async_start(c->loop, &c->stop);
+    if (c->hook_start)
+        c->hook_start(c->hook_arg, c->loop);
     if (pthread_create(&c->th, NULL, cluster_main, c) != 0) {
         snprintf(err, errlen, "cluster: cannot start its thread");
         return -1;

@@ -82,6 +82,16 @@ int sv_cluster_start(sv_cluster *c, char *err, size_t errlen);
 void sv_cluster_stay(sv_cluster *c);
 void sv_cluster_free(sv_cluster *c);
 
+/* Another module that talks to Redis on this thread (xmsg.c): `start` runs
+ * in sv_cluster_start with the thread's loop before the thread runs (it may
+ * add watchers), `stop` on the thread after its loop ended.  Set before
+ * sv_cluster_start. */
+struct ev_loop;
+void sv_cluster_set_hooks(sv_cluster *c, void (*start)(void *arg, struct ev_loop *loop), void (*stop)(void *arg),
+                          void *arg);
+/* Where Redis is (for such a module's own connection). */
+void sv_cluster_redis_addr(const sv_cluster *c, const char **host, int *port, const char **password);
+
 /* The current snapshot (any thread; never NULL after sv_cluster_new). */
 const sv_members *sv_cluster_members(sv_cluster *c);
 /* uid's owner in ms when it is another member; NULL when it is this node or

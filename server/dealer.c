@@ -42,18 +42,17 @@ static uint32_t op_pick(void *ctx, uint64_t *rng)
 {
     sv_server *s = ctx;
     uint32_t u = 0;
-    /* In a cluster, recipients are users this node owns: notices do not
-     * cross nodes yet (issue 15, part 2). */
+    /* In a cluster, recipients are drawn among all the cluster's users: a
+     * notice for a uid another node owns goes there (route.c, xmsg.h).
+     * Prefer users who are online, as the seed does (for another node's
+     * users that cannot be known here: they count as online); after a few
+     * misses take anyone: the notice waits for their login. */
     const sv_members *ms = s->cluster ? sv_cluster_members(s->cluster) : NULL;
-    /* Prefer users who are online, as the seed does; after a few misses
-     * take anyone: the notice waits for their login. */
     for (int i = 0; i < 16; i++) {
         u = hb_rand_below(rng, s->dir.users);
-        if (sv_dir_get(&s->dir, u) && !sv_members_other_owner(ms, u))
+        if (sv_dir_get(&s->dir, u) || sv_members_other_owner(ms, u))
             return u;
     }
-    for (int i = 0; ms && i < 256 && sv_members_other_owner(ms, u); i++)
-        u = hb_rand_below(rng, s->dir.users);
     return u;
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "xmsg.h"
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -286,6 +287,24 @@ static void on_open(sv_set *set, sv_conn *c, const Hb__Open *o)
     if (!still_current(set, c))
         return;
     HB_INC(set->st.opens);
+    /* A send packet of another node's band is that node's to pay: the Open
+     * goes there (xmsg.h) and its reply comes back to this connection. */
+    unsigned band = hb_id_band(o->packet_id);
+    if (s->xmsg && hb_is_send_id(o->packet_id) && band != s->band && band >= 1 && band <= (unsigned)s->cfg.nodes) {
+        sv_msg m = {.type = SV_MSG_OPEN,
+                    .uid = c->uid,
+                    .from = s->band - 1,
+                    .slot = sv_conn_slot(set, c),
+                    .gen = c->gen,
+                    .set = (uint16_t)set->id,
+                    .packet_id = o->packet_id};
+        if (sv_xmsg_send(s->xmsg, (int)band - 1, &m)) {
+            HB_INC(set->st.opens_remote);
+            return;
+        }
+        sv_conn_close(set, c); /* no room to forward it: the client opens again after reconnecting */
+        return;
+    }
     uint32_t share;
     uint64_t jseq;
     Hb__OpenStatus st = sv_registry_open(&s->reg, &s->journal, set->id, o->packet_id, c->uid, &share, &jseq);
@@ -381,9 +400,26 @@ static void deliver(sv_set *set, sv_conn *c, sv_msg *m)
     }
 }
 
+/* The reply to an Open another node served (the share is durable there). */
+static void open_reply(sv_set *set, const sv_msg *m)
+{
+    sv_conn *c = &set->conns[m->slot];
+    if (!m->slot || m->slot > set->hwm || c->gen != m->gen || c->state != SV_CONN_ACTIVE || c->uid != m->uid) {
+        HB_INC(set->st.open_replies_lost); /* the client left: its retry is answered OPEN_ALREADY, same share */
+        return;
+    }
+    uint8_t buf[64];
+    size_t n = pack_open_reply(buf, sizeof buf, m->packet_id, (Hb__OpenStatus)m->status, m->amount);
+    sv_conn_send(set, c, buf, n);
+}
+
 void sv_handle_msg(sv_set *set, sv_msg *m)
 {
     sv_server *s = set->srv;
+    if (m->type == SV_MSG_OPEN_REPLY) {
+        open_reply(set, m);
+        return;
+    }
     if (m->type == SV_MSG_KICK) {
         sv_conn *old = &set->conns[m->slot];
         if (m->slot && m->slot <= set->hwm && old->state == SV_CONN_ACTIVE && old->uid == m->uid &&

@@ -20,6 +20,9 @@ enum sv_msg_type {
     SV_MSG_NOTICE = 1, /* packet_id, amount, split */
     SV_MSG_CHAT = 2,   /* from, text */
     SV_MSG_KICK = 3,   /* close connection `slot` if it still holds uid */
+    /* Between nodes only (xmsg.c): */
+    SV_MSG_OPEN = 4,       /* uid (at set/slot/gen on node `from`) opens packet_id, owned by the receiver */
+    SV_MSG_OPEN_REPLY = 5, /* the answer: status, amount = share; to set/slot/gen on the receiver */
 };
 
 typedef struct sv_msg {
@@ -32,8 +35,12 @@ typedef struct sv_msg {
     uint32_t amount;
     uint32_t slot;
     uint32_t gen;
+    uint8_t xhops;   /* node-to-node forwards so far (xmsg.c); bounded like hops */
+    uint8_t status;  /* SV_MSG_OPEN_REPLY: Hb__OpenStatus */
+    uint16_t set;    /* SV_MSG_OPEN(_REPLY): the asking connection's SET */
     uint64_t packet_id;
     char text[HB_CHAT_MAX];
+    uint8_t dest;    /* xmsg out-queue: the node index it goes to */
 } sv_msg;
 
 typedef struct sv_inbox_cell {

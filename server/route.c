@@ -2,6 +2,7 @@
 #include "route.h"
 
 #include "set.h"
+#include "xmsg.h"
 
 static void dropped(sv_server *s)
 {
@@ -30,6 +31,17 @@ bool sv_route(sv_server *s, sv_msg *m)
     if (m->uid >= s->dir.users) {
         dropped(s);
         return false;
+    }
+    /* A uid another node owns: through its stream (xmsg.h), a bounded
+     * number of node-to-node hops, after which it stays here. */
+    if (s->xmsg && s->cluster && m->xhops < SV_XMSG_HOPS) {
+        const sv_member *o = sv_members_other_owner(sv_cluster_members(s->cluster), m->uid);
+        if (o && o->index >= 0) {
+            if (sv_xmsg_send(s->xmsg, o->index, m))
+                return true;
+            dropped(s);
+            return false;
+        }
     }
     /* A few tries: the user may log in or move while we look. */
     for (int tries = 0; tries < 4; tries++) {

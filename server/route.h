@@ -6,7 +6,8 @@
  * the SET is woken.  A user who is offline gets it at the next login: it is
  * parked in the directory.  Nothing here blocks on a SET: a full inbox
  * refuses and the drop is counted, so a stuck SET cannot stall the producer
- * or another SET. */
+ * or another SET.  In a cluster, a message for a uid another node owns goes
+ * to that node's stream (xmsg.h) and is routed there. */
 #ifndef SV_ROUTE_H
 #define SV_ROUTE_H
 

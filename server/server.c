@@ -21,6 +21,7 @@
 #include "replay.h"
 #include "set.h"
 #include "upgrade.h"
+#include "xmsg.h"
 
 void sv_server_defaults(sv_config *c)
 {
@@ -206,7 +207,10 @@ static int join_cluster(sv_server *s, char *err, size_t errlen)
                          .ttl_ms = (int)c->cluster_ttl_ms,
                          .pin = c->cluster_pin};
     s->cluster = sv_cluster_new(&o, err, errlen);
-    return s->cluster ? 0 : -1;
+    if (!s->cluster)
+        return -1;
+    s->xmsg = sv_xmsg_new(s, err, errlen);
+    return s->xmsg ? 0 : -1;
 }
 
 int sv_server_init(sv_server *s, char *err, size_t errlen)
@@ -626,7 +630,7 @@ void sv_server_stop(sv_server *s)
             sv_set_stop(s->sets[i]);
     sv_journal_close(&s->journal);
     sv_cluster_free(s->cluster); /* after the SETs: they read its member list */
-    s->cluster = NULL;
+    s->cluster = NULL; /* s->xmsg stays until sv_server_free: the final counters read it */
 }
 
 void sv_server_free(sv_server *s)
@@ -641,5 +645,7 @@ void sv_server_free(sv_server *s)
     sv_addr_free(s->addrs);
     sv_cluster_free(s->cluster);
     s->cluster = NULL;
+    sv_xmsg_free(s->xmsg);
+    s->xmsg = NULL;
     hb_reporter_close(&s->reporter);
 }

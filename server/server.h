@@ -117,6 +117,7 @@ typedef struct sv_server {
     hb_reporter reporter;
     struct sv_addr_limit *addrs;
     struct sv_cluster *cluster; /* NULL: not in a cluster */
+    struct sv_xmsg *xmsg;       /* messages to and from other nodes (xmsg.h); with cluster */
     unsigned band;              /* packet id band (proto/money.h): node_index + 1 in a cluster, else 0 */
 
     pthread_t dealer_th;        /* the producer thread (dealer.c) */

@@ -8,6 +8,7 @@
 #include "statsfile.h"
 #include "server.h"
 #include "set.h"
+#include "xmsg.h"
 
 void sv_stats_sum(sv_server *s, sv_totals *t)
 {
@@ -24,6 +25,12 @@ void sv_stats_sum(sv_server *s, sv_totals *t)
         t->deferred += HB_GET(st->deferred);
         t->queued += HB_GET(st->queued);
         t->pool_chunks += HB_GET(st->pool_chunks);
+    }
+    if (s->xmsg) { /* opens this node paid for users of other nodes (its journal has them) */
+        sv_xmsg_stats xs;
+        sv_xmsg_get_stats(s->xmsg, &xs);
+        t->opens_ok += xs.opens_ok;
+        t->share_amount += xs.share_amount;
     }
 }
 
@@ -92,6 +99,30 @@ void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool fin
         hb_sb_u64(&b, "cluster_reconnects", cs.reconnects);
         hb_sb_u64(&b, "cluster_redis_errors", cs.redis_errors);
         hb_sb_u64(&b, "cluster_redis_up", cs.redis_up);
+    }
+    if (s->xmsg) {
+        sv_xmsg_stats xs;
+        sv_xmsg_get_stats(s->xmsg, &xs);
+        const struct {
+            const char *name;
+            uint64_t v;
+        } x[] = {{"xmsg_xadd", xs.xadd},
+                 {"xmsg_xadd_failed", xs.xadd_failed},
+                 {"xmsg_xread", xs.xread},
+                 {"xmsg_xread_entries", xs.xread_entries},
+                 {"xmsg_xack", xs.xack},
+                 {"xmsg_acked", xs.acked},
+                 {"xmsg_duplicates", xs.duplicates},
+                 {"xmsg_opens_forwarded", xs.opens_forwarded},
+                 {"xmsg_opens_served", xs.opens_served},
+                 {"xmsg_opens_ok", xs.opens_ok},
+                 {"xmsg_share_amount", xs.share_amount},
+                 {"xmsg_open_replies", xs.open_replies},
+                 {"xmsg_queue_full", xs.queue_full},
+                 {"xmsg_dropped", xs.dropped},
+                 {"xmsg_redis_commands", xs.commands}};
+        for (size_t i = 0; i < HB_ARRAY_LEN(x); i++)
+            hb_sb_u64(&b, x[i].name, x[i].v);
     }
     hb_sb_u64(&b, "reports_sent", HB_GET(s->reporter.sent));
     hb_sb_u64(&b, "reports_dropped", HB_GET(s->reporter.dropped));

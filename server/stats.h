@@ -40,6 +40,8 @@
     X(pool_exhausted, "connections closed: buffer pool exhausted")                \
     X(redirected, "cluster: logins redirected to the uid's owner node")           \
     X(rehomed, "cluster: sessions redirected after a membership change")          \
+    X(opens_remote, "cluster: opens forwarded to the node that made the packet")  \
+    X(open_replies_lost, "cluster: open replies whose connection had gone")       \
     X(bytes_in, "bytes read")                                                     \
     X(bytes_out, "bytes written")
 
