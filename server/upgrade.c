@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include "cluster.h"
 #include "dealer.h"
+#include "xmsg.h"
 #include "server.h"
 #include "set.h"
 
@@ -271,7 +272,7 @@ static bool journal_drained(sv_server *s, int ms)
 typedef struct up_run {
     sv_server *s;
     int fd;
-    bool frozen, dealer_paused, journal_paused;
+    bool frozen, dealer_paused, journal_paused, xmsg_paused;
     int64_t frozen_at;
     char why[256];
 } up_run;
@@ -305,6 +306,11 @@ static bool freeze_and_send_state(up_run *r)
     }
     sv_dealer_pause(s);
     r->dealer_paused = true;
+    r->xmsg_paused = true; /* opens from other nodes append to the journal too */
+    if (!sv_xmsg_pause(s->xmsg, true, 5000)) {
+        snprintf(r->why, sizeof r->why, "messages from other nodes did not pause");
+        return false;
+    }
     if (!journal_drained(s, 10000)) {
         snprintf(r->why, sizeof r->why, "the journal did not write its last batch within 10 s");
         return false;
@@ -401,6 +407,8 @@ static void thaw(up_run *r)
         hb_die("takeover failed and the journal writer cannot restart: stopping");
     if (r->dealer_paused && sv_dealer_start(s) < 0)
         hb_die("takeover failed and the producer cannot restart: stopping");
+    if (r->xmsg_paused)
+        sv_xmsg_pause(s->xmsg, false, 0);
     if (r->frozen && !sv_set_ctl_all(s, SV_CTL_THAW, 10000))
         hb_log("takeover: a SET did not thaw in time");
     hb_log("takeover by pid %d failed: %s; serving everything again (paused %.1f ms)", (int)s->up_peer, r->why,

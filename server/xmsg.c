@@ -61,6 +61,7 @@ struct sv_xmsg {
     bool ready; /* connected; the group is asked for */
     int64_t next_connect_us, next_rescan_us;
     bool reading;
+    _Atomic bool paused, pause_seen; /* hot upgrade: read nothing (pause_seen: no read in flight either) */
     char from[48]; /* XREADGROUP id: "0"... while reading the pending list, ">" after */
 
     xlist out;      /* to XADD */
@@ -440,7 +441,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv)
 
 static void read_stream(sv_xmsg *x)
 {
-    if (!x->ac || !x->ready || x->reading)
+    if (!x->ac || !x->ready || x->reading || atomic_load(&x->paused))
         return;
     char count[16];
     snprintf(count, sizeof count, "%d", READ_COUNT);
@@ -519,6 +520,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     sv_xmsg *x = w->data;
     int64_t now = hb_mono_us();
+    if (atomic_load(&x->paused) && !x->reading)
+        atomic_store(&x->pause_seen, true);
     /* From the queue, with a message id each (kept through retries). */
     sv_msg m;
     while (x->out.n < LOCAL_MAX && sv_inbox_pop(&x->q, &m)) {
@@ -624,6 +627,20 @@ void sv_xmsg_free(sv_xmsg *x)
     free(x->seen[0]);
     free(x->seen[1]);
     free(x);
+}
+
+bool sv_xmsg_pause(sv_xmsg *x, bool on, int timeout_ms)
+{
+    if (!x)
+        return true;
+    atomic_store(&x->pause_seen, false);
+    atomic_store(&x->paused, on);
+    if (!on)
+        return true;
+    for (int64_t end = hb_mono_us() + (int64_t)timeout_ms * 1000; hb_mono_us() < end; usleep(1000))
+        if (atomic_load(&x->pause_seen))
+            return true;
+    return false;
 }
 
 void sv_xmsg_get_stats(sv_xmsg *x, sv_xmsg_stats *st)

@@ -50,6 +50,12 @@ void sv_xmsg_free(sv_xmsg *x); /* after the cluster thread stopped */
  * full (counted). */
 bool sv_xmsg_send(sv_xmsg *x, int node, const sv_msg *m);
 
+/* Hot upgrade: stop (on) or resume reading this node's stream.  Pausing
+ * waits (up to timeout_ms) until no read is in flight, so nothing read
+ * afterwards appends to the journal the old process is handing over.
+ * True once paused (or resumed). */
+bool sv_xmsg_pause(sv_xmsg *x, bool on, int timeout_ms);
+
 typedef struct sv_xmsg_stats {
     uint64_t xadd, xadd_failed, xread, xread_entries, xack, acked, duplicates, opens_forwarded, opens_served,
         open_replies, queue_full, commands, dropped;
