@@ -92,3 +92,34 @@ stop() { hb_stop "$@"; }
 # wait_exit NAME SECONDS [STATUS]: wait for a process to end by itself with
 # exactly STATUS (0)
 wait_exit() { hb_wait_exit "$@"; }
+
+# check_rates SAMPLES FIRST LAST ZERO WANT_FN: per-second rates from a
+# cumulative counter.  SAMPLES names an associative array, S -> the counter
+# at the start of unix second S; WANT_FN S prints the rate due in second S.
+# Between consecutive samples from FIRST to LAST+1 -- at most 2 s apart: a
+# loaded machine may miss a version of a stats file -- the count must be
+# within 10% of the sum of the rates due (a switch in the wrong second, or
+# a lost change, is off by far more).  Prints "second-ZERO..:count/want"
+# spans in RATES; returns 1 if any is off or missing.
+check_rates() {
+  local -n smp=$1
+  local first=$2 last=$3 zero=$4 want=$5 prev='' s k w n bad=0
+  RATES=()
+  for ((s = first; s <= last + 1; s++)); do
+    [ -n "${smp[$s]:-}" ] || continue
+    if [ -z "$prev" ]; then
+      [ "$s" -le $((first + 1)) ] || { RATES+=("no sample near T$((first - zero))"); bad=1; }
+    else
+      [ $((s - prev)) -le 2 ] || { RATES+=("no samples between T$((prev - zero)) and T$((s - zero))"); bad=1; }
+      w=0
+      for ((k = prev; k < s; k++)); do w=$((w + $("$want" "$k"))); done
+      n=${smp[$s]} k=${smp[$prev]} # an associative array: no arithmetic subscripts
+      n=$((n - k))
+      RATES+=("T$((prev - zero))..T$((s - zero)):$n/$w")
+      if [ $((n * 100)) -lt $((w * 90)) ] || [ $((n * 100)) -gt $((w * 110)) ]; then bad=1; fi
+    fi
+    prev=$s
+  done
+  if [ -z "$prev" ] || [ "$prev" -lt "$last" ]; then RATES+=("no sample near T$((last + 1 - zero))"); bad=1; fi
+  return $bad
+}
