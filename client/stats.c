@@ -255,3 +255,20 @@ void cl_stats_summary(cl_client *cl)
            hb_hist_percentile(&run_hist, 99) / 1000.0, hb_hist_percentile(&run_hist, 99.9) / 1000.0,
            run_hist.max / 1000.0);
 }
+
+int cl_stats_write_hist(cl_client *cl, const char *path, char *err, size_t errlen)
+{
+    (void)cl;
+    static char text[HB_HIST_TEXT_MAX];
+    pthread_mutex_lock(&stats_mu);
+    size_t n = hb_hist_encode(&run_hist, text, sizeof text);
+    pthread_mutex_unlock(&stats_mu);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write the histogram to %s: %s (%zu bytes)", path, strerror(errno), n);
+        return -1;
+    }
+    return 0;
+}

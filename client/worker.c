@@ -141,7 +141,11 @@ static bool may_send(cl_worker *w, int64_t mono)
     if (!w->ramped && (!cl->cfg.wait_connected || HB_GET(w->st.active) >= w->n ||
                        mono - w->start_mono > 30 * 1000000LL))
         w->ramped = true;
-    return cl->cfg.shake && clock_ready && w->ramped && !atomic_load(&cl->paused) &&
+    /* A fleet task's window: every agent starts at the same second and none
+     * shakes from the stop second on, whenever its main thread notices. */
+    int64_t snow = cl_sched_now(cl);
+    bool in_window = snow >= cl->cfg.start_at * 1000000 && (!cl->cfg.stop_at || snow < cl->cfg.stop_at * 1000000);
+    return cl->cfg.shake && clock_ready && w->ramped && in_window && !atomic_load(&cl->paused) &&
            !atomic_load(&cl->stop_sending);
 }
 
