@@ -10,6 +10,8 @@
  * again only when their version moves. */
 #include "worker.h"
 
+#include <stdint.h>
+
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,6 +302,10 @@ static void *worker_main(void *arg)
     cl_changes_apply(&w->changes, &w->plan, snow);
     cl_mine_seek(&w->mine, cl_plan_due(&w->plan, snow));
     ev_run(w->loop, 0);
+    /* The last (partial) second's latencies too: the summary and the fleet's
+     * merged histogram must hold every reply. */
+    w->last_second = INT64_MIN;
+    hand_over(w);
     for (uint32_t i = 0; i < w->n; i++)
         if (w->conns[i].state != CL_IDLE) {
             ev_io_stop(w->loop, &w->conns[i].io);

@@ -430,12 +430,24 @@ static const char *hfind(const redisReply *r, const char *k)
     return NULL;
 }
 
-/* Every slice's holder reported, and every other claimant reported or is
- * gone (its lease ran out: it will never report). */
+/* Version v is over (when it is the current task: stopped, or its
+ * duration has passed), every slice is held, every slice's holder
+ * reported, and every other claimant reported or is gone (its lease ran
+ * out: it will never report). */
 static bool settled(long long v)
 {
+    kv t;
+    long long cur = 0, slices = 0, start = 0, duration = 0;
+    bool have = get_task(&t) && num(tf(&t, "version"), &cur);
+    num(tf(&t, "slices"), &slices);
+    num(tf(&t, "start"), &start);
+    num(tf(&t, "duration"), &duration);
+    bool over = !have || cur != v || !strcmp(tf(&t, "status"), "stopped") || (duration && now_s() >= start + duration);
+    freeReplyObject(t.r);
+    if (!over)
+        return false;
     redisReply *sl = hgetall(v, "slices"), *cl = hgetall(v, "claims"), *rs = hgetall(v, "results");
-    bool done = true;
+    bool done = cur != v || (sl->type == REDIS_REPLY_ARRAY && (long long)sl->elements / 2 >= slices);
     for (size_t i = 0; done && sl->type == REDIS_REPLY_ARRAY && i + 1 < sl->elements; i += 2)
         done = hfind(rs, sl->element[i + 1]->str) != NULL;
     for (size_t i = 0; done && cl->type == REDIS_REPLY_ARRAY && i + 1 < cl->elements; i += 2)
