@@ -69,7 +69,10 @@ uint64_t cl_rate_copy(cl_client *cl, cl_plan *plan, cl_changes *changes)
 
 int cl_rate_history(cl_client *cl, const char *plan, char *err, size_t errlen)
 {
-    int64_t now_us = cl_sched_now(cl), last = -1;
+    /* all parsed and checked first: a refused plan changes nothing */
+    static cl_change ch[1024];
+    int n = 0;
+    int64_t last = -1;
     const char *p = plan;
     while (p && *p) {
         char *end;
@@ -78,29 +81,39 @@ int cl_rate_history(cl_client *cl, const char *plan, char *err, size_t errlen)
             goto bad;
         p = end + 1;
         unsigned long long q = strtoull(p, &end, 10);
-        if (end == p || (*end && *end != ','))
+        if (end == p || (*end && (*end != ',' || !end[1])))
             goto bad;
         p = *end ? end + 1 : end;
         if (at <= last || at < 1 || q > (unsigned long long)cl->cfg.users) {
             snprintf(err, errlen, "--plan '%s': seconds must ascend and rates stay within --users", plan);
             return -1;
         }
-        last = at;
-        pthread_mutex_lock(&cl->plan_mu);
-        int r = 0;
-        if (at * 1000000 <= now_us) {
-            cl_plan_change(&cl->plan, at, q);
-            atomic_store(&cl->target_qps, q);
-        } else {
-            r = cl_changes_add(&cl->changes, at, q);
-        }
-        atomic_fetch_add(&cl->plan_version, 1);
-        pthread_mutex_unlock(&cl->plan_mu);
-        if (r < 0) {
-            snprintf(err, errlen, "--plan '%s': more than %d changes still to come", plan, CL_CHANGES_MAX);
+        if (n == (int)(sizeof ch / sizeof *ch)) {
+            snprintf(err, errlen, "--plan: more than %zu changes", sizeof ch / sizeof *ch);
             return -1;
         }
+        ch[n++] = (cl_change){at, q};
+        last = at;
     }
+    int64_t now_us = cl_sched_now(cl);
+    int future = 0;
+    for (int i = 0; i < n; i++)
+        future += ch[i].at * 1000000 > now_us;
+    if (future > CL_CHANGES_MAX) {
+        snprintf(err, errlen, "--plan '%s': more than %d changes still to come", plan, CL_CHANGES_MAX);
+        return -1;
+    }
+    pthread_mutex_lock(&cl->plan_mu);
+    for (int i = 0; i < n; i++) {
+        if (ch[i].at * 1000000 <= now_us) {
+            cl_plan_change(&cl->plan, ch[i].at > cl->plan.t0 ? ch[i].at : cl->plan.t0, ch[i].qps);
+            atomic_store(&cl->target_qps, ch[i].qps);
+        } else {
+            cl_changes_add(&cl->changes, ch[i].at, ch[i].qps);
+        }
+    }
+    atomic_fetch_add(&cl->plan_version, 1);
+    pthread_mutex_unlock(&cl->plan_mu);
     return 0;
 bad:
     snprintf(err, errlen, "--plan '%s': expected UNIXSECOND:QPS,...", plan);
