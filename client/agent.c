@@ -25,7 +25,7 @@
 
 typedef struct task {
     long long version, users, qps, groups, slices, start, duration;
-    char server[256], port[128], status[16], rates[2048];
+    char server[256], port[128], status[16], rates[8192];
 } task;
 
 typedef struct run {
@@ -193,7 +193,7 @@ static bool task_decides(const char *name, size_t len)
     static const char *const task_opts[] = {"server",   "port",     "users",     "uid-from",  "uid-to",
                                             "qps",      "groups",   "duration",  "start-at",  "stop-at",
                                             "plan",     "hist-file", "stats-file", "ledger",   "commands-fd",
-                                            "instance", "control"};
+                                            "instance"};
     for (size_t i = 0; i < sizeof task_opts / sizeof *task_opts; i++)
         if (strlen(task_opts[i]) == len && !strncmp(name, task_opts[i], len))
             return true;

@@ -21,7 +21,8 @@
  * played twice.
  *
  * Options not about the agent (--secret, --source, --threads, --tick,
- * --connect-rate, --monitor, --drain, --config ...) are passed to every run;
+ * --connect-rate, --monitor, --drain, --control, --echo, --config ...) are
+ * passed to every run;
  * what the task decides (--server, --port, --users, --uid-from/to, --qps,
  * --groups, --duration ...) may not be given. */
 #ifndef CL_AGENT_H

@@ -3,8 +3,8 @@
  * report; the records are proto/fleet.h.
  *
  *   hb-fleet --redis URL [--redis-password-file F] COMMAND
- *     task start --server H --port P --users N --qps Q [--slices K]
- *                [--duration SEC] [--in SEC | --at UNIXSECOND]
+ *     task start --server H --port P --users N --qps Q [--groups G]
+ *                [--slices K] [--duration SEC] [--in SEC | --at UNIXSECOND]
  *     task qps N [--at UNIXSECOND]    (default: 2 s from now)
  *     task pause | resume | stop
  *     task status
@@ -38,8 +38,10 @@ static redisContext *rc;
 static void usage(FILE *f)
 {
     fputs("usage: hb-fleet --redis redis://HOST:PORT [--redis-password-file FILE] COMMAND\n"
-          "  task start --server HOST --port PORTS --users N --qps Q [--slices K] [--duration SEC]\n"
-          "             [--in SEC (5) | --at UNIXSECOND]   a new task version (stops the one before)\n"
+          "  task start --server HOST --port PORTS --users N --qps Q [--groups G] [--slices K]\n"
+          "             [--duration SEC] [--in SEC (5) | --at UNIXSECOND]\n"
+          "                                               a new task version (stops the one before);\n"
+          "                                               --slices: the live agents; --groups: users/qps\n"
           "  task qps N [--at UNIXSECOND]                 every agent switches at that second (default now+2)\n"
           "  task pause | resume | stop\n"
           "  task status                                  the task, its slices, the agents\n"
@@ -149,7 +151,7 @@ static const char *hms(long long t, char *buf, size_t len)
 static int task_start(int argc, char **argv)
 {
     const char *server = NULL, *port = NULL;
-    long long users = 0, qps = 0, slices = 0, duration = 0, in = 5, at = 0;
+    long long users = 0, qps = -1, slices = 0, duration = 0, in = 5, at = 0, groups = 0;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
@@ -164,11 +166,16 @@ static int task_start(int argc, char **argv)
                  : !strcmp(o, "--duration") ? !num(v, &duration)
                  : !strcmp(o, "--in")       ? !num(v, &in)
                  : !strcmp(o, "--at")       ? !num(v, &at)
+                 : !strcmp(o, "--groups")   ? !num(v, &groups)
                                             : (die2("task start: unknown option '%s'", o), 0))
             die2("task start: %s needs a whole number", o);
     }
-    if (!server || !port || users < 1 || qps < 1)
-        die2("task start needs --server, --port, --users N and --qps Q (%s)", "both at least 1");
+    if (!server || !port || users < 1 || qps < 0)
+        die2("task start needs --server, --port, --users N (at least 1) and --qps Q%s", "");
+    if (qps == 0 && groups < 1)
+        die2("task start: --qps 0 (shake only once told) needs --groups G for the schedule%s", "");
+    if (groups < 0 || groups > users)
+        die2("task start: --groups between 1 and --users%s", "");
     if (qps > users)
         die2("task start: --qps above --users%s: a user cannot shake twice in one second", "");
     if (slices < 0 || duration < 0 || in < 0)
@@ -190,7 +197,8 @@ static int task_start(int argc, char **argv)
     snprintf(f[0], 32, "%lld", version);
     snprintf(f[1], 32, "%lld", users);
     snprintf(f[2], 32, "%lld", qps);
-    snprintf(f[3], 32, "%lld", (users + qps - 1) / qps); /* the schedule's groups: the same for every agent */
+    /* the schedule's groups: the same for every agent, whatever its first rate */
+    snprintf(f[3], 32, "%lld", groups ? groups : (users + qps - 1) / qps);
     snprintf(f[4], 32, "%lld", slices);
     snprintf(f[5], 32, "%lld", start);
     snprintf(f[6], 32, "%lld", duration);
