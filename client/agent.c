@@ -588,9 +588,12 @@ int cl_agent_run(const cl_config *c, int argc, char **argv)
         if (ag.report)
             nap(200);
     }
-    const char *del[] = {"DEL", ag.lease};
+    /* gone: no lease, and off the list tools/fleet task status shows */
+    const char *del[] = {"DEL", ag.lease}, *zrem[] = {"ZREM", HB_FLEET_AGENTS, ag.name};
     redisReply *r = cmd(2, del);
     if (r)
+        freeReplyObject(r);
+    if ((r = cmd(3, zrem)))
         freeReplyObject(r);
     if (ag.rc)
         redisFree(ag.rc);
