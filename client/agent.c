@@ -549,10 +549,16 @@ int cl_agent_run(const cl_config *c, int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* A password Redis refuses is a mistake to say at once; a Redis not
+     * up yet (machines booting in any order) is waited for. */
     ag.rc = hb_redis_connect(&ag.addr, 2000, err, sizeof err);
-    if (!ag.rc) {
+    if (!ag.rc && strncmp(err, "cannot reach", 12) != 0) {
         fprintf(stderr, "hb-client: agent: %s\n", err);
         return 1;
+    }
+    if (!ag.rc) {
+        hb_log("agent %s: %s: waiting for it", ag.name, err);
+        ag.down = true;
     }
     hb_log("agent %s: waiting for tasks at %s:%d (lease %lld ms, files in %s)", ag.name, ag.addr.host, ag.addr.port,
            (long long)c->agent_ttl_ms, ag.dir);

@@ -202,7 +202,7 @@ int main(int argc, char **argv)
         usage_fail(err);
     }
     cl_config *c = &cl.cfg;
-    if (c->agent)
+    if (c->agent && *c->agent)
         return cl_agent_run(c, argc, argv);
     if (c->uid_to <= c->uid_from)
         usage_fail("--uid-to must be above --uid-from (users [uid-from, uid-to) are played)");

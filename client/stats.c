@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "client.h"
 #include "statsfile.h"
 #include "worker.h"
@@ -266,8 +267,11 @@ int cl_stats_write_hist(cl_client *cl, const char *path, char *err, size_t errle
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+    bool ok = f && fprintf(f, "%s\n", text) >= 0;
+    ok = (f && fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
         snprintf(err, errlen, "cannot write the histogram to %s: %s (%zu bytes)", path, strerror(errno), n);
+        unlink(tmp);
         return -1;
     }
     return 0;
