@@ -220,8 +220,10 @@ static int task_start(int argc, char **argv)
     return 0;
 }
 
-/* Append "AT:QPS" to the task's rates if the version is still V and AT is
- * after the last change. */
+/* Append "AT:QPS" to the task's rates if the version is still V, AT is
+ * after the last change, fewer than CL_CHANGES_MAX (8) changes wait for
+ * their second (a run queues no more: client/schedule.h), and the list fits
+ * the agents' record (8,192 characters). */
 static const char QPS_SCRIPT[] =
     "if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return redis.error_reply('the task changed meanwhile') end\n"
     "local st = redis.call('HGET', KEYS[1], 'status')\n"
@@ -230,6 +232,10 @@ static const char QPS_SCRIPT[] =
     "local last = tonumber(string.match(r, '(%d+):%d+$') or '0')\n"
     "if tonumber(ARGV[2]) <= last then return redis.error_reply('a change at second ' .. last .. ' is announced already: "
     "changes go in order') end\n"
+    "if #r > 8000 then return redis.error_reply('the task has had too many rate changes (start a new version)') end\n"
+    "local now, ahead = tonumber(redis.call('TIME')[1]), 0\n"
+    "for at in string.gmatch(r, '(%d+):%d+') do if tonumber(at) > now then ahead = ahead + 1 end end\n"
+    "if ahead >= 8 then return redis.error_reply('8 changes are waiting for their second already (a run queues 8)') end\n"
     "if r ~= '' then r = r .. ',' end\n"
     "redis.call('HSET', KEYS[1], 'rates', r .. ARGV[2] .. ':' .. ARGV[3])\n"
     "return 1\n";
