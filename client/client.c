@@ -10,6 +10,7 @@
 #include "client.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/random.h>
 
 void cl_client_init(cl_client *cl)
@@ -64,4 +65,57 @@ uint64_t cl_rate_copy(cl_client *cl, cl_plan *plan, cl_changes *changes)
     uint64_t v = atomic_load(&cl->plan_version);
     pthread_mutex_unlock(&cl->plan_mu);
     return v;
+}
+
+int cl_rate_history(cl_client *cl, const char *plan, char *err, size_t errlen)
+{
+    /* all parsed and checked first: a refused plan changes nothing */
+    static cl_change ch[1024];
+    int n = 0;
+    int64_t last = -1;
+    const char *p = plan;
+    while (p && *p) {
+        char *end;
+        long long at = strtoll(p, &end, 10);
+        if (end == p || *end != ':')
+            goto bad;
+        p = end + 1;
+        unsigned long long q = strtoull(p, &end, 10);
+        if (end == p || (*end && (*end != ',' || !end[1])))
+            goto bad;
+        p = *end ? end + 1 : end;
+        if (at <= last || at < 1 || q > (unsigned long long)cl->cfg.users) {
+            snprintf(err, errlen, "--plan '%s': seconds must ascend and rates stay within --users", plan);
+            return -1;
+        }
+        if (n == (int)(sizeof ch / sizeof *ch)) {
+            snprintf(err, errlen, "--plan: more than %zu changes", sizeof ch / sizeof *ch);
+            return -1;
+        }
+        ch[n++] = (cl_change){at, q};
+        last = at;
+    }
+    int64_t now_us = cl_sched_now(cl);
+    int future = 0;
+    for (int i = 0; i < n; i++)
+        future += ch[i].at * 1000000 > now_us;
+    if (future > CL_CHANGES_MAX) {
+        snprintf(err, errlen, "--plan '%s': more than %d changes still to come", plan, CL_CHANGES_MAX);
+        return -1;
+    }
+    pthread_mutex_lock(&cl->plan_mu);
+    for (int i = 0; i < n; i++) {
+        if (ch[i].at * 1000000 <= now_us) {
+            cl_plan_change(&cl->plan, ch[i].at > cl->plan.t0 ? ch[i].at : cl->plan.t0, ch[i].qps);
+            atomic_store(&cl->target_qps, ch[i].qps);
+        } else {
+            cl_changes_add(&cl->changes, ch[i].at, ch[i].qps);
+        }
+    }
+    atomic_fetch_add(&cl->plan_version, 1);
+    pthread_mutex_unlock(&cl->plan_mu);
+    return 0;
+bad:
+    snprintf(err, errlen, "--plan '%s': expected UNIXSECOND:QPS,...", plan);
+    return -1;
 }

@@ -48,6 +48,16 @@ typedef struct cl_config {
     bool shake;         /* send shakes (off: only connect, open, chat) */
     bool wait_connected; /* start shaking once all users are logged in */
     int64_t seed;
+    /* Driven by a fleet agent (agent.c starts one such process per task):
+     * shake only in schedule seconds [start_at, stop_at) (0 = unbounded),
+     * with the task's rate history `plan` ("T:QPS,..."), commands read from
+     * commands_fd (command.c), the run's latency histogram written raw to
+     * hist_file at exit. */
+    int64_t start_at, stop_at, commands_fd;
+    char *plan, *hist_file;
+    /* --agent: this process is the agent itself (agent.c) */
+    char *agent, *redis_password_file, *agent_name, *agent_dir;
+    int64_t agent_ttl_ms;
 } cl_config;
 
 typedef struct cl_worker cl_worker;
@@ -106,6 +116,11 @@ void cl_client_init(cl_client *cl);
  * switches at the same second and stays in step.  Returns the second it
  * takes effect, or -1 when CL_CHANGES_MAX changes are already waiting. */
 int64_t cl_set_qps(cl_client *cl, uint64_t qps, int64_t at);
+/* Apply a rate history "T:QPS,T:QPS,..." (ascending seconds) at start-up:
+ * changes already begun are built into the plan at their own seconds (so a
+ * process that joins late is in step with those that saw them happen), the
+ * others wait in the queue.  0, or -1 with a message. */
+int cl_rate_history(cl_client *cl, const char *plan, char *err, size_t errlen);
 /* Main's tick: apply the changes now due to main's plan. */
 void cl_rate_tick(cl_client *cl);
 /* A consistent copy of the plan and the waiting changes (either may be

@@ -9,6 +9,8 @@
 #include <sys/resource.h>
 #include <ev.h>
 #include "conf.h"
+#include "agent.h"
+#include "command.h"
 #include "control.h"
 #include "stats.h"
 #include "worker.h"
@@ -48,6 +50,16 @@ static cl_client cl = {
         .shake = true,
         .wait_connected = true,
         .seed = 0,
+        .start_at = 0,
+        .stop_at = 0,
+        .commands_fd = -1,
+        .plan = NULL,
+        .hist_file = NULL,
+        .agent = NULL,
+        .redis_password_file = NULL,
+        .agent_name = NULL,
+        .agent_dir = NULL,
+        .agent_ttl_ms = 3000,
     },
 };
 
@@ -85,6 +97,16 @@ static const hb_opt opts[] = {
     {"shake", HB_OPT_BOOL, &cl.cfg.shake, NULL, "send shakes on schedule", 0, 0},
     {"wait-connected", HB_OPT_BOOL, &cl.cfg.wait_connected, NULL, "start shaking once every user is logged in (at most 30 s)", 0, 0},
     {"seed", HB_OPT_INT, &cl.cfg.seed, "N", "random seed (0 = from the clock)", 0, 9e18},
+    {"start-at", HB_OPT_INT, &cl.cfg.start_at, "SEC", "shake from unix second SEC on (schedule clock; 0 = at once)", 0, 1e11},
+    {"stop-at", HB_OPT_INT, &cl.cfg.stop_at, "SEC", "no shake from unix second SEC on, then drain and end (0 = never)", 0, 1e11},
+    {"plan", HB_OPT_STR, &cl.cfg.plan, "T:QPS,...", "rate changes of the run so far and to come, each from its unix second (past ones are built into the schedule)", 0, 0},
+    {"hist-file", HB_OPT_STR, &cl.cfg.hist_file, "FILE", "at exit, write the run's latency histogram to FILE (raw buckets, lib/hist.h text form)", 0, 0},
+    {"commands-fd", HB_OPT_INT, &cl.cfg.commands_fd, "FD", "read commands (qps N T, pause, resume, stop) from FD; end of file stops the run (the fleet agent's pipe)", -1, 1e6},
+    {"agent", HB_OPT_STR, &cl.cfg.agent, "redis://HOST:PORT", "be a fleet agent: take tasks from Redis (tools/fleet --redis), play a slice of each (see client/agent.h)", 0, 0},
+    {"redis-password-file", HB_OPT_STR, &cl.cfg.redis_password_file, "FILE", "with --agent: the Redis password (first line of FILE)", 0, 0},
+    {"agent-name", HB_OPT_STR, &cl.cfg.agent_name, "NAME", "with --agent: this agent's name (default HOSTNAME-PID)", 0, 0},
+    {"agent-dir", HB_OPT_STR, &cl.cfg.agent_dir, "DIR", "with --agent: each task's ledger, stats and histogram files (default /tmp/hb-agent-NAME)", 0, 0},
+    {"agent-ttl", HB_OPT_INT, &cl.cfg.agent_ttl_ms, "MS", "with --agent: registration lifetime; a dead agent's slice is free again after it", 500, 600000},
     {NULL, 0, NULL, NULL, NULL, 0, 0},
 };
 
@@ -115,10 +137,14 @@ static void tick(int64_t sec)
 static ev_timer tick_timer, end_timer, drain_timer;
 static int64_t drain_deadline;
 
+static void begin_end(struct ev_loop *loop);
+
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     int64_t now = cl_now(&cl);
     tick(now / 1000000);
+    if (cl.cfg.stop_at && cl_sched_now(&cl) >= cl.cfg.stop_at * 1000000)
+        begin_end(loop); /* the workers stopped shaking at the second itself */
     w->repeat = (double)(1000000 - now % 1000000) / 1e6 + 0.002;
     ev_timer_again(loop, w);
 }
@@ -176,6 +202,8 @@ int main(int argc, char **argv)
         usage_fail(err);
     }
     cl_config *c = &cl.cfg;
+    if (c->agent && *c->agent)
+        return cl_agent_run(c, argc, argv);
     if (c->uid_to <= c->uid_from)
         usage_fail("--uid-to must be above --uid-from (users [uid-from, uid-to) are played)");
     if (c->users == 0)
@@ -221,6 +249,8 @@ int main(int argc, char **argv)
                (unsigned long long)per_table);
 
     cl_client_init(&cl);
+    if (c->plan && *c->plan && cl_rate_history(&cl, c->plan, err, sizeof err) < 0)
+        usage_fail(err);
 
     char header[256], inst[64];
     snprintf(header, sizeof header, "uids %lld..%lld of %lld, qps %lld", (long long)c->uid_from, (long long)c->uid_to - 1,
@@ -263,6 +293,8 @@ int main(int argc, char **argv)
     ev_signal_init(&sterm, on_signal, SIGTERM);
     ev_signal_start(loop, &sint);
     ev_signal_start(loop, &sterm);
+    if (c->commands_fd >= 0)
+        cl_command_start(&cl, loop, (int)c->commands_fd, begin_end);
     ev_init(&tick_timer, on_tick);
     tick_timer.repeat = 1.0;
     ev_timer_again(loop, &tick_timer);
@@ -280,6 +312,8 @@ int main(int argc, char **argv)
      * second (the monitor takes it as a later snapshot of that second) */
     tick(cl_now(&cl) / 1000000);
     cl_stats_summary(&cl);
+    if (c->hist_file && *c->hist_file && cl_stats_write_hist(&cl, c->hist_file, err, sizeof err) < 0)
+        hb_log("warning: %s", err);
     for (int i = 0; i < cl.nworkers; i++)
         cl_worker_record_unanswered(cl.workers[i]);
     cl_ledger_close(&cl.ledger);

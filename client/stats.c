@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "client.h"
 #include "statsfile.h"
 #include "worker.h"
@@ -254,4 +255,24 @@ void cl_stats_summary(cl_client *cl)
            (unsigned long long)(t.error_frames + t.protocol_errors), hb_hist_percentile(&run_hist, 50) / 1000.0,
            hb_hist_percentile(&run_hist, 99) / 1000.0, hb_hist_percentile(&run_hist, 99.9) / 1000.0,
            run_hist.max / 1000.0);
+}
+
+int cl_stats_write_hist(cl_client *cl, const char *path, char *err, size_t errlen)
+{
+    (void)cl;
+    static char text[HB_HIST_TEXT_MAX];
+    pthread_mutex_lock(&stats_mu);
+    size_t n = hb_hist_encode(&run_hist, text, sizeof text);
+    pthread_mutex_unlock(&stats_mu);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fprintf(f, "%s\n", text) >= 0;
+    ok = (f && fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write the histogram to %s: %s (%zu bytes)", path, strerror(errno), n);
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }

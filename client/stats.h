@@ -84,4 +84,8 @@ size_t cl_stats_json(struct cl_client *cl, char *buf, size_t cap);
 /* At the end: the final stats file and the summary line on stderr. */
 void cl_stats_summary(struct cl_client *cl);
 
+/* At the end, after the summary: the run's latency histogram, raw buckets
+ * in hb_hist_encode's text form (the fleet agent ships it to Redis). */
+int cl_stats_write_hist(struct cl_client *cl, const char *path, char *err, size_t errlen);
+
 #endif

@@ -10,6 +10,8 @@
  * again only when their version moves. */
 #include "worker.h"
 
+#include <stdint.h>
+
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +143,11 @@ static bool may_send(cl_worker *w, int64_t mono)
     if (!w->ramped && (!cl->cfg.wait_connected || HB_GET(w->st.active) >= w->n ||
                        mono - w->start_mono > 30 * 1000000LL))
         w->ramped = true;
-    return cl->cfg.shake && clock_ready && w->ramped && !atomic_load(&cl->paused) &&
+    /* A fleet task's window: every agent starts at the same second and none
+     * shakes from the stop second on, whenever its main thread notices. */
+    int64_t snow = cl_sched_now(cl);
+    bool in_window = snow >= cl->cfg.start_at * 1000000 && (!cl->cfg.stop_at || snow < cl->cfg.stop_at * 1000000);
+    return cl->cfg.shake && clock_ready && w->ramped && in_window && !atomic_load(&cl->paused) &&
            !atomic_load(&cl->stop_sending);
 }
 
@@ -296,6 +302,10 @@ static void *worker_main(void *arg)
     cl_changes_apply(&w->changes, &w->plan, snow);
     cl_mine_seek(&w->mine, cl_plan_due(&w->plan, snow));
     ev_run(w->loop, 0);
+    /* The last (partial) second's latencies too: the summary and the fleet's
+     * merged histogram must hold every reply. */
+    w->last_second = INT64_MIN;
+    hand_over(w);
     for (uint32_t i = 0; i < w->n; i++)
         if (w->conns[i].state != CL_IDLE) {
             ev_io_stop(w->loop, &w->conns[i].io);

@@ -1,6 +1,7 @@
 /* hist.c -- log-linear histogram. */
 #include "hist.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void hb_hist_reset(hb_hist *h)
@@ -100,4 +101,61 @@ uint64_t hb_hist_count_le(const hb_hist *h, uint64_t v)
     if (top < HB_HIST_BUCKETS && hb_hist_high(top) > v)
         n -= h->b[top];
     return n;
+}
+
+size_t hb_hist_encode(const hb_hist *h, char *buf, size_t cap)
+{
+    char tmp[64];
+    size_t n = 0;
+    int k = snprintf(tmp, sizeof tmp, "hist1 %llu %llu %llu %llu", (unsigned long long)h->count,
+                     (unsigned long long)h->sum, (unsigned long long)h->min, (unsigned long long)h->max);
+    for (unsigned i = 0;; i++) {
+        if (k > 0) {
+            if (cap && n < cap - 1) {
+                size_t room = cap - 1 - n, c = (size_t)k < room ? (size_t)k : room;
+                memcpy(buf + n, tmp, c);
+            }
+            n += (size_t)k;
+        }
+        while (i < HB_HIST_BUCKETS && !h->b[i])
+            i++;
+        if (i >= HB_HIST_BUCKETS)
+            break;
+        k = snprintf(tmp, sizeof tmp, " %u:%llu", i, (unsigned long long)h->b[i]);
+    }
+    if (cap)
+        buf[n < cap ? n : cap - 1] = 0;
+    return n;
+}
+
+int hb_hist_decode(hb_hist *h, const char *text)
+{
+    hb_hist_reset(h);
+    unsigned long long count, sum, min, max;
+    int used = 0;
+    if (sscanf(text, "hist1 %llu %llu %llu %llu%n", &count, &sum, &min, &max, &used) != 4)
+        return -1;
+    const char *p = text + used;
+    uint64_t total = 0;
+    long prev = -1;
+    while (*p == ' ') {
+        unsigned idx;
+        unsigned long long n;
+        if (sscanf(p, " %u:%llu%n", &idx, &n, &used) != 2 || idx >= HB_HIST_BUCKETS || (long)idx <= prev || !n)
+            goto bad;
+        h->b[idx] = n;
+        total += n;
+        prev = idx;
+        p += used;
+    }
+    if (*p || total != count)
+        goto bad;
+    h->count = count;
+    h->sum = sum;
+    h->min = min;
+    h->max = max;
+    return 0;
+bad:
+    hb_hist_reset(h);
+    return -1;
 }

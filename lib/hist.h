@@ -10,6 +10,7 @@
 #ifndef HB_HIST_H
 #define HB_HIST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define HB_HIST_SUB_BITS 7
@@ -43,5 +44,16 @@ uint64_t hb_hist_percentile(const hb_hist *h, double p);
 /* Count of recorded values <= v, to within one bucket (exact when v is the
  * top of a bucket): used for Prometheus `le` buckets. */
 uint64_t hb_hist_count_le(const hb_hist *h, uint64_t v);
+
+/* Text form of a whole histogram, for shipping raw buckets between
+ * processes (the fleet's results): "hist1 COUNT SUM MIN MAX" then one
+ * " INDEX:N" per non-empty bucket, in index order.  Decoding and merging
+ * gives exactly the histogram of all the values (never averaged
+ * percentiles).  encode returns the length it needs (like snprintf: the
+ * text is cut when cap is smaller); at most HB_HIST_TEXT_MAX.  decode
+ * returns 0, or -1 on anything malformed (h is then reset). */
+#define HB_HIST_TEXT_MAX (64 + (size_t)HB_HIST_BUCKETS * 26)
+size_t hb_hist_encode(const hb_hist *h, char *buf, size_t cap);
+int hb_hist_decode(hb_hist *h, const char *text);
 
 #endif

@@ -6,6 +6,9 @@
 # floor (hb-echo-floor driven by the same clients in --echo mode), the ledger
 # check, and a report.  Not part of tools/test.sh: it takes ~10 GB of kernel
 # memory and most of the machine for ~25 minutes at full scale.
+# The client hosts are driven as the real fleet would be (issue 16): one
+# agent per host (hb-client --agent) takes its tasks from a redis-server on
+# the bridge, and every rate change is one tools/fleet --redis command.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -54,8 +57,10 @@ Reduced scale, a few minutes:  tools/bench/c1m.sh --users 100000 --hosts 4
 Files in DIR: report.md (printed at the end), result.txt (key=value),
 reports.tsv (every per-second report: hb-monitor --reports), monitor.tsv
 (hb-monitor's merged seconds; dashboard live during the run), phases.tsv,
-facts.txt, logs, server.journal/.stats, the client ledgers, and the charts
-of tools/plot.sh in DIR/plots/.
+facts.txt, logs, server.journal/.stats, fleet-c.txt / fleet-e.txt (the
+merged results of the agents: tools/fleet task results), each agent's
+directory (c1..cH, e1..eH: its runs' ledger, stats and histogram), and the
+charts of tools/plot.sh in DIR/plots/.
 EOF
 }
 
@@ -127,10 +132,13 @@ note() { NOTES+=("$*"); say "note: $*"; }
 
 tools/dev/setup.sh
 command -v python3 >/dev/null || die "python3 is needed for the report (apt-get install python3)"
+command -v redis-server >/dev/null || die "redis-server is needed for the fleet's tasks (tools/dev/setup.sh)"
 tools/dev/build.sh "$BUILD" >/dev/null
 B=$ROOT/$BUILD/bin
 [ -x "$B/hb-echo-floor" ] || die "$B/hb-echo-floor is missing"
 [ -x "$B/hb-monitor" ] || die "$B/hb-monitor is missing"
+[ -x "$B/hb-fleet" ] || die "$B/hb-fleet is missing"
+export HB_BIN=$B # tools/fleet runs this build's hb-fleet
 hosts() { tools/hosts.sh --prefix "$PREFIX" --net "$NET" "$@"; }
 
 # ---- cleanup: whatever happens, nothing of ours stays ------------------------------------
@@ -176,15 +184,6 @@ wait_gone() { # wait_gone NAME SECONDS: wait up to SECONDS for it to end, then S
   wait "$p" 2>/dev/null || true
 }
 ctl_addr() { hosts addr "$1" | cut -d, -f1; }
-post_all() { # post_all PATH: the same request to every client host, in parallel
-  local i p fails=0 curls=()
-  for ((i = 1; i <= HOSTS; i++)); do
-    curl -sf -m 5 -X POST "http://$(ctl_addr $i):980$1" >/dev/null &
-    curls+=($!)
-  done
-  for p in "${curls[@]}"; do wait "$p" || fails=$((fails + 1)); done
-  [ $fails = 0 ] || note "POST $1 failed on $fails host(s)"
-}
 # Long sleeps run in the background and are waited for, so a signal runs the
 # cleanup at once (bash runs traps only between foreground commands).
 NAP=
@@ -221,6 +220,18 @@ for _ in $(seq 50); do ss -Hlun "sport = :9100" | grep -q . && break; sleep 0.1;
 ss -Hlun "sport = :9100" | grep -q . || die "hb-monitor did not bind $MON (see $OUT/monitor.log)"
 say "hb-monitor: dashboard on http://127.0.0.1:$mp/"
 
+# The fleet's Redis, on the bridge (the hosts reach nothing else), with a
+# password of its own in a file only root reads.
+RP=6390
+while ss -Htln "sport = :$RP" | grep -q .; do RP=$((RP + 1)); done
+(umask 077; head -c 18 /dev/urandom | base64 >"$OUT/redis.pw"
+ printf 'bind %s\nport %s\ndir %s\nsave ""\nappendonly no\nrequirepass %s\n' "$SERVER" "$RP" "$OUT" "$(cat "$OUT/redis.pw")" >"$OUT/redis.conf")
+bg redis redis-server "$OUT/redis.conf"
+for _ in $(seq 50); do ss -Htln "sport = :$RP" | grep -q . && break; sleep 0.1; done
+ss -Htln "sport = :$RP" | grep -q . || die "redis-server did not listen on $SERVER:$RP (see $OUT/redis.log)"
+FLEET=(tools/fleet --redis "redis://$SERVER:$RP" --redis-password-file "$OUT/redis.pw")
+say "fleet: redis-server on $SERVER:$RP"
+
 # ---- the server; the event (stage 2) starts at a planned unix second --------------------------
 launch=$(date +%s.%N)
 AT2=$(( ${launch%.*} + BUDGET + IDLE + 1 ))
@@ -240,28 +251,47 @@ fact rss_base_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/"$SPID"/status)"
 fact slab_before_kb "$(meminfo Slab)"; fact memavail_before_kb "$(meminfo MemAvailable)"
 
 
-# ---- clients ---------------------------------------------------------------------------------
-# start_clients PREFIX MODE: one hb-client per host (instance PREFIX<I>), at
-# --qps 0 until told; --groups as for stage 2's rate (the seed's rule).
-# MODE shake: a ledger each; echo: --echo (no login, for hb-echo-floor).
+# ---- clients: one agent per host, one task per kind of run ------------------------------------
+# start_clients PREFIX MODE: an agent per host (agent and instance PREFIX<I>,
+# its files in OUT/PREFIX<I>/), then a task: every uid, one slice per host,
+# at --qps 0 until told, --groups as for stage 2's rate (the seed's rule).
+# MODE shake: each run keeps a ledger; echo: --echo (no login, for
+# hb-echo-floor).
 start_clients() {
-  local pre=$1 mode=$2 i from to extra
+  local pre=$1 mode=$2 i extra=()
+  [ "$mode" = echo ] && extra=(--echo)
   for ((i = 1; i <= HOSTS; i++)); do
-    from=$(((i - 1) * USERS / HOSTS)) to=$((i * USERS / HOSTS))
-    extra=(--stats-file "$OUT/$pre$i.stats")
-    if [ "$mode" = echo ]; then extra+=(--echo); else extra+=(--ledger "$OUT/$pre$i.ledger"); fi
-    bg "$pre$i" tools/hosts.sh --prefix "$PREFIX" run $i "$B/hb-client" --server "$SERVER" --port "$PORTS" \
-      --source "$(hosts addr $i)" --uid-from $from --uid-to $to --users "$USERS" --qps 0 \
-      --groups $(((USERS + QPS1 - 1) / QPS1)) --threads "$THREADS" --drain 30 --control "$(ctl_addr $i):980" \
-      --monitor "$MON" --instance "$pre$i" "${extra[@]}"
+    bg "$pre$i" tools/hosts.sh --prefix "$PREFIX" run $i "$B/hb-client" --agent "redis://$SERVER:$RP" \
+      --redis-password-file "$OUT/redis.pw" --agent-name "$pre$i" --agent-dir "$OUT/$pre$i" \
+      --source "$(hosts addr $i)" --threads "$THREADS" --drain 30 --control "$(ctl_addr $i):980" \
+      --monitor "$MON" "${extra[@]}"
   done
+  for _ in $(seq 100); do
+    [ "$("${FLEET[@]}" task status 2>/dev/null | grep -c "^agent ${pre}[0-9]* .*idle$")" = "$HOSTS" ] && break
+    sleep 0.2
+  done
+  "${FLEET[@]}" task start --server "$SERVER" --port "$PORTS" --users "$USERS" --qps 0 \
+    --groups $(((USERS + QPS1 - 1) / QPS1)) --slices "$HOSTS" --in 2 >>"$OUT/fleet.log" 2>&1 ||
+    die "tools/fleet task start failed (see $OUT/fleet.log)"
+  LAST_AT=0
 }
-stop_clients() { # stop_clients PREFIX: SIGTERM all (they drain, then exit), wait
+# stop_clients PREFIX: stop the task (every run drains, then reports), the
+# merged results to OUT/fleet-PREFIX.txt, then the agents
+stop_clients() {
   local i
-  for ((i = 1; i <= HOSTS; i++)); do kill -TERM "$(pid_of "$1$i")" 2>/dev/null || true; done
-  # Only one SIGTERM each: a second tells hb-client to stop at once, without
-  # reading the replies still in flight (grants its ledger would then lack).
-  for ((i = 1; i <= HOSTS; i++)); do wait_gone "$1$i" 60; done
+  "${FLEET[@]}" task stop >>"$OUT/fleet.log" 2>&1 || note "tools/fleet task stop failed (see fleet.log)"
+  "${FLEET[@]}" task results --wait 90 >"$OUT/fleet-$1.txt" 2>&1 ||
+    note "fleet results of the $1 agents: $(grep 'did not report' "$OUT/fleet-$1.txt" || echo "see fleet-$1.txt")"
+  for ((i = 1; i <= HOSTS; i++)); do stop_wait "$1$i" 30; done
+}
+# fleet_qps Q [AT]: every run at aggregate Q from second AT (default 2 s
+# from now; always after the change before, as tools/fleet requires); the
+# second it takes effect in QAT
+fleet_qps() {
+  QAT=${2:-$(($(date +%s) + 2))}
+  [ "$QAT" -gt "$LAST_AT" ] || QAT=$((LAST_AT + 1))
+  LAST_AT=$QAT
+  "${FLEET[@]}" task qps "$1" --at "$QAT" >>"$OUT/fleet.log" 2>&1 || note "tools/fleet task qps $1 --at $QAT failed (see fleet.log)"
 }
 wait_conns() { # wait_conns FILE KEY DEADLINE: until FILE's KEY reaches USERS; prints when
   while [ "$(stat "$1" "$2")" -lt "$USERS" ] && [ "$(date +%s)" -lt "$3" ]; do sleep 0.2; done
@@ -272,9 +302,9 @@ wait_conns() { # wait_conns FILE KEY DEADLINE: until FILE's KEY reaches USERS; p
 # step_once TARGET PREFIX QPS: all clients at QPS from a common second for
 # STEP_S seconds; judge.py decides on all but the first 2; sets VERDICT.
 step_once() {
-  local at=$(($(date +%s) + 2)) first last out rc=0
-  post_all "/qps?qps=$3&at=$at"
-  first=$((at + 2)) last=$((at + STEP_S - 1))
+  local first last out rc=0
+  fleet_qps "$3"
+  first=$((QAT + 2)) last=$((QAT + STEP_S - 1))
   sleep_until "$((last + 1)).8" # the reports stamped last+1 leave just after that second begins
   out=$(python3 tools/bench/judge.py --tsv "$OUT/reports.tsv" --prefix "$2" --first $first --last $last \
     --qps "$3" --max-p99-ms "$MAX_P99") || rc=$?
@@ -282,7 +312,7 @@ step_once() {
   say "  $1: $out"
   printf 'step\t%s\t%s\t%s\t%s\t%s\n' "$1" $first $last "$3" "$VERDICT" >>"$OUT/phases.tsv"
   if [ "$VERDICT" = fail ]; then # let the backlog drain before the next, lower step
-    post_all "/qps?qps=0"
+    fleet_qps 0
     drained
   fi
 }
@@ -329,7 +359,7 @@ search() {
     step "$1" "$2" $q
     if [ "$VERDICT" = pass ]; then lo=$q; else hi=$q; fi
   done
-  post_all "/qps?qps=0"
+  fleet_qps 0
   BEST=$lo
 }
 
@@ -386,28 +416,23 @@ printf 'stage\tidle\t%s\t%s\t0\n' $(( ${tc%.*} + 1 )) $((AT2 - 1)) >>"$OUT/phase
 # Each stage is one producer cycle, as in the seed: P shake-flow packets at
 # RATE/s, then S send-flow packets (3 recipients each).  Stage 2 is the
 # server's first cycle; stage 3 starts the second with SIGUSR1.  The rate
-# changes go to all 17 client hosts with one tools/fleet command each.
+# changes go to all 17 client hosts with one tools/fleet --redis command each.
 CYCLE_S=$(( (PACKETS + SEND + RATE - 1) / RATE ))
 AT3=$((AT2 + CYCLE_S + 3))
 END3=$((AT3 + CYCLE_S + 3))
-FLEET_CLIENTS=$(for ((i = 1; i <= HOSTS; i++)); do printf '%s%s:980' "$([ $i = 1 ] || echo ,)" "$(ctl_addr $i)"; done)
-fleet() { tools/fleet --clients "$FLEET_CLIENTS" "$@" >>"$OUT/fleet.log" 2>&1 || note "tools/fleet $*: some clients did not answer (see fleet.log)"; }
 sleep_until $((AT2 - 2))
-fleet qps "$QPS1" --at $AT2
+fleet_qps "$QPS1" $AT2
 say "stage 2: $QPS1 shakes/s from $(date -d @$AT2 +%T) (tools/fleet), cycle 1: $PACKETS packets then $SEND send-flow packets at $RATE/s"
 if [ "$UPGRADE" -gt 0 ]; then hot_upgrade $((AT2 + UPGRADE)); fi
 sleep_until $((AT3 - 2))
-# In the background: the rate switch is already scheduled for AT3 in every
-# client once the POSTs are in; the cycle must start at AT3 too, whatever
-# the fleet's own report of the switch takes under load.
-fleet qps "$QPS2" --at $AT3 &
-FLEET3=$!
+# The rate switch is in Redis for AT3 (the agents pass it on within 0.1 s);
+# the cycle must start at AT3 too.
+fleet_qps "$QPS2" $AT3
 sleep_until $AT3
 kill -USR1 "$SPID"
 late=$(echo "($(date +%s.%N) - $AT3) * 1000" | bc -l | xargs printf %.0f)
 fact usr1_late_ms "$late"
 [ "$late" -lt 2000 ] || note "stage 3's producer cycle (SIGUSR1) started $late ms after the stage: its packets/s are off"
-wait $FLEET3
 say "stage 3: $QPS2 shakes/s from $(date -d @$AT3 +%T) (tools/fleet), cycle 2 (SIGUSR1): $PACKETS packets then $SEND send-flow packets"
 sleep_until $END3
 for _ in $(seq 60); do
@@ -419,21 +444,22 @@ say "stages done: made $(stat "$OUT/server.stats" made_shake) shake + $(stat "$O
 
 if [ $STEPS = 1 ]; then
   say "rate search against hb-server: from $STEP_FROM/s, $STEP_S s steps"
-  post_all "/qps?qps=0"
+  fleet_qps 0
   drained # an overloaded stage 3 leaves a backlog that would fail the first step
   search server c
   fact max_qps_server "$BEST"
 fi
 say "stopping the clients and hb-server"
-post_all "/qps?qps=0"
+fleet_qps 0
 drained # an overloaded stage 3 (with --no-steps) leaves replies in flight
 stop_clients c
 stop_wait server 60
 lr=0
 "$B/hb-reconcile" --journal "$OUT/server.journal" --server-stats "$OUT/server.stats" --expect-all-won \
-  --expect-all-opened "$OUT"/c*.ledger >"$OUT/ledger.txt" 2>&1 || lr=$?
+  --expect-all-opened "$OUT"/c[0-9]*/v*.ledger >"$OUT/ledger.txt" 2>&1 || lr=$?
 fact ledger_rc $lr
 fact ledger_summary "$(tail -n 1 "$OUT/ledger.txt")"
+fact fleet_results "$(grep '^fleet: task' "$OUT/fleet-c.txt" | tr '\n' ' ')"
 
 # ---- the echo floor: the same clients, the same connections, a server that does nothing ---------
 # settle: until the kernel has let go of the closed connections, in the
