@@ -65,10 +65,10 @@ int main(void)
     f = peer_expect(p, HB__FRAME__BODY_SHAKE_REPLY, 3000);
     CHECK(f && f->shake_reply->packet_id && f->shake_reply->packet_id != won,
           "the retry after reconnecting was not answered with the second win");
+    uint64_t second = f->shake_reply->packet_id; /* f lives in p's arena */
     peer_close(p);
     CHECK(peer_stat(&s, "err_too_many_pending") == 1, "not counted once");
     peer_server_stop(&s);
-    PASS("retry on a new connection answered from the grant (packet %llu)",
-         (unsigned long long)f->shake_reply->packet_id);
+    PASS("retry on a new connection answered from the grant (packet %llu)", (unsigned long long)second);
     return 0;
 }
