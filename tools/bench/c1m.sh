@@ -364,7 +364,7 @@ search() {
 }
 
 # ---- hot upgrade (--upgrade) ---------------------------------------------------------------
-sum_clients() { "$B/hb-stats" --sum "$1" "$OUT"/c*.stats 2>/dev/null || echo 0; }
+sum_clients() { "$B/hb-stats" --sum "$1" "$OUT"/c[0-9]*/v*.stats 2>/dev/null || echo 0; }
 hot_upgrade() { # hot_upgrade AT: tools/upgrade.sh at unix second AT, then the figures
   local at=$1 closes0 retries0 out rc=0 newpid
   sleep_until "$at"
