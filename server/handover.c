@@ -267,13 +267,13 @@ static int accept_old(sv_set *set, char *err, size_t errlen)
 /* One batch: listeners (first batch), then a descriptor per connection. */
 static int adopt_batch(sv_set *set, const Hb__UpgradeSet *us, int *fds, int nfds, char *err, size_t errlen)
 {
+    int k = 0; /* descriptors used so far: the rest are closed on failure */
     if (us->set != (uint32_t)set->id || (size_t)nfds != us->listeners + us->n_conns ||
         set->nl + (int)us->listeners > HB_MAX_PORTS) {
         snprintf(err, errlen, "a batch for SET %u with %d descriptors for %u listeners and %zu connections", us->set,
                  nfds, us->listeners, us->n_conns);
         goto close_all;
     }
-    int k = 0;
     for (; k < (int)us->listeners; k++)
         sv_set_add_listener(set, fds[k]); /* watched from START on */
     if (us->t0_mono_us)

@@ -50,7 +50,7 @@ static void usage(FILE *f)
           f);
 }
 
-static void die2(const char *fmt, const char *a)
+__attribute__((noreturn, format(printf, 1, 0))) static void die2(const char *fmt, const char *a)
 {
     fprintf(stderr, "hb-fleet: ");
     fprintf(stderr, fmt, a);
