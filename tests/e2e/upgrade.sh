@@ -18,6 +18,8 @@ USERS=${HB_UPGRADE_USERS:-20000}
 SOCK="$WORK/upgrade.sock"
 SS="$WORK/server.stats"
 CS="$WORK/client.stats"
+C='' # the server tools/upgrade.sh starts detached: not ours to wait for, ours to stop
+trap 'rc=$?; set +e; [ -z "$C" ] || kill -KILL "$C" 2>/dev/null; (exit $rc); cleanup' EXIT
 server_args() { # TOTAL
   echo --sets 2 --port "$PORTS" --users "$USERS" --rate 200 --total "$1" --send-rate 50 --send-total 200 \
     --send-concurrent --journal "$WORK/j" --stats-file "$SS" --stats-every 200 --upgrade-socket "$SOCK"
