@@ -385,6 +385,8 @@ static void deliver(sv_set *set, sv_conn *c, sv_msg *m)
         f.notice = &nt;
         sv_conn_send_frame(set, c, &f);
         HB_INC(set->st.notices);
+        /* renotify.c tells it again only on another session */
+        sv_registry_told(&set->srv->reg, m->packet_id, m->uid, SV_LOC(set->id, sv_conn_slot(set, c)));
     } else if (m->type == SV_MSG_CHAT) {
         char text[HB_CHAT_MAX + 1];
         memcpy(text, m->text, m->textlen);

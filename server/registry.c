@@ -82,6 +82,32 @@ void sv_registry_set_renotify(sv_registry *r, uint64_t id, uint32_t at, uint8_t 
     pthread_mutex_unlock(&r->send_mu[k % 64]);
 }
 
+void sv_registry_set_told(sv_registry *r, uint64_t id, const uint64_t *told, uint8_t mask)
+{
+    int64_t k = index_of(r, id);
+    if (k < 0)
+        return;
+    pthread_mutex_lock(&r->send_mu[k % 64]);
+    sv_sendpkt *p = send_at(r, (uint64_t)k);
+    for (unsigned i = 0; i < HB_SPLIT_MAX; i++)
+        if (mask & (1u << i))
+            p->told_loc[i] = told[i];
+    pthread_mutex_unlock(&r->send_mu[k % 64]);
+}
+
+void sv_registry_told(sv_registry *r, uint64_t id, uint32_t uid, uint64_t loc)
+{
+    int64_t k = index_of(r, id);
+    if (k < 0)
+        return; /* another node's packet */
+    pthread_mutex_lock(&r->send_mu[k % 64]);
+    sv_sendpkt *p = send_at(r, (uint64_t)k);
+    for (unsigned i = 0; i < p->n && i < HB_SPLIT_MAX; i++)
+        if (p->uid[i] == uid)
+            p->told_loc[i] = loc;
+    pthread_mutex_unlock(&r->send_mu[k % 64]);
+}
+
 Hb__OpenStatus sv_registry_open(sv_registry *r, sv_journal *j, int set, uint64_t id, uint32_t uid, uint32_t *share,
                                 uint64_t *jseq)
 {

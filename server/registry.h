@@ -27,7 +27,13 @@ typedef struct sv_sendpkt {
      * (0 = not scheduled yet), and how often they were. */
     uint32_t renotify_at;
     uint8_t renotified;
+    /* The session (directory location) each recipient's notice was last
+     * written to, so a recipient still on that session is not told again
+     * just for being slow (0: not yet written; SV_TOLD_NONE: could not be
+     * routed). */
+    uint64_t told_loc[HB_SPLIT_MAX];
 } sv_sendpkt;
+#define SV_TOLD_NONE UINT64_MAX
 
 typedef struct sv_grant {
     uint64_t key; /* (uid + 1) << 32 | seq; 0 = empty */
@@ -73,6 +79,10 @@ bool sv_registry_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out);
 
 /* The renotify schedule of packet id (renotify.c). */
 void sv_registry_set_renotify(sv_registry *r, uint64_t id, uint32_t at, uint8_t times);
+/* Recipients in `mask` whose notice could not be routed (SV_TOLD_NONE), and
+ * recipient uid's notice written to the session at loc (handlers.c). */
+void sv_registry_set_told(sv_registry *r, uint64_t id, const uint64_t *told, uint8_t mask);
+void sv_registry_told(sv_registry *r, uint64_t id, uint32_t uid, uint64_t loc);
 
 /* A recipient opens packet id.  On OPEN_OK the share is journaled (record
  * number in *jseq) under the packet's lock, so two opens cannot both pay.
