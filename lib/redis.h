@@ -3,7 +3,7 @@
  * synchronous connection that is authenticated or refused with a message
  * saying why.
  *
- * The same conventions as the cluster's membership (server/cluster.c): the
+ * The cluster's membership (server/cluster.c) uses them too: the
  * URL is redis://HOST:PORT (the scheme may be left out), the password is the
  * first line of a file (never a flag, so it does not show in `ps`).  Kept in
  * a library of its own (hbredis) so only the binaries that talk to Redis link

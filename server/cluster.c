@@ -1,6 +1,8 @@
 /* cluster.c -- membership in Redis, on its own thread (see cluster.h). */
 #include "cluster.h"
 
+#include "redis.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,24 +87,6 @@ void sv_cluster_redis_addr(const sv_cluster *c, const char **host, int *port, co
     *host = c->host;
     *port = c->port;
     *password = c->o.password;
-}
-
-int sv_cluster_parse_url(const char *url, char *host, size_t hostlen, int *port)
-{
-    const char *p = url;
-    if (!strncmp(p, "redis://", 8))
-        p += 8;
-    const char *colon = strrchr(p, ':');
-    if (!colon || colon == p || (size_t)(colon - p) >= hostlen)
-        return -1;
-    char *end;
-    long v = strtol(colon + 1, &end, 10);
-    if (*end || v < 1 || v > 65535)
-        return -1;
-    memcpy(host, p, (size_t)(colon - p));
-    host[colon - p] = 0;
-    *port = (int)v;
-    return 0;
 }
 
 /* ---- snapshots -------------------------------------------------------------------- */
@@ -263,19 +247,20 @@ sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
         c->o.password = c->password;
     }
     c->o.url = c->o.advertise = NULL; /* used here only */
-    if (sv_cluster_parse_url(o->url, c->host, sizeof c->host, &c->port) < 0) {
+    hb_redis_addr ra, adv; /* lib/redis.c: the URL convention the fleet shares */
+    if (hb_redis_parse_url(o->url, &ra) < 0) {
         snprintf(err, errlen, "--cluster '%s': expected redis://HOST:PORT", o->url);
         free(c);
         return NULL;
     }
-    char ahost[128];
-    int aport;
-    if (sv_cluster_parse_url(o->advertise, ahost, sizeof ahost, &aport) < 0) {
+    snprintf(c->host, sizeof c->host, "%s", ra.host);
+    c->port = ra.port;
+    if (hb_redis_parse_url(o->advertise, &adv) < 0) {
         snprintf(err, errlen, "--advertise '%s': expected HOST:PORT", o->advertise);
         free(c);
         return NULL;
     }
-    snprintf(c->desc, sizeof c->desc, "%s %d %.17g %d", ahost, aport, o->weight, o->index);
+    snprintf(c->desc, sizeof c->desc, "%.127s %d %.17g %d", adv.host, adv.port, o->weight, o->index);
     snprintf(c->ttl, sizeof c->ttl, "%d", o->ttl_ms);
 
     struct timeval tv = {2, 0};

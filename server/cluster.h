@@ -104,7 +104,4 @@ typedef struct sv_cluster_stats {
 } sv_cluster_stats;
 void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st);
 
-/* "redis://HOST:PORT" -> host, port; -1 if malformed. */
-int sv_cluster_parse_url(const char *url, char *host, size_t hostlen, int *port);
-
 #endif

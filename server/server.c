@@ -21,6 +21,7 @@
 #include "replay.h"
 #include "set.h"
 #include "upgrade.h"
+#include "redis.h"
 #include "xmsg.h"
 
 void sv_server_defaults(sv_config *c)
@@ -170,20 +171,6 @@ static int cluster_settings(sv_server *s, char *err, size_t errlen)
     return 0;
 }
 
-static int read_password(const char *path, char *buf, size_t len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f || !fgets(buf, (int)len, f)) {
-        snprintf(err, errlen, "--redis-password-file %s: %s", path, f ? "empty" : strerror(errno));
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    fclose(f);
-    buf[strcspn(buf, "\r\n")] = 0;
-    return 0;
-}
-
 /* Register in Redis and read the members, before anything is served: an
  * unreachable Redis or a wrong password stops the start here. */
 static int join_cluster(sv_server *s, char *err, size_t errlen)
@@ -191,15 +178,16 @@ static int join_cluster(sv_server *s, char *err, size_t errlen)
     const sv_config *c = &s->cfg;
     if (!c->cluster)
         return 0;
-    char pw[512], adv[128];
-    if (c->redis_password_file && read_password(c->redis_password_file, pw, sizeof pw, err, errlen) < 0)
+    char adv[128];
+    hb_redis_addr pw; /* lib/redis.c: the password-file convention the fleet shares */
+    if (c->redis_password_file && hb_redis_read_password(c->redis_password_file, &pw, err, errlen) < 0)
         return -1;
     if (c->advertise)
         snprintf(adv, sizeof adv, "%s", c->advertise);
     else
         snprintf(adv, sizeof adv, "%s:%d", strcmp(c->listen, "0.0.0.0") ? c->listen : "127.0.0.1", s->ports[0]);
     sv_cluster_opts o = {.url = c->cluster,
-                         .password = c->redis_password_file ? pw : NULL,
+                         .password = c->redis_password_file ? pw.password : NULL,
                          .name = c->node,
                          .advertise = adv,
                          .weight = c->weight,
@@ -596,9 +584,7 @@ int sv_server_takeover(sv_server *s, char *err, size_t errlen)
     sv_up_free(m);
     if (!(m = takeover_expect(fd, HB__UPGRADE__BODY_ALL_SENT, 130000, fds, &nfds, "AllSent", err, errlen)))
         goto out;
-    uint64_t n = 0;
-    for (int i = 0; i < s->nsets; i++)
-        n += HB_GET(s->sets[i]->st.conns);
+    uint64_t n = sv_up_conns(s);
     sv_up_die_at("ready");
     if (n != m->all_sent->conns || takeover_send(fd, HB__UPGRADE__BODY_READY, n) < 0) {
         snprintf(err, errlen, "takeover: adopted %llu of %llu connections", (unsigned long long)n,

@@ -344,7 +344,7 @@ static bool freeze_and_send_state(up_run *r)
     return true;
 }
 
-static uint64_t conns_now(sv_server *s)
+uint64_t sv_up_conns(sv_server *s)
 {
     uint64_t n = 0;
     for (int i = 0; i < s->nsets; i++)
@@ -362,7 +362,7 @@ static bool hand_over(up_run *r)
     if (!m)
         return false;
     sv_up_free(m);
-    uint64_t n = conns_now(s);
+    uint64_t n = sv_up_conns(s);
     if (!sv_set_ctl_all(s, SV_CTL_SEND, 120000)) {
         snprintf(r->why, sizeof r->why, "a SET could not hand over its connections");
         return false;

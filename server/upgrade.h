@@ -35,6 +35,9 @@ bool sv_up_peer(int fd, pid_t *pid, uid_t *uid);
  * kills itself (SIGKILL) when it reaches that stage. */
 void sv_up_die_at(const char *stage);
 
+/* Connections held by all SETs now (both sides count what is handed over). */
+uint64_t sv_up_conns(struct sv_server *s);
+
 /* Running side: listen on --upgrade-socket (mode 0600).  0, or -1 with err. */
 int sv_upgrade_listen(struct sv_server *s, char *err, size_t errlen);
 void sv_upgrade_unlisten(struct sv_server *s);
