@@ -47,6 +47,23 @@ Hot upgrade (issue 17):
                      and report the pause: seconds with p99 over 100 ms and
                      the worst p99 (pause.py), connections lost and shakes
                      retried by the clients, memory before and after
+Side by side (issue 14), instead of the stages and the searches:
+  --compare ROUNDS   hb-server and hb-echo-floor run at once (ports
+                     7000.. and the next free range), each with its own
+                     fleet holding --users connections (c and e; at most
+                     200,000 users); then ROUNDS rounds of two fixed-rate
+                     windows, one per target, in the order S F, F S, S F, ...
+                     (a drift of the box cancels over rounds; one fleet
+                     shakes at a time); the report gives each window's cost
+                     and the rounds' median and spread
+  --compare-qps Q    the windows' rate (90% of users, as --step-max)
+  --compare-seconds S  seconds per window, the first 2 not counted (15)
+  Quick: tools/bench/c1m.sh --users 19800 --hosts 2 --compare 3
+What it costs (tools/bench/sample.py, in every mode): OUT/cost.tsv, once a
+second: CPU, context switches, run-queue wait and syscalls (perf) of each
+role (server, floor, each fleet, the rest), in a cgroup v2 per role, and
+the box's /proc/stat; report.md's cost table has them per window and shake.
+  --no-cost          no sampler;  --no-perf  no perf stat (syscalls)
 Other:
   --out DIR          results (out/bench-c1m-DATE)
   --build DIR        build directory (build); built if needed
@@ -67,6 +84,7 @@ EOF
 USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS='' IDLE=30 QPS1=30000 QPS2=60000 RATE=200
 PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
 OUT='' BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000 UPGRADE=0
+COMPARE=0 CMP_QPS='' CMP_S=15 COST=1 PERF=1 CTL_PORT=980
 while [ $# -gt 0 ]; do
   case $1 in
     --users) USERS=$2; shift ;;
@@ -89,6 +107,11 @@ while [ $# -gt 0 ]; do
     --no-steps) STEPS=0 ;;
     --no-floor) FLOOR=0 ;;
     --upgrade) UPGRADE=$2; shift ;;
+    --compare) COMPARE=$2; shift ;;
+    --compare-qps) CMP_QPS=$2; shift ;;
+    --compare-seconds) CMP_S=$2; shift ;;
+    --no-cost) COST=0 ;;
+    --no-perf) PERF=0 ;;
     --out) OUT=$2; shift ;;
     --build) BUILD=$2; shift ;;
     --prefix) PREFIX=$2; shift ;;
@@ -114,7 +137,14 @@ STEP_MAX=${STEP_MAX:-$((USERS * 9 / 10))}
 PER=$(((USERS + HOSTS - 1) / HOSTS)) # the most one host plays (1,000,000 / 17 does not divide)
 [ "$HOSTS" -le "$USERS" ] || die "--hosts above --users"
 [ $(((PER + THREADS - 1) / THREADS)) -le 19900 ] || die "$PER connections per host need --threads >= $(((PER + 19899) / 19900)) (20,000 descriptors per table)"
-[ "$QPS2" -le "$USERS" ] || die "--qps2 above --users: a user shakes at most once a second"
+[ "$COMPARE" != 0 ] || [ "$QPS2" -le "$USERS" ] || die "--qps2 above --users: a user shakes at most once a second"
+if [ "$COMPARE" != 0 ]; then # side by side: no stages (no packets), no searches
+  { [[ $COMPARE =~ ^[0-9]+$ ]] && [[ $CMP_S =~ ^[0-9]+$ ]] && [ "$CMP_S" -ge 5 ]; } || die "--compare needs ROUNDS, --compare-seconds at least 5"
+  [ "$USERS" -le 200000 ] || die "--compare holds 2 x --users connections: at most 200,000 users"
+  CMP_QPS=${CMP_QPS:-$((USERS * 9 / 10))}
+  [ "$CMP_QPS" -le "$USERS" ] || die "--compare-qps above --users: a user shakes at most once a second"
+  PACKETS=0 SEND=0 STEPS=0
+fi
 OUT=${OUT:-$ROOT/out/bench-c1m-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/bench.log") 2>&1
@@ -154,6 +184,7 @@ cleanup() {
   # only our processes: a bare `wait` would also wait for the tee of our own
   # output, which ends only when we do
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  cost_stop
   sysctl/revert.sh --holder $$ >"$OUT/revert.log" 2>&1 || echo "bench-c1m.sh: sysctl/revert.sh failed, see $OUT/revert.log" >&2
   [ $rc = 0 ] || echo "bench-c1m.sh: failed (exit $rc); everything it made was removed; files in $OUT" >&2
   exit $rc
@@ -184,6 +215,35 @@ wait_gone() { # wait_gone NAME SECONDS: wait up to SECONDS for it to end, then S
   wait "$p" 2>/dev/null || true
 }
 ctl_addr() { hosts addr "$1" | cut -d, -f1; }
+# The cost sampler (tools/bench/sample.py) runs from here to the end at the
+# script's priority, so its seconds come on time; it puts this script, and
+# so everything the script starts, in cgroups of its own (one per role).
+COST_PID='' COST_CG=hb-c1m-$$
+cost_start() {
+  [ "$COST" = 1 ] || return 0
+  local o=()
+  [ "$PERF" = 1 ] || o=(--no-perf)
+  python3 tools/bench/sample.py --out "$OUT/cost.tsv" --adopt $$ --cgroup "$COST_CG" --stats "$OUT/server.stats" \
+    --hb-stats "$B/hb-stats" "${o[@]}" >"$OUT/sample.log" 2>&1 &
+  COST_PID=$!
+  fact cost_sampler "on"
+}
+cost_stop() { # at the end: the sampler moves what is left in its cgroups back and removes them
+  [ -n "$COST_PID" ] || return 0
+  kill -TERM "$COST_PID" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$COST_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$COST_PID" 2>/dev/null && echo "bench-c1m.sh: the cost sampler did not stop: killed" >&2
+  wait "$COST_PID" 2>/dev/null || true
+  COST_PID=
+  local d
+  for d in /sys/fs/cgroup/unified/$COST_CG /sys/fs/cgroup/$COST_CG; do # if it was killed
+    [ -d "$d" ] || continue
+    { cat "$d"/*/cgroup.procs | while read -r p; do echo "$p" >"${d%/*}/cgroup.procs"; done; } 2>/dev/null || true
+    rmdir "$d"/*/ "$d" 2>/dev/null || true
+  done
+  return 0
+}
+cost_start
 # Long sleeps run in the background and are waited for, so a signal runs the
 # cleanup at once (bash runs traps only between foreground commands).
 NAP=
@@ -237,6 +297,7 @@ launch=$(date +%s.%N)
 AT2=$(( ${launch%.*} + BUDGET + IDLE + 1 ))
 # 0.2 s early: the first shakes of stage 2 must find the event started (not NOT_YET)
 delay=$(echo "$AT2 - $launch - 0.2" | bc -l)
+[ "$COMPARE" = 0 ] || delay=0 # side by side: the event is on from the start
 say "hb-server: $SETS SETs on ports $PORTS"
 SERVER_ARGS=(--listen "$SERVER" --insecure --port "$PORTS" --sets "$SETS" --users "$USERS" --rate "$RATE"
   --total "$PACKETS" --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay"
@@ -263,7 +324,7 @@ start_clients() {
   for ((i = 1; i <= HOSTS; i++)); do
     bg "$pre$i" tools/hosts.sh --prefix "$PREFIX" run $i "$B/hb-client" --agent "redis://$SERVER:$RP" \
       --redis-password-file "$OUT/redis.pw" --agent-name "$pre$i" --agent-dir "$OUT/$pre$i" \
-      --source "$(hosts addr $i)" --threads "$THREADS" --drain 30 --control "$(ctl_addr $i):980" \
+      --source "$(hosts addr $i)" --threads "$THREADS" --drain 30 --control "$(ctl_addr $i):$CTL_PORT" \
       --monitor "$MON" "${extra[@]}"
   done
   for _ in $(seq 100); do
@@ -323,7 +384,7 @@ drained() {
   for t in $(seq 120); do
     n=0
     for ((i = 1; i <= HOSTS; i++)); do
-      n=$((n + $(curl -sf -m 2 "http://$(ctl_addr $i):980/stats" | grep -o '"outstanding":[0-9]*' | cut -d: -f2 || echo 0)))
+      n=$((n + $(curl -sf -m 2 "http://$(ctl_addr $i):$CTL_PORT/stats" | grep -o '"outstanding":[0-9]*' | cut -d: -f2 || echo 0)))
     done
     [ $n -le $((USERS / 10000)) ] && { sleep 2; return; }
     sleep 0.5
@@ -394,6 +455,78 @@ hot_upgrade() { # hot_upgrade AT: tools/upgrade.sh at unix second AT, then the f
   say "hot upgrade: $(grep '^upgrade_' "$OUT/facts.txt" | tr '\n' ' ')"
 }
 
+# ---- side by side (--compare) ------------------------------------------------------------------
+# hb-server and hb-echo-floor at once, each holding USERS connections from a
+# fleet of its own (c and e: each with its own Redis, ports and control
+# port); then COMPARE rounds of one CMP_S-second window per target at
+# CMP_QPS, in the order S F, F S, S F, ... (ABBA: a drift of the box over the
+# run cancels in the rounds); one fleet shakes at a time.  Each window is a
+# "window TARGET FIRST LAST QPS ROUND VERDICT" line of phases.tsv.
+use_fleet() { # use_fleet c|e: the fleet the functions above steer
+  case $1 in
+    c) RP=$RP_C PORTS=$PORTS_C CTL_PORT=980 ;;
+    e) RP=$RP_E PORTS=$PORTS_E CTL_PORT=981 ;;
+  esac
+  FLEET=(tools/fleet --redis "redis://$SERVER:$RP" --redis-password-file "$OUT/redis.pw")
+}
+compare_window() { # compare_window TARGET PREFIX ROUND
+  local first last out rc=0
+  use_fleet "$2"
+  fleet_qps "$CMP_QPS"
+  first=$((QAT + 2)) last=$((QAT + CMP_S - 1))
+  sleep_until $((last - 1))
+  fleet_qps 0 $((last + 1))
+  sleep_until "$((last + 1)).8"
+  out=$(python3 tools/bench/judge.py --tsv "$OUT/reports.tsv" --prefix "$2" --first $first --last $last \
+    --qps "$CMP_QPS" --max-p99-ms "$MAX_P99") || rc=$?
+  say "  round $3, $1: $out"
+  printf 'window\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" $first $last "$CMP_QPS" "$3" "$([ $rc = 0 ] && echo pass || echo fail)" \
+    >>"$OUT/phases.tsv"
+}
+compare_run() {
+  local fb r c0 tc e0 te
+  fb=$((BASE_PORT + NPORTS))
+  while port_busy $fb; do fb=$((fb + NPORTS)); done
+  PORTS_C=$PORTS PORTS_E="$fb-$((fb + NPORTS - 1))" RP_C=$RP RP_E=$((RP + 1))
+  while ss -Htln "sport = :$RP_E" | grep -q .; do RP_E=$((RP_E + 1)); done
+  (umask 077; sed "s/^port .*/port $RP_E/" "$OUT/redis.conf" >"$OUT/redis-e.conf")
+  bg redis_e redis-server "$OUT/redis-e.conf"
+  bg echo "$B/hb-echo-floor" --listen "$SERVER" --port "$PORTS_E" --threads "$SETS" --stats-file "$OUT/echo.stats"
+  for _ in $(seq 100); do ss -Htln "sport = :$fb" | grep -q . && ss -Htln "sport = :$RP_E" | grep -q . && break; sleep 0.1; done
+  ss -Htln "sport = :$fb" | grep -q . || die "hb-echo-floor did not listen (see $OUT/echo.log)"
+  ss -Htln "sport = :$RP_E" | grep -q . || die "the second redis-server did not listen (see $OUT/redis_e.log)"
+  say "compare: hb-server on $PORTS_C, hb-echo-floor on $PORTS_E, $USERS connections each; $COMPARE rounds of $CMP_S s at $CMP_QPS/s"
+  use_fleet c
+  c0=$(date +%s.%N)
+  start_clients c shake
+  tc=$(wait_conns "$OUT/server.stats" logins $(($(date +%s) + BUDGET)))
+  fact connected "$(stat "$OUT/server.stats" logins)"
+  fact connect_s "$(echo "$tc - $c0" | bc -l | xargs printf %.1f)"
+  fact ramp_login_timeouts "$(stat "$OUT/server.stats" err_login_timeout)"
+  use_fleet e
+  e0=$(date +%s.%N)
+  start_clients e echo
+  te=$(wait_conns "$OUT/echo.stats" conns $(($(date +%s) + BUDGET)))
+  fact echo_connected "$(stat "$OUT/echo.stats" conns)"
+  fact echo_connect_s "$(echo "$te - $e0" | bc -l | xargs printf %.1f)"
+  say "compare: hb-server $(stat "$OUT/server.stats" logins) connected in $(grep '^connect_s=' "$OUT/facts.txt" | cut -d= -f2) s, floor $(stat "$OUT/echo.stats" conns) in $(echo "$te - $e0" | bc -l | xargs printf %.1f) s"
+  sleep 3
+  for ((r = 1; r <= COMPARE; r++)); do
+    if [ $((r % 2)) = 1 ]; then
+      compare_window server c $r; compare_window echo e $r
+    else
+      compare_window echo e $r; compare_window server c $r
+    fi
+  done
+  use_fleet e
+  stop_clients e
+  stop_wait echo 30
+  use_fleet c # the default run's end stops the c fleet and hb-server
+}
+if [ "$COMPARE" -gt 0 ]; then
+  compare_run
+else # the default run: stages 1-3 and the rate search (up to the matching fi; not indented)
+
 # ---- stage 1: connect everyone, then idle -------------------------------------------------------
 say "stage 1: $USERS connections from $HOSTS hosts; stage 2 starts at +$((AT2 - T0)) s"
 c0=$(date +%s.%N)
@@ -449,6 +582,7 @@ if [ $STEPS = 1 ]; then
   search server c
   fact max_qps_server "$BEST"
 fi
+fi # the default run
 say "stopping the clients and hb-server"
 fleet_qps 0
 drained # an overloaded stage 3 (with --no-steps) leaves replies in flight
@@ -493,6 +627,7 @@ if [ $STEPS = 1 ] && [ $FLOOR = 1 ]; then
   start_clients e echo
   te=$(wait_conns "$OUT/echo.stats" conns $(($(date +%s) + BUDGET)))
   say "echo floor: $(stat "$OUT/echo.stats" conns) connected after $(echo "$te - $e0" | bc -l | xargs printf %.1f) s"
+  fact echo_connect_s "$(echo "$te - $e0" | bc -l | xargs printf %.1f)"
   sleep 3
   search echo e
   fact max_qps_echo "$BEST"
@@ -502,6 +637,7 @@ fi
 
 # ---- put the machine back, then the report ------------------------------------------------------
 stop_wait monitor 10
+cost_stop
 hosts down >/dev/null
 sysctl/revert.sh --holder $$ >"$OUT/revert.log" 2>&1 || note "sysctl/revert.sh failed: see revert.log"
 sleep 2

@@ -3,14 +3,17 @@
 
 Inputs (all in --dir, written by the benchmark):
   reports.tsv  every monitor report of the run (hb-monitor --reports)
-  phases.tsv   "stage NAME FIRST LAST QPS" and "step TARGET FIRST LAST QPS VERDICT" lines:
-               activity seconds (series.py), inclusive
+  phases.tsv   "stage NAME FIRST LAST QPS", "step TARGET FIRST LAST QPS VERDICT" and (--compare)
+               "window TARGET FIRST LAST QPS ROUND VERDICT" lines: activity seconds (series.py), inclusive
+  cost.tsv     what each role of the run cost, once a second (sample.py; cost.py reads it)
   facts.txt    "key=value" measured by the script (times, RSS, /proc/meminfo, ledger, ...)
 Outputs: result.txt ("key=value", one figure a line, for machines) and
 report.md (for people), which is also printed."""
 import argparse
 import os
+import statistics
 
+import cost
 import series
 
 
@@ -25,7 +28,7 @@ def facts_of(path):
 
 
 def phases_of(path):
-    stages, steps = [], []
+    stages, steps, windows = [], [], []
     with open(path) as fh:
         for line in fh:
             p = line.split()
@@ -34,7 +37,10 @@ def phases_of(path):
             elif p and p[0] == "step":
                 steps.append({"target": p[1], "first": int(p[2]), "last": int(p[3]), "qps": int(p[4]),
                               "verdict": p[5]})
-    return stages, steps
+            elif p and p[0] == "window":
+                windows.append({"target": p[1], "first": int(p[2]), "last": int(p[3]), "qps": int(p[4]),
+                                "round": int(p[5]), "verdict": p[6]})
+    return stages, steps, windows
 
 
 def fnum(x, d=0):
@@ -54,12 +60,140 @@ def producing(srv, st):
     return made, series.rate_stats({s: srv[s] for s in full}, "packets_created", min(full), max(full)) if full else None
 
 
+def p99_of(rows, ph):
+    h = series.hist(series.select(rows, "client", "c" if ph["target"] == "server" else "e"), ph["first"], ph["last"])
+    return ms(series.percentile(h, 99))
+
+
+def hms(t0, t):
+    return "+%d s" % (t - t0)
+
+
+def cost_section(d, F, stages, steps, windows, rows, R):
+    """The cost breakdown (issue 14): one row per stage, search step and
+    --compare window, the server/floor ratios, and the order they ran in."""
+    C = cost.load(os.path.join(d, "cost.tsv"))
+    L = ["## What a shake costs", ""]
+    if C is None:
+        R["cost"] = "missing"
+        L += ["- **no cost.tsv**: the cost sampler did not run (%s); nothing below is measured" % (
+            "it was started: see sample.log" if F.get("cost_sampler") else "--no-cost"), ""]
+        return L
+    L += [cost.LEGEND, ""] + cost.HEADER
+    answered = {}
+
+    def shakes(prefix, first, last):
+        if prefix not in answered:
+            answered[prefix] = series.per_second(series.select(rows, "client", prefix))
+        s = series.rate_stats(answered[prefix], "replies", first, last)
+        return s["mean"] if s else None
+    name = {"server": "hb-server", "echo": "floor"}
+    done, missing = [], []  # (label, key, target, qps, round, window figures)
+    for st in stages:
+        done.append(("stage %s (%s/s)" % (st["name"], fnum(st["qps"])), "stage." + st["name"], "server", st["qps"],
+                     None, st))
+    for i, sp in enumerate(steps):
+        done.append(("search %s %s/s %s" % (name[sp["target"]], fnum(sp["qps"]), sp["verdict"]),
+                     "step%d.%s.%d" % (i + 1, sp["target"], sp["qps"]), sp["target"], sp["qps"], None, sp))
+    for wd in windows:
+        done.append(("round %d %s %s/s" % (wd["round"], name[wd["target"]], fnum(wd["qps"])),
+                     "round%d.%s" % (wd["round"], wd["target"]), wd["target"], wd["qps"], wd["round"], wd))
+    figs = []
+    for label, key, target, qps, rnd, ph in done:
+        w = cost.window(C, ph["first"], ph["last"], target,
+                        shakes("c" if target == "server" else "e", ph["first"], ph["last"]))
+        L.append(cost.row(label, w))
+        figs.append((label, key, target, qps, rnd, ph, w))
+        if w is None:
+            missing.append(label)
+            continue
+        for k in ("busy_us_per", "target_us_per", "clients_us_per", "softirq_us_per", "outside_us_per",
+                  "target_cs_per", "clients_cs_per", "target_sys_per", "clients_sys_per"):
+            if w.get(k) is not None:
+                R["cost.%s.%s" % (key, k.replace("_us_per", "_us_per_shake").replace("_per", "_per_shake"))] = \
+                    round(w[k], 2)
+        R["cost.%s.busy_pct" % key] = round(100 * w["busy_frac"], 1) if w["busy_frac"] is not None else None
+    L.append("")
+    if missing:
+        R["cost_windows_missing"] = len(missing)
+        L += ["- **%d window(s) without cost samples** (%s): cost.tsv has no readings around them, so they have no "
+              "figures; see sample.log" % (len(missing), "; ".join(missing)), ""]
+
+    def busy(t, q=None, r=None):
+        return [w["busy_us_per"] for _, _, tg, qq, rr, _, w in figs if w and tg == t and w.get("busy_us_per")
+                and (q is None or qq == q) and (r is None or rr == r)]
+    # server against the floor where both ran the same rate
+    if windows:
+        rounds = sorted({wd["round"] for wd in windows})
+        rs, rf, rb, rt = [], [], [], []
+        for r in rounds:
+            s, e = busy("server", r=r), busy("echo", r=r)
+            ts = [w["target_us_per"] for _, _, tg, _, rr, _, w in figs if w and tg == "server" and rr == r
+                  and w.get("target_us_per")]
+            te = [w["target_us_per"] for _, _, tg, _, rr, _, w in figs if w and tg == "echo" and rr == r
+                  and w.get("target_us_per")]
+            if s and e:
+                rs.append(s[0]), rf.append(e[0]), rb.append(s[0] / e[0])
+            if ts and te:
+                rt.append(ts[0] / te[0])
+        L += ["Side by side over %d round(s), median (min-max):" % len(rounds), "",
+              "- whole box, µs per answered shake: hb-server %s, floor %s" % (cost.med_spread(rs),
+                                                                             cost.med_spread(rf)),
+              "- **ratio hb-server / floor, whole box per shake: %s** (each round's pair)" % cost.med_spread(rb, 2),
+              "- ratio of the target process alone (hb-server / hb-echo-floor, µs per shake): %s" %
+              cost.med_spread(rt, 2),
+              "- p99 latency per window, in order: %s (a window over %s ms is overloaded or disturbed: its cost "
+              "is not that of a steady rate)" % (", ".join(
+                  "%s %s ms" % ("S" if wd["target"] == "server" else "F", p99_of(rows, wd)) for wd in
+                  sorted(windows, key=lambda w: w["first"])), F.get("max_p99_ms", "10")), ""]
+        if rb:
+            R["cost_ratio_box_median"] = round(statistics.median(rb), 3)
+            R["cost_ratio_box_min"], R["cost_ratio_box_max"] = round(min(rb), 3), round(max(rb), 3)
+        if rt:
+            R["cost_ratio_target_median"] = round(statistics.median(rt), 3)
+    elif steps:
+        both = sorted({sp["qps"] for sp in steps if sp["target"] == "server"} &
+                      {sp["qps"] for sp in steps if sp["target"] == "echo"})
+        for q in both:
+            s, e = busy("server", q), busy("echo", q)
+            if s and e:
+                r = statistics.median(s) / statistics.median(e)
+                R["cost_ratio_box.%d" % q] = round(r, 3)
+                L.append("- at %s shakes/s: hb-server %s, floor %s whole-box µs per shake: **ratio %.2f**" % (
+                    fnum(q), cost.med_spread(s), cost.med_spread(e), r))
+        if both:
+            L.append("")
+    # the order the comparisons ran in
+    ph = sorted([p for *_, p, _ in figs], key=lambda p: p["first"])
+    if ph:
+        t0 = ph[0]["first"]
+        if windows:
+            order = " ".join("S" if wd["target"] == "server" else "F" for wd in sorted(windows, key=lambda w: w["first"]))
+            L.append("- order: %s (S hb-server, F floor), windows of %d s (%d counted), from %s to %s" % (
+                order, windows[0]["last"] - windows[0]["first"] + 3, windows[0]["last"] - windows[0]["first"] + 1,
+                hms(t0, t0), hms(t0, ph[-1]["last"] + 1)))
+        else:
+            seg = []
+            for label, sel in (("hb-server stages", [p for p in stages]),
+                               ("hb-server search", [p for p in steps if p["target"] == "server"]),
+                               ("floor search", [p for p in steps if p["target"] == "echo"])):
+                if sel:
+                    seg.append("%s %s..%s" % (label, hms(t0, sel[0]["first"]), hms(t0, sel[-1]["last"] + 1)))
+            ss = [p for p in steps if p["target"] == "server"]
+            es = [p for p in steps if p["target"] == "echo"]
+            gap = " (the floor's steps ran %d s after the server's: drift of the box between them does not cancel)" \
+                % (es[0]["first"] - ss[0]["first"]) if ss and es else ""
+            L.append("- order: %s%s" % (", ".join(seg), gap))
+        L.append("")
+    return L
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", required=True)
     a = ap.parse_args()
     F = facts_of(os.path.join(a.dir, "facts.txt"))
-    stages, steps = phases_of(os.path.join(a.dir, "phases.tsv"))
+    stages, steps, windows = phases_of(os.path.join(a.dir, "phases.tsv"))
     rows = series.load(os.path.join(a.dir, "reports.tsv"))
     srv_rows = series.select(rows, "server")
     cli_rows = series.select(rows, "client", "c")
@@ -83,6 +217,16 @@ def main():
           "- connected: %s of %s in %.1f s (%s/s; 1 s resolution)" % (
               fnum(int(F.get("connected", 0))), fnum(users), conn_s,
               fnum(int(F.get("connected", 0)) / conn_s if conn_s > 0 else None))]
+    if "echo_connect_s" in F:
+        es = float(F["echo_connect_s"])
+        R["echo_connect_s"] = F["echo_connect_s"]
+        R["connect_ratio_server_to_floor"] = round(conn_s / es, 2) if es > 0 else None
+        L.append("- the echo floor, the same run: %s connected in %.1f s; **hb-server took %s x the floor's time** "
+                 "(%s)" % (fnum(int(F.get("echo_connected", users))), es, "%.2f" % (conn_s / es) if es > 0 else "-",
+                           "connected side by side, the server's fleet first" if windows else
+                           "the floor's connect came after the server's stages and search, %s" % (
+                               "the closed connections drained (settle %s s)" % F["settle_s"]
+                               if "settle_s" in F else "without waiting for the closed connections")))
     if int(F.get("ramp_login_timeouts", 0) or 0) > 0:
         R["ramp_login_timeouts"] = int(F["ramp_login_timeouts"])
         L.append("- during the ramp the server closed %s connections that sent no login within its login "
@@ -108,6 +252,7 @@ def main():
     L.append("")
 
     # -- stages
+    i0 = len(L)
     L += ["## Stages", "",
           "Rates are per second over the stage's whole seconds: mean / min / stddev.  Latency: from when a shake "
           "was due to its reply, all clients' histograms merged over the stage.", "",
@@ -136,6 +281,8 @@ def main():
             R["%s.latency_%s_us" % (name, p)] = v
         R["%s.packets_made" % name] = round(made)
     L.append("")
+    if not stages:  # --compare
+        del L[i0:]
 
     # -- rate search: hb-server against the echo floor
     best = {}
@@ -175,6 +322,8 @@ def main():
                 L.append("- the two are within the run-to-run noise of each other: at this scale the ceiling is the "
                          "clients and the kernel's TCP work (all on the same cores), not what the server adds")
         L.append("")
+
+    L += cost_section(a.dir, F, stages, steps, windows, rows, R)
 
     # -- hot upgrade (--upgrade)
     if "upgrade_rc" in F:

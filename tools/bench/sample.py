@@ -42,8 +42,8 @@ Keys, all cumulative unless marked (gauge):
         clients, every thread but the main one in the floor), with perf
         syscalls cs (per cgroup)
   server also: journal_sync_us journal_batches lock_waits lock_wait_us,
-        journal_sync_max_us (as the server's stats file has it; 0 when the
-        server does not write the key) read with hb-stats --default 0
+        journal_sync_max_us (as the server's stats file has it), read with
+        hb-stats; a key the server does not write is left out
 Per-thread counters are kept per thread id with their last values, so a
 thread or process that ends does not take its counts back.
 """
@@ -283,9 +283,10 @@ class Sampler:
         if not self.a.stats or not self.a.hb_stats:
             return {}
         try:
-            out = subprocess.run([self.a.hb_stats, "--default", "0", self.a.stats] + list(SERVER_KEYS),
+            out = subprocess.run([self.a.hb_stats, "--default", "-", self.a.stats] + list(SERVER_KEYS),
                                  capture_output=True, text=True, timeout=5).stdout.split()
-            return dict(zip(SERVER_KEYS, out)) if len(out) == len(SERVER_KEYS) else {}
+            # a key the server does not write (yet) is left out, not 0
+            return {k: v for k, v in zip(SERVER_KEYS, out) if v != "-"} if len(out) == len(SERVER_KEYS) else {}
         except (OSError, subprocess.SubprocessError):
             return {}
 
