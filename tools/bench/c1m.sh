@@ -628,6 +628,7 @@ if [ $STEPS = 1 ] && [ $FLOOR = 1 ]; then
   te=$(wait_conns "$OUT/echo.stats" conns $(($(date +%s) + BUDGET)))
   say "echo floor: $(stat "$OUT/echo.stats" conns) connected after $(echo "$te - $e0" | bc -l | xargs printf %.1f) s"
   fact echo_connect_s "$(echo "$te - $e0" | bc -l | xargs printf %.1f)"
+  fact echo_connected "$(stat "$OUT/echo.stats" conns)"
   sleep 3
   search echo e
   fact max_qps_echo "$BEST"

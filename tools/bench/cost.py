@@ -70,13 +70,20 @@ def window(cost, first, last, target, shakes):
     total = sum(rate("box", k) or 0 for k in ALL)
     tr, cr = ROLE_OF_TARGET[target]
     twin, twin_cr = ROLE_OF_TARGET["echo" if target == "server" else "server"]
-    roles = {r: rate(r, "cpu_us") for r in ("server", "floor", "clients-c", "clients-e", "other", "meter")}
+    roles = {r: rate(r, "cpu_us") for r in ("server", "floor", "clients-c", "clients-e", "other", "meter", "ksoftirqd")}
     soft = (rate("box", "softirq_us") or 0) + (rate("box", "irq_us") or 0)
     rest = sum(roles[r] or 0 for r in ("other", twin, twin_cr))
-    outside = busy - soft - sum(v or 0 for v in roles.values())
+    # Without CONFIG_IRQ_TIME_ACCOUNTING (irq_time_acct=0, this box) the kernel
+    # charges the softirq work it does in a process's context to that process:
+    # /proc/stat's (tick-sampled) softirq then overlaps the roles' CPU, and
+    # what is not the run's is the busy time outside every role.
+    disjoint = A["box"].get("irq_time_acct") == 1
+    run = sum(v or 0 for v in roles.values()) + (soft if disjoint else 0)
+    outside = busy - run
     w = {"span": span, "shakes": shakes, "busy_us": busy, "busy_frac": busy / total if total else None,
          "cpus": total / 1e6, "target_us": roles[tr], "clients_us": roles[cr], "softirq_us": soft, "rest_us": rest,
-         "meter_us": roles["meter"], "outside_us": outside, "steal_us": rate("box", "steal_us")}
+         "meter_us": roles["meter"], "ksoftirqd_us": roles["ksoftirqd"], "run_us": run, "outside_us": outside,
+         "softirq_disjoint": disjoint, "steal_us": rate("box", "steal_us")}
 
     def ctx(role):
         cs = rate(role, "cs")  # perf: every switch of the cgroup, exited threads too
@@ -102,7 +109,8 @@ def window(cost, first, last, target, shakes):
         w["lock_waits"], lw = rate("server", "lock_waits"), rate("server", "lock_wait_us")
         w["lock_wait_ms"] = None if lw is None else lw / 1000
     if shakes:
-        for k in ("busy_us", "target_us", "clients_us", "softirq_us", "rest_us", "meter_us", "outside_us",
+        for k in ("busy_us", "run_us", "target_us", "clients_us", "softirq_us", "rest_us", "meter_us", "ksoftirqd_us",
+                  "outside_us",
                   "target_cs", "clients_cs", "target_sys", "clients_sys"):
             w[k + "_per"] = None if w[k] is None else w[k] / shakes
     return w
@@ -116,16 +124,21 @@ def per(w, k, d=1):
     return f(w.get(k + "_per"), d)
 
 
-HEADER = ["| window | answered/s | box busy | **box µs/shake** | target | clients | softirq | rest of run | "
-          "outside run | meter | ctx sw/shake target / clients | syscalls/shake target / clients | "
-          "run-queue wait ms/s target / client workers | fsync ms mean / max | lock waits/s, ms/s |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+HEADER = ["| window | answered/s | box busy | **box µs/shake** | run's own | target | clients | rest of run | "
+          "ksoftirqd | meter | outside run | softirq | ctx sw/shake target / clients | "
+          "syscalls/shake target / clients | run-queue wait ms/s target / client workers | fsync ms mean / max | "
+          "lock waits/s, ms/s |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+IDLE_QPS = 100  # below this many answered shakes a second, a window is idle: per-second figures
 
 
 def row(label, w):
     if w is None:
         return "| %s | **no cost samples** (cost.tsv has none around this window: the sampler was not running) " \
-               "|" % label + " |" * 13
+               "|" % label + " |" * 15
+    if not w["shakes"] or w["shakes"] < IDLE_QPS:
+        return "| %s | %s | %s%% | idle: per second below |" % (
+            label, f(w["shakes"], 0), f(100 * w["busy_frac"] if w["busy_frac"] is not None else None, 0)) + " |" * 13
     fs = "-"
     if w.get("fsync_mean_ms") is not None or w.get("fsync_max_ms") is not None:
         fs = "%s / %s" % (f(w.get("fsync_mean_ms"), 2), "-" if w.get("fsync_max_ms") is None else
@@ -133,25 +146,42 @@ def row(label, w):
     lk = "-"
     if w.get("lock_waits") is not None or w.get("lock_wait_ms") is not None:
         lk = "%s, %s" % (f(w.get("lock_waits"), 0), f(w.get("lock_wait_ms"), 1))
-    return "| %s | %s | %s%% | **%s** | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s | %s | %s |" % (
+    return "| %s | %s | %s%% | **%s** | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s | %s | %s |" % (
         label, f(w["shakes"], 0), f(100 * w["busy_frac"] if w["busy_frac"] is not None else None, 0),
-        per(w, "busy_us"), per(w, "target_us"), per(w, "clients_us"), per(w, "softirq_us"), per(w, "rest_us"),
-        per(w, "outside_us"), per(w, "meter_us"), per(w, "target_cs", 2), per(w, "clients_cs", 2),
+        per(w, "busy_us"), per(w, "run_us"), per(w, "target_us"), per(w, "clients_us"), per(w, "rest_us"),
+        per(w, "ksoftirqd_us"), per(w, "meter_us"), per(w, "outside_us"), per(w, "softirq_us"),
+        per(w, "target_cs", 2), per(w, "clients_cs", 2),
         per(w, "target_sys", 1), per(w, "clients_sys", 1), f(w["target_rq_ms"], 0), f(w["clients_rq_ms"], 0), fs, lk)
 
 
 LEGEND = ("Per window (activity seconds of phases.tsv; from tools/bench/sample.py's cost.tsv, read once a second): "
           "answered shakes/s (the target's clients' replies); box busy: the non-idle share of all CPUs "
-          "(/proc/stat); **box µs/shake**: all non-idle CPU time of the machine per answered shake, split into the "
-          "target (hb-server or hb-echo-floor, all threads), its clients (their hb-client processes), softirq "
-          "(irq + softirq of the box: the TCP work over the bridge), the rest of the run (script, redis, "
-          "monitor, the idle twin and its fleet in --compare), outside the run (other work on the box, kernel "
-          "threads) and meter (the sampler and perf themselves); context switches and syscalls per shake "
+          "(/proc/stat); **box µs/shake**: all non-idle CPU time of the machine per answered shake; run's own: "
+          "the part this run's processes used, split into the target (hb-server or hb-echo-floor, all threads), "
+          "its clients (their hb-client processes), the rest of the run (script, redis, monitor, and in "
+          "--compare the idle twin and its fleet), ksoftirqd (the kernel's deferred network work) and meter "
+          "(the sampler and perf themselves); outside the run: the rest of the box's busy time (other work on "
+          "a shared box, kernel threads); softirq: /proc/stat's irq + softirq (sampled at the tick; on a kernel "
+          "without CONFIG_IRQ_TIME_ACCOUNTING, as here, softirq work done in a process's context is charged "
+          "to that process, so this column overlaps the ones before it and is not added); context switches and syscalls per shake "
           "(perf stat per cgroup); run-queue wait: ms per second the worker threads (SETs, client workers, "
           "floor threads) spent runnable but not running, summed over the threads; fsync: the journal's "
           "write+fdatasync per batch, mean over the window / the server's maximum so far (≤: not reached in "
           "this window); lock waits: the server's count and time blocked on mutexes.  '-': not measured (no "
           "perf, or a counter the server does not have).")
+
+
+def idle_line(label, w):
+    """An idle window's figures per second (per shake means nothing there)."""
+    def ms(k):
+        return f(None if w[k] is None else w[k] / 1000, 1)
+    return ("- %s, per second: box busy %s%% of %s CPUs; CPU ms/s: target %s, clients %s, rest of run %s, ksoftirqd "
+            "%s, meter %s, outside the run %s, softirq %s; context switches/s target %s, clients %s; syscalls/s "
+            "target %s, clients %s; run-queue wait ms/s target %s, client workers %s" % (
+                label, f(100 * w["busy_frac"] if w["busy_frac"] is not None else None, 0), f(w["cpus"], 1),
+                ms("target_us"), ms("clients_us"), ms("rest_us"), ms("ksoftirqd_us"), ms("meter_us"),
+                ms("outside_us"), ms("softirq_us"), f(w["target_cs"], 0), f(w["clients_cs"], 0),
+                f(w["target_sys"], 0), f(w["clients_sys"], 0), f(w["target_rq_ms"], 0), f(w["clients_rq_ms"], 0)))
 
 
 def med_spread(v, d=1):

@@ -89,9 +89,10 @@ def cost_section(d, F, stages, steps, windows, rows, R):
         return s["mean"] if s else None
     name = {"server": "hb-server", "echo": "floor"}
     done, missing = [], []  # (label, key, target, qps, round, window figures)
+    stage_name = {"idle": "stage 1 (idle)", "stage2": "stage 2", "stage3": "stage 3"}
     for st in stages:
-        done.append(("stage %s (%s/s)" % (st["name"], fnum(st["qps"])), "stage." + st["name"], "server", st["qps"],
-                     None, st))
+        done.append(("%s %s/s" % (stage_name.get(st["name"], st["name"]), fnum(st["qps"])), "stage." + st["name"],
+                     "server", st["qps"], None, st))
     for i, sp in enumerate(steps):
         done.append(("search %s %s/s %s" % (name[sp["target"]], fnum(sp["qps"]), sp["verdict"]),
                      "step%d.%s.%d" % (i + 1, sp["target"], sp["qps"]), sp["target"], sp["qps"], None, sp))
@@ -107,39 +108,46 @@ def cost_section(d, F, stages, steps, windows, rows, R):
         if w is None:
             missing.append(label)
             continue
-        for k in ("busy_us_per", "target_us_per", "clients_us_per", "softirq_us_per", "outside_us_per",
+        for k in ("busy_us_per", "run_us_per", "target_us_per", "clients_us_per", "softirq_us_per", "outside_us_per",
                   "target_cs_per", "clients_cs_per", "target_sys_per", "clients_sys_per"):
             if w.get(k) is not None:
                 R["cost.%s.%s" % (key, k.replace("_us_per", "_us_per_shake").replace("_per", "_per_shake"))] = \
                     round(w[k], 2)
         R["cost.%s.busy_pct" % key] = round(100 * w["busy_frac"], 1) if w["busy_frac"] is not None else None
     L.append("")
+    idle = [cost.idle_line(label, w) for label, _, _, _, _, _, w in figs
+            if w and (not w["shakes"] or w["shakes"] < cost.IDLE_QPS)]
+    if idle:
+        L += idle + [""]
     if missing:
         R["cost_windows_missing"] = len(missing)
         L += ["- **%d window(s) without cost samples** (%s): cost.tsv has no readings around them, so they have no "
               "figures; see sample.log" % (len(missing), "; ".join(missing)), ""]
 
-    def busy(t, q=None, r=None):
-        return [w["busy_us_per"] for _, _, tg, qq, rr, _, w in figs if w and tg == t and w.get("busy_us_per")
-                and (q is None or qq == q) and (r is None or rr == r)]
+    def busy(t, q=None, r=None, k="busy_us_per"):
+        """the figure k of target t's search steps at rate q, or of its --compare window of round r"""
+        return [w[k] for _, key, tg, qq, rr, _, w in figs if w and tg == t and w.get(k)
+                and (key.startswith("step") if r is None else rr == r) and (q is None or qq == q)]
     # server against the floor where both ran the same rate
     if windows:
         rounds = sorted({wd["round"] for wd in windows})
-        rs, rf, rb, rt = [], [], [], []
+        rs, rf, rb, rr_, rt = [], [], [], [], []
         for r in rounds:
             s, e = busy("server", r=r), busy("echo", r=r)
-            ts = [w["target_us_per"] for _, _, tg, _, rr, _, w in figs if w and tg == "server" and rr == r
-                  and w.get("target_us_per")]
-            te = [w["target_us_per"] for _, _, tg, _, rr, _, w in figs if w and tg == "echo" and rr == r
-                  and w.get("target_us_per")]
+            us, ue = busy("server", r=r, k="run_us_per"), busy("echo", r=r, k="run_us_per")
+            ts, te = busy("server", r=r, k="target_us_per"), busy("echo", r=r, k="target_us_per")
             if s and e:
                 rs.append(s[0]), rf.append(e[0]), rb.append(s[0] / e[0])
+            if us and ue:
+                rr_.append(us[0] / ue[0])
             if ts and te:
                 rt.append(ts[0] / te[0])
         L += ["Side by side over %d round(s), median (min-max):" % len(rounds), "",
               "- whole box, µs per answered shake: hb-server %s, floor %s" % (cost.med_spread(rs),
                                                                              cost.med_spread(rf)),
               "- **ratio hb-server / floor, whole box per shake: %s** (each round's pair)" % cost.med_spread(rb, 2),
+              "- ratio of the run's own CPU per shake (whole box less the work outside the run): %s" %
+              cost.med_spread(rr_, 2),
               "- ratio of the target process alone (hb-server / hb-echo-floor, µs per shake): %s" %
               cost.med_spread(rt, 2),
               "- p99 latency per window, in order: %s (a window over %s ms is overloaded or disturbed: its cost "
@@ -149,6 +157,8 @@ def cost_section(d, F, stages, steps, windows, rows, R):
         if rb:
             R["cost_ratio_box_median"] = round(statistics.median(rb), 3)
             R["cost_ratio_box_min"], R["cost_ratio_box_max"] = round(min(rb), 3), round(max(rb), 3)
+        if rr_:
+            R["cost_ratio_run_median"] = round(statistics.median(rr_), 3)
         if rt:
             R["cost_ratio_target_median"] = round(statistics.median(rt), 3)
     elif steps:
@@ -156,11 +166,17 @@ def cost_section(d, F, stages, steps, windows, rows, R):
                       {sp["qps"] for sp in steps if sp["target"] == "echo"})
         for q in both:
             s, e = busy("server", q), busy("echo", q)
+            us, ue = busy("server", q, k="run_us_per"), busy("echo", q, k="run_us_per")
             if s and e:
                 r = statistics.median(s) / statistics.median(e)
                 R["cost_ratio_box.%d" % q] = round(r, 3)
-                L.append("- at %s shakes/s: hb-server %s, floor %s whole-box µs per shake: **ratio %.2f**" % (
-                    fnum(q), cost.med_spread(s), cost.med_spread(e), r))
+                ru = statistics.median(us) / statistics.median(ue) if us and ue else None
+                if ru:
+                    R["cost_ratio_run.%d" % q] = round(ru, 3)
+                L.append("- at %s shakes/s, whole-box µs per shake: hb-server %s, floor %s: **ratio %.2f**; the run's "
+                         "own CPU: %s against %s, ratio %s" % (
+                             fnum(q), cost.med_spread(s), cost.med_spread(e), r, cost.med_spread(us),
+                             cost.med_spread(ue), "-" if ru is None else "%.2f" % ru))
         if both:
             L.append("")
     # the order the comparisons ran in

@@ -41,6 +41,11 @@ Keys, all cumulative unless marked (gauge):
         the worker threads: hb-set-* in the server, hb-worker-* in the
         clients, every thread but the main one in the floor), with perf
         syscalls cs (per cgroup)
+  ksoftirqd: the kernel's softirq threads (everybody's deferred network
+        work; CPU from their run time, no cgroup)
+  box also: irq_time_acct (1: the kernel accounts irq and softirq time apart
+        from the tasks it interrupts, CONFIG_IRQ_TIME_ACCOUNTING; 0: it
+        charges it to them, so /proc/stat's softirq overlaps the roles' CPU)
   server also: journal_sync_us journal_batches lock_waits lock_wait_us,
         journal_sync_max_us (as the server's stats file has it), read with
         hb-stats; a key the server does not write is left out
@@ -48,6 +53,7 @@ Per-thread counters are kept per thread id with their last values, so a
 thread or process that ends does not take its counts back.
 """
 import argparse
+import gzip
 import os
 import signal
 import subprocess
@@ -56,6 +62,7 @@ import threading
 import time
 
 ROLES = ("server", "floor", "clients-c", "clients-e", "other", "meter")
+ALL_ROLES = ROLES + ("ksoftirqd",)
 PROCESS_ROLE = {"hb-server": "server", "hb-echo-floor": "floor"}
 SERVER_KEYS = ("journal_sync_us", "journal_batches", "journal_sync_max_us", "lock_waits", "lock_wait_us")
 HZ = os.sysconf("SC_CLK_TCK")
@@ -75,6 +82,18 @@ def cgroup2_mount():
                 os.path.join(path, "cgroup.subtree_control")):
             return path
     return None
+
+
+def irq_time_accounting():
+    """1 or 0 from the kernel's configuration, None when it cannot be read"""
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            text = f.read()
+    except OSError:
+        text = read("/boot/config-" + os.uname().release)
+    if not text:
+        return None
+    return 1 if "CONFIG_IRQ_TIME_ACCOUNTING=y" in text else 0
 
 
 def client_role(pid):
@@ -195,7 +214,10 @@ class Perf:
 class Sampler:
     def __init__(self, a):
         self.a = a
-        self.threads = {r: Threads() for r in ROLES}
+        self.threads = {r: Threads() for r in ALL_ROLES}
+        self.ksoftirqd = [int(d) for d in os.listdir("/proc") if d.isdigit() and
+                          (read("/proc/%s/comm" % d) or "").startswith("ksoftirqd/")]
+        self.irqtime = irq_time_accounting()
         self.mount = None if a.no_cgroup else cgroup2_mount()
         self.cg = {}
         self.perf = None
@@ -268,6 +290,8 @@ class Sampler:
         self.tree = tree
 
     def role_tids(self, role):
+        if role == "ksoftirqd":
+            return self.ksoftirqd, self.ksoftirqd
         if self.cg:
             return self.procs(role), self.procs(role, "cgroup.threads")
         pids = [p for p, r in self.tree.items() if r == role]
@@ -304,12 +328,14 @@ class Sampler:
                 box["ctxt"] = f[1]
         if self.perf:
             box["syscalls"], box["cs"] = self.perf.get("box", "syscalls"), self.perf.get("box", "cs")
+        if self.irqtime is not None:
+            box["irq_time_acct"] = self.irqtime
         lines.append(("box", box))
-        for r in ROLES:
+        for r in ALL_ROLES:
             pids, tids = self.role_tids(r)
             tot, wk, nt, nw = self.threads[r].update(r, tids)
             d = {"t": "%.3f" % t, "procs": len(pids), "threads": nt, "workers": nw}
-            if self.cg:
+            if self.cg and r in self.cg:
                 cs = dict(line.split() for line in (read(os.path.join(self.cg[r], "cpu.stat")) or "").splitlines()
                           if len(line.split()) == 2)
                 d["cpu_us"], d["user_us"], d["system_us"] = (cs.get(k, "0") for k in
@@ -318,7 +344,7 @@ class Sampler:
                 d["cpu_us"] = tot[0] // 1000
             d.update({"vcsw": tot[2], "ivcsw": tot[3], "rq_ns": tot[1], "rq_workers_ns": wk[1],
                       "vcsw_workers": wk[2], "ivcsw_workers": wk[3]})
-            if self.perf and self.cg:
+            if self.perf and r in self.cg:
                 cg = os.path.join(self.a.cgroup, r)
                 d["syscalls"], d["cs"] = self.perf.get(cg, "syscalls"), self.perf.get(cg, "cs")
             if r == "server":
