@@ -111,8 +111,7 @@ def cost_section(d, F, stages, steps, windows, rows, R):
         for k in ("busy_us_per", "run_us_per", "target_us_per", "clients_us_per", "softirq_us_per", "outside_us_per",
                   "target_cs_per", "clients_cs_per", "target_sys_per", "clients_sys_per"):
             if w.get(k) is not None:
-                R["cost.%s.%s" % (key, k.replace("_us_per", "_us_per_shake").replace("_per", "_per_shake"))] = \
-                    round(w[k], 2)
+                R["cost.%s.%s_shake" % (key, k)] = round(w[k], 2)  # e.g. busy_us_per_shake
         R["cost.%s.busy_pct" % key] = round(100 * w["busy_frac"], 1) if w["busy_frac"] is not None else None
     L.append("")
     idle = [cost.idle_line(label, w) for label, _, _, _, _, _, w in figs
