@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "lockstat.h"
 #include "renotify.h"
 #include "route.h"
 #include "set.h"
@@ -171,6 +172,7 @@ static void *dealer_main(void *arg)
     sv_server *s = arg;
     sv_producer *p = &s->prod;
     pthread_setname_np(pthread_self(), "hb-producer");
+    sv_lock_role(SV_ROLE_PRODUCER); /* its waits are producer_wait_us */
     if (s->journal_first_cycle) {
         journal_cycle(s, 1);
         s->journal_first_cycle = false;

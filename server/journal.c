@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "lockstat.h"
 
 #define JOURNAL_BUF (1u << 20)
 
@@ -108,7 +109,10 @@ static void *writer_main(void *arg)
              * server here rather than pay what could be lost. */
             hb_die("journal write failed: %s; stopping (replies for unsaved grants were not sent)", strerror(errno));
         }
-        atomic_fetch_add(&j->sync_us, (uint64_t)(hb_mono_us() - t0));
+        uint64_t took = (uint64_t)(hb_mono_us() - t0);
+        atomic_fetch_add(&j->sync_us, took);
+        if (took > atomic_load(&j->sync_max_us))
+            atomic_store(&j->sync_max_us, took); /* only this thread writes it */
         atomic_fetch_add(&j->batches, 1);
         atomic_fetch_add(&j->bytes, n);
         if (upto - prev > atomic_load(&j->max_batch))
@@ -136,7 +140,7 @@ bool sv_journal_watch(sv_journal *j, uint64_t seq, int set)
 {
     if (set < 0 || set >= j->nsets)
         return false;
-    pthread_mutex_lock(&j->mu);
+    sv_lock(&j->mu, SV_LK_JOURNAL);
     bool done = seq <= atomic_load_explicit(&j->committed, memory_order_relaxed);
     if (!done) {
         if (seq > j->writing_upto)
@@ -170,9 +174,13 @@ uint64_t sv_journal_append(sv_journal *j, const Hb__Record *r, int set)
     size_t n = hb_jrec_pack(r, rec, sizeof rec);
     if (n == 0)
         hb_die("journal: record too large (a bug)");
-    pthread_mutex_lock(&j->mu);
-    while (j->len + n > j->cap)
-        pthread_cond_wait(&j->room, &j->mu); /* the disk is far behind: back-pressure */
+    sv_lock(&j->mu, SV_LK_JOURNAL);
+    if (j->len + n > j->cap) {
+        int64_t t0 = sv_lock_now_ns();
+        while (j->len + n > j->cap)
+            pthread_cond_wait(&j->room, &j->mu); /* the disk is far behind: back-pressure */
+        sv_lock_waited(SV_LK_JOURNAL, sv_lock_now_ns() - t0);
+    }
     memcpy(j->buf + j->len, rec, n);
     j->len += n;
     uint64_t seq = j->next++;

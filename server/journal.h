@@ -41,6 +41,7 @@ typedef struct sv_journal {
     int64_t batch_delay_us; /* optional wait to gather more per batch */
     /* figures */
     _Atomic uint64_t appends, batches, bytes, max_batch, sync_us;
+    _Atomic uint64_t sync_max_us; /* the longest write + fdatasync of one batch */
 } sv_journal;
 
 /* Open (creating it) and lock the journal exclusively, before it is
