@@ -1,6 +1,8 @@
 /* Journal: group commit writes what was appended; the reader stops at a torn
  * or corrupt tail and the writer cuts it; replay rebuilds the money state;
  * opens are refused to non-recipients, repeats and unknown packets. */
+#include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "jfile.h"
+#include "lockstat.h"
 #include "journal.h"
 #include "registry.h"
 #include "replay.h"
@@ -315,6 +319,137 @@ static void test_damage_in_the_middle(void **st)
     hb_jfile_close(&jf);
 }
 
+
+/* ---- the lock-free ring: many appenders, one writer ------------------------- */
+
+#define RING_THREADS 4
+#define RING_PER 30000
+#define RING_WAIT_EVERY 97 /* every so many appends, wait for the record as a SET does */
+
+static sv_journal ring_j;
+static uint64_t ring_seq[RING_THREADS][RING_PER]; /* what append returned */
+static sem_t ring_woken[RING_THREADS];
+static _Atomic uint64_t ring_lost; /* waits that timed out: a lost wake-up */
+
+static void ring_notify(void *ctx, int set)
+{
+    (void)ctx;
+    sem_post(&ring_woken[set]);
+}
+
+/* A record of thread t's i-th append; every 5th is large (2 to 4 slots) so
+ * records span slots and the ring's end. */
+static size_t ring_record(int t, int i, Hb__Record *r, uint32_t *u, uint32_t *sh, Hb__Cycle *cy)
+{
+    *r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SEND, (uint64_t)t << 32 | (uint64_t)i, 1, (uint32_t)t);
+    if (i % 5 == 0) {
+        unsigned n = 1 + (unsigned)i % HB_SPLIT_MAX;
+        for (unsigned m = 0; m < n; m++) {
+            u[m] = 0xfffffff0u - m;
+            sh[m] = 0xfffffff0u - (uint32_t)i;
+        }
+        r->n_recipients = r->n_shares = n;
+        r->recipients = u;
+        r->shares = sh;
+        hb__cycle__init(cy);
+        cy->number = (uint32_t)i;
+        cy->users = cy->amount_max = cy->send_amount_max = 0xffffffffu;
+        cy->total = cy->send_total = cy->cluster_total = (uint64_t)-1;
+        cy->rate = cy->send_rate = 1e300;
+        r->cycle = i % 10 == 0 ? cy : NULL;
+    }
+    uint8_t buf[HB_JREC_MAX + 16];
+    return hb_jrec_pack(r, buf, sizeof buf);
+}
+
+static void *ring_appender(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    for (int i = 0; i < RING_PER; i++) {
+        Hb__Record r;
+        uint32_t u[HB_SPLIT_MAX], sh[HB_SPLIT_MAX];
+        Hb__Cycle cy;
+        ring_record(t, i, &r, u, sh, &cy);
+        /* Threads 0 and 1 wait now and then, as a SET does; 2 and 3 append
+         * flat out and fill the ring. */
+        bool wait = (t < 2 && i % RING_WAIT_EVERY == 0) || i == RING_PER - 1;
+        if (wait)
+            while (sem_trywait(&ring_woken[t]) == 0)
+                ; /* wake-ups from before this record do not count */
+        uint64_t seq = ring_seq[t][i] = sv_journal_append(&ring_j, &r, wait && i % 2 ? t : -1);
+        if (!wait || sv_journal_watch(&ring_j, seq, t))
+            continue;
+        /* As a SET: look again only when woken by the writer's
+         * notification; a lost one times out. */
+        do {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 5;
+            if (sem_timedwait(&ring_woken[t], &ts) < 0) {
+                atomic_fetch_add(&ring_lost, 1);
+                break;
+            }
+        } while (sv_journal_committed(&ring_j) < seq);
+    }
+    return NULL;
+}
+
+static void test_ring_many_appenders(void **st)
+{
+    char err[256];
+    sv_journal *j = &ring_j;
+    assert_int_equal(jopen(j, false, 0, err, sizeof err), 0);
+    j->batch_delay_us = 2000; /* a slow disk: the ring fills, appenders wait for room */
+    for (int t = 0; t < RING_THREADS; t++)
+        sem_init(&ring_woken[t], 0, 0);
+    assert_int_equal(sv_journal_start(j, RING_THREADS, ring_notify, NULL), 0);
+    pthread_t th[RING_THREADS];
+    for (int t = 0; t < RING_THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, ring_appender, (void *)(intptr_t)t), 0);
+    for (int t = 0; t < RING_THREADS; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(atomic_load(&ring_lost), 0);
+    print_message("ring: %llu batches, %llu records at most in one, %llu waits for room\n",
+                  (unsigned long long)atomic_load(&j->batches), (unsigned long long)atomic_load(&j->max_batch),
+                  (unsigned long long)atomic_load(&sv_lock_kinds[SV_LK_JOURNAL].waits));
+    assert_int_equal(sv_journal_committed(j), sv_journal_appended(j));
+    sv_journal_close(j);
+
+    /* The file: every record once, whole, in the order of its number. */
+    static uint8_t seen[RING_THREADS][RING_PER];
+    memset(seen, 0, sizeof seen);
+    hb_jfile jf;
+    assert_int_equal(hb_jfile_open(&jf, path, err, sizeof err), 0);
+    Hb__Record *r;
+    uint64_t n = 0, prev = 0, multi = 0;
+    while (hb_jfile_next(&jf, &r)) {
+        int t = (int)(r->packet_id >> 32), i = (int)(uint32_t)r->packet_id;
+        assert_true(t >= 0 && t < RING_THREADS && i >= 0 && i < RING_PER);
+        assert_int_equal(r->uid, (uint32_t)t);
+        assert_false(seen[t][i]);
+        seen[t][i] = 1;
+        Hb__Record want;
+        uint32_t u[HB_SPLIT_MAX], sh[HB_SPLIT_MAX];
+        Hb__Cycle cy;
+        size_t len = ring_record(t, i, &want, u, sh, &cy);
+        multi += len > SV_JSLOT;
+        assert_int_equal(r->n_recipients, want.n_recipients);
+        for (size_t m = 0; m < r->n_recipients; m++)
+            assert_int_equal(r->recipients[m], u[m]);
+        assert_int_equal(r->cycle != NULL, want.cycle != NULL);
+        assert_true(ring_seq[t][i] > prev); /* file order is ticket order */
+        prev = ring_seq[t][i];
+        n++;
+    }
+    assert_null(jf.stop_reason);
+    hb_jfile_close(&jf);
+    assert_int_equal(n, (uint64_t)RING_THREADS * RING_PER);
+    assert_true(multi > 0);
+    assert_true(atomic_load(&sv_lock_kinds[SV_LK_JOURNAL].waits) > 0); /* the full ring was exercised */
+    for (int t = 0; t < RING_THREADS; t++)
+        sem_destroy(&ring_woken[t]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_sparse_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_in_the_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_many_appenders, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
