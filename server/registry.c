@@ -53,9 +53,7 @@ int sv_registry_put_send(sv_registry *r, uint64_t id, const sv_sendpkt *p)
         return -1; /* dense: every chunk below is allocated, every index below published */
     if (!r->chunk[k / SV_SEND_CHUNK] && !(r->chunk[k / SV_SEND_CHUNK] = calloc(SV_SEND_CHUNK, sizeof(sv_sendpkt))))
         return -1;
-    sv_lock(&r->send_mu[k % 64], SV_LK_REGISTRY);
-    *send_at(r, k) = *p;
-    pthread_mutex_unlock(&r->send_mu[k % 64]);
+    *send_at(r, k) = *p; /* unpublished: no other thread reads index k yet, so no lock to wait for */
     atomic_store_explicit(&r->send_count, k + 1, memory_order_release); /* k was the count: publish it */
     return 0;
 }
@@ -71,29 +69,37 @@ bool sv_registry_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out)
     return out->n > 0;
 }
 
+int sv_registry_try_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out)
+{
+    int64_t k = index_of(r, id);
+    if (k < 0)
+        return 0;
+    if (pthread_mutex_trylock(&r->send_mu[k % 64]) != 0)
+        return -1;
+    *out = *send_at(r, (uint64_t)k);
+    pthread_mutex_unlock(&r->send_mu[k % 64]);
+    return out->n > 0;
+}
+
+/* The producer's own fields: no other thread touches them (and the stripe
+ * lock's holders touch only other fields, distinct memory locations). */
 void sv_registry_set_renotify(sv_registry *r, uint64_t id, uint32_t at, uint8_t times)
 {
     int64_t k = index_of(r, id);
     if (k < 0)
         return;
-    sv_lock(&r->send_mu[k % 64], SV_LK_REGISTRY);
     sv_sendpkt *p = send_at(r, (uint64_t)k);
     p->renotify_at = at;
     p->renotified = times;
-    pthread_mutex_unlock(&r->send_mu[k % 64]);
 }
 
-void sv_registry_set_told(sv_registry *r, uint64_t id, const uint64_t *told, uint8_t mask)
+void sv_registry_set_unrouted(sv_registry *r, uint64_t id, uint8_t failed, uint8_t routed)
 {
     int64_t k = index_of(r, id);
     if (k < 0)
         return;
-    sv_lock(&r->send_mu[k % 64], SV_LK_REGISTRY);
     sv_sendpkt *p = send_at(r, (uint64_t)k);
-    for (unsigned i = 0; i < HB_SPLIT_MAX; i++)
-        if (mask & (1u << i))
-            p->told_loc[i] = told[i];
-    pthread_mutex_unlock(&r->send_mu[k % 64]);
+    p->unrouted = (uint8_t)((p->unrouted & ~routed) | failed);
 }
 
 void sv_registry_told(sv_registry *r, uint64_t id, uint32_t uid, uint64_t loc)

@@ -445,9 +445,97 @@ static void test_ring_many_appenders(void **st)
     hb_jfile_close(&jf);
     assert_int_equal(n, (uint64_t)RING_THREADS * RING_PER);
     assert_true(multi > 0);
-    assert_true(atomic_load(&sv_lock_kinds[SV_LK_JOURNAL].waits) > 0); /* the full ring was exercised */
     for (int t = 0; t < RING_THREADS; t++)
         sem_destroy(&ring_woken[t]);
+}
+
+/* A full ring: the appender waits for the writer (here, not yet started),
+ * is woken when it takes records out, and nothing is lost. */
+static sv_journal full_j;
+static _Atomic uint64_t full_done;
+
+static void *full_appender(void *arg)
+{
+    (void)arg;
+    for (uint64_t i = 1; i <= 3 * SV_JSLOTS; i++) {
+        Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, i, 100, 0);
+        sv_journal_append(&full_j, &r, -1);
+        atomic_store(&full_done, i);
+    }
+    return NULL;
+}
+
+static void test_full_ring_waits_for_writer(void **st)
+{
+    (void)st;
+    char err[256];
+    assert_int_equal(jopen(&full_j, false, 0, err, sizeof err), 0);
+    uint64_t waits = atomic_load(&sv_lock_kinds[SV_LK_JOURNAL].waits);
+    atomic_store(&full_done, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, full_appender, NULL), 0);
+    while (atomic_load(&full_done) < SV_JSLOTS)
+        usleep(1000);
+    usleep(100000);
+    assert_int_equal(atomic_load(&full_done), SV_JSLOTS); /* one ring's worth, then it waits */
+    assert_int_equal(sv_journal_start(&full_j, 1, NULL, NULL), 0);
+    pthread_join(th, NULL);
+    assert_true(atomic_load(&sv_lock_kinds[SV_LK_JOURNAL].waits) > waits); /* counted as a journal wait */
+    sv_journal_close(&full_j);
+    const char *why;
+    size_t valid;
+    assert_int_equal(count_records(path, &why, &valid), 3 * SV_JSLOTS);
+    assert_null(why);
+}
+
+/* The producer never waits for a SET holding a send stripe: publishing a
+ * new packet and its own renotify fields take no lock, and the sweep's read
+ * gives up at once on a held stripe. */
+static sv_registry stripe_reg;
+static _Atomic int stripe_held, stripe_release;
+
+static void *stripe_holder(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&stripe_reg.send_mu[0]); /* packets 0, 64, 128, ... */
+    atomic_store(&stripe_held, 1);
+    for (int i = 0; i < 2000 && !atomic_load(&stripe_release); i++)
+        usleep(1000); /* a preempted SET: 2 s at most */
+    pthread_mutex_unlock(&stripe_reg.send_mu[0]);
+    return NULL;
+}
+
+static void test_producer_skips_held_stripes(void **st)
+{
+    (void)st;
+    assert_int_equal(sv_registry_init(&stripe_reg), 0);
+    sv_sendpkt p = {.amount = 100, .n = 3, .uid = {7, 8, 9}, .share = {10, 30, 60}};
+    assert_int_equal(sv_registry_put_send(&stripe_reg, hb_send_id(0), &p), 0);
+    pthread_t th;
+    atomic_store(&stripe_held, 0);
+    atomic_store(&stripe_release, 0);
+    assert_int_equal(pthread_create(&th, NULL, stripe_holder, NULL), 0);
+    while (!atomic_load(&stripe_held))
+        usleep(100);
+    uint64_t waits = sv_lock_total_waits();
+    int64_t t0 = hb_mono_us();
+    for (uint64_t k = 1; k <= 64; k++) /* packet 64 is on the held stripe */
+        assert_int_equal(sv_registry_put_send(&stripe_reg, hb_send_id(k), &p), 0);
+    sv_registry_set_renotify(&stripe_reg, hb_send_id(64), 5, 1);
+    sv_registry_set_unrouted(&stripe_reg, hb_send_id(64), 2, 0);
+    sv_sendpkt out;
+    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(64), &out), -1);
+    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(63), &out), 1);
+    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(65), &out), 0);
+    assert_true(hb_mono_us() - t0 < 1000000); /* nothing waited for the holder */
+    assert_int_equal(sv_lock_total_waits(), waits);
+    atomic_store(&stripe_release, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(64), &out), 1);
+    assert_int_equal(out.renotify_at, 5);
+    assert_int_equal(out.unrouted, 2);
+    assert_int_equal(out.share[2], 60);
+    sv_registry_free(&stripe_reg);
 }
 
 int main(void)
@@ -461,6 +549,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damage_in_the_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_many_appenders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_ring_waits_for_writer, setup, teardown),
+        cmocka_unit_test(test_producer_skips_held_stripes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
