@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include "lockstat.h"
 
 #define STRIPES 256
 #define BUCKETS 64 /* per stripe */
@@ -61,7 +62,7 @@ bool sv_addr_acquire(struct sv_addr_limit *a, uint32_t addr, uint32_t limit)
 {
     pthread_mutex_t *mu;
     uint32_t h = hash(addr);
-    pthread_mutex_lock(&a->s[h >> 6].mu);
+    sv_lock(&a->s[h >> 6].mu, SV_LK_ADDR);
     node **pp = slot(a, addr, &mu);
     bool ok = true;
     if (*pp) {
@@ -84,7 +85,7 @@ void sv_addr_release(struct sv_addr_limit *a, uint32_t addr)
 {
     pthread_mutex_t *mu;
     uint32_t h = hash(addr);
-    pthread_mutex_lock(&a->s[h >> 6].mu);
+    sv_lock(&a->s[h >> 6].mu, SV_LK_ADDR);
     node **pp = slot(a, addr, &mu);
     if (*pp && --(*pp)->n == 0) {
         node *n = *pp;

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "lockstat.h"
 #include "renotify.h"
 #include "route.h"
 #include "set.h"
@@ -24,20 +25,20 @@ static bool op_deal(void *ctx, int set, const sv_packet *p)
 void sv_dealer_notify(sv_server *s, uint64_t id, const sv_sendpkt *p, uint8_t skip)
 {
     /* Where a notice was written is recorded by the SET that wrote it
-     * (sv_registry_told); here only what could not be routed. */
-    uint64_t told[HB_SPLIT_MAX];
-    uint8_t failed = 0;
+     * (sv_registry_told); here, in the producer's own field of the packet
+     * (no lock), only which recipients could not be routed. */
+    uint8_t failed = 0, routed = 0;
     for (unsigned i = 0; i < p->n && i < HB_SPLIT_MAX; i++) {
         if (skip & (1u << i))
             continue;
         sv_msg m = {.type = SV_MSG_NOTICE, .uid = p->uid[i], .amount = p->amount, .split = p->n, .packet_id = id};
-        if (!sv_route(s, &m)) {
-            told[i] = SV_TOLD_NONE;
+        if (sv_route(s, &m))
+            routed |= (uint8_t)(1u << i);
+        else
             failed |= (uint8_t)(1u << i);
-        }
     }
-    if (failed)
-        sv_registry_set_told(&s->reg, id, told, failed);
+    if (failed || (routed & p->unrouted))
+        sv_registry_set_unrouted(&s->reg, id, failed, routed);
 }
 
 static void op_sent(void *ctx, uint64_t id, const sv_sendpkt *p)
@@ -171,6 +172,7 @@ static void *dealer_main(void *arg)
     sv_server *s = arg;
     sv_producer *p = &s->prod;
     pthread_setname_np(pthread_self(), "hb-producer");
+    sv_lock_role(SV_ROLE_PRODUCER); /* its waits are producer_wait_us */
     if (s->journal_first_cycle) {
         journal_cycle(s, 1);
         s->journal_first_cycle = false;

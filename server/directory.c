@@ -2,6 +2,7 @@
 #include "directory.h"
 
 #include <stdlib.h>
+#include "lockstat.h"
 
 int sv_dir_init(sv_dir *d, uint32_t users, uint64_t pending_max, uint64_t per_uid)
 {
@@ -48,7 +49,7 @@ uint64_t sv_dir_login(sv_dir *d, uint32_t uid, uint64_t loc, sv_pend **parked)
     sv_pend_stripe *s = stripe(d, uid);
     sv_pend *mine = NULL, **tail = &mine;
     uint64_t n = 0, chats = 0;
-    pthread_mutex_lock(&s->mu);
+    sv_lock(&s->mu, SV_LK_DIRECTORY);
     uint64_t prev = atomic_exchange(&d->u[uid].loc, loc);
     for (sv_pend **pp = &s->head; *pp;) {
         sv_pend *p = *pp;
@@ -81,7 +82,7 @@ void sv_dir_logout(sv_dir *d, uint32_t uid, uint64_t loc)
     /* Under the stripe lock, so a parker that saw us online and a parker that
      * sees us offline are ordered with this change. */
     sv_pend_stripe *s = stripe(d, uid);
-    pthread_mutex_lock(&s->mu);
+    sv_lock(&s->mu, SV_LK_DIRECTORY);
     bool gone = atomic_compare_exchange_strong(&d->u[uid].loc, &want, 0);
     pthread_mutex_unlock(&s->mu);
     if (gone)
@@ -91,7 +92,7 @@ void sv_dir_logout(sv_dir *d, uint32_t uid, uint64_t loc)
 int sv_dir_park(sv_dir *d, const sv_msg *m, uint64_t *loc)
 {
     sv_pend_stripe *s = stripe(d, m->uid);
-    pthread_mutex_lock(&s->mu);
+    sv_lock(&s->mu, SV_LK_DIRECTORY);
     uint64_t l = atomic_load(&d->u[m->uid].loc);
     if (l) {
         pthread_mutex_unlock(&s->mu);
@@ -133,7 +134,7 @@ int sv_dir_park(sv_dir *d, const sv_msg *m, uint64_t *loc)
 bool sv_dir_lock_if_at(sv_dir *d, uint32_t uid, uint64_t loc)
 {
     sv_pend_stripe *s = stripe(d, uid);
-    pthread_mutex_lock(&s->mu);
+    sv_lock(&s->mu, SV_LK_DIRECTORY);
     if (atomic_load(&d->u[uid].loc) == loc)
         return true;
     pthread_mutex_unlock(&s->mu);

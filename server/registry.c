@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "lockstat.h"
 #include "util.h"
 
 int sv_registry_init(sv_registry *r)
@@ -52,9 +53,7 @@ int sv_registry_put_send(sv_registry *r, uint64_t id, const sv_sendpkt *p)
         return -1; /* dense: every chunk below is allocated, every index below published */
     if (!r->chunk[k / SV_SEND_CHUNK] && !(r->chunk[k / SV_SEND_CHUNK] = calloc(SV_SEND_CHUNK, sizeof(sv_sendpkt))))
         return -1;
-    pthread_mutex_lock(&r->send_mu[k % 64]);
-    *send_at(r, k) = *p;
-    pthread_mutex_unlock(&r->send_mu[k % 64]);
+    *send_at(r, k) = *p; /* unpublished: no other thread reads index k yet, so no lock to wait for */
     atomic_store_explicit(&r->send_count, k + 1, memory_order_release); /* k was the count: publish it */
     return 0;
 }
@@ -64,35 +63,43 @@ bool sv_registry_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out)
     int64_t k = index_of(r, id);
     if (k < 0)
         return false;
-    pthread_mutex_lock(&r->send_mu[k % 64]);
+    sv_lock(&r->send_mu[k % 64], SV_LK_REGISTRY);
     *out = *send_at(r, (uint64_t)k);
     pthread_mutex_unlock(&r->send_mu[k % 64]);
     return out->n > 0;
 }
 
+int sv_registry_try_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out)
+{
+    int64_t k = index_of(r, id);
+    if (k < 0)
+        return 0;
+    if (pthread_mutex_trylock(&r->send_mu[k % 64]) != 0)
+        return -1;
+    *out = *send_at(r, (uint64_t)k);
+    pthread_mutex_unlock(&r->send_mu[k % 64]);
+    return out->n > 0;
+}
+
+/* The producer's own fields: no other thread touches them (and the stripe
+ * lock's holders touch only other fields, distinct memory locations). */
 void sv_registry_set_renotify(sv_registry *r, uint64_t id, uint32_t at, uint8_t times)
 {
     int64_t k = index_of(r, id);
     if (k < 0)
         return;
-    pthread_mutex_lock(&r->send_mu[k % 64]);
     sv_sendpkt *p = send_at(r, (uint64_t)k);
     p->renotify_at = at;
     p->renotified = times;
-    pthread_mutex_unlock(&r->send_mu[k % 64]);
 }
 
-void sv_registry_set_told(sv_registry *r, uint64_t id, const uint64_t *told, uint8_t mask)
+void sv_registry_set_unrouted(sv_registry *r, uint64_t id, uint8_t failed, uint8_t routed)
 {
     int64_t k = index_of(r, id);
     if (k < 0)
         return;
-    pthread_mutex_lock(&r->send_mu[k % 64]);
     sv_sendpkt *p = send_at(r, (uint64_t)k);
-    for (unsigned i = 0; i < HB_SPLIT_MAX; i++)
-        if (mask & (1u << i))
-            p->told_loc[i] = told[i];
-    pthread_mutex_unlock(&r->send_mu[k % 64]);
+    p->unrouted = (uint8_t)((p->unrouted & ~routed) | failed);
 }
 
 void sv_registry_told(sv_registry *r, uint64_t id, uint32_t uid, uint64_t loc)
@@ -100,7 +107,7 @@ void sv_registry_told(sv_registry *r, uint64_t id, uint32_t uid, uint64_t loc)
     int64_t k = index_of(r, id);
     if (k < 0)
         return; /* another node's packet */
-    pthread_mutex_lock(&r->send_mu[k % 64]);
+    sv_lock(&r->send_mu[k % 64], SV_LK_REGISTRY);
     sv_sendpkt *p = send_at(r, (uint64_t)k);
     for (unsigned i = 0; i < p->n && i < HB_SPLIT_MAX; i++)
         if (p->uid[i] == uid)
@@ -117,7 +124,7 @@ Hb__OpenStatus sv_registry_open(sv_registry *r, sv_journal *j, int set, uint64_t
     if (k < 0)
         return HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET;
     pthread_mutex_t *mu = &r->send_mu[k % 64];
-    pthread_mutex_lock(mu);
+    sv_lock(mu, SV_LK_REGISTRY);
     sv_sendpkt *p = send_at(r, (uint64_t)k);
     Hb__OpenStatus st = HB__OPEN_STATUS__OPEN_NOT_RECIPIENT;
     for (unsigned i = 0; i < p->n; i++) {
@@ -180,7 +187,7 @@ static size_t gslot(sv_grant *g, size_t cap, uint64_t key)
 void sv_registry_add_grant(sv_registry *r, uint32_t uid, uint32_t seq, uint64_t packet_id, uint32_t amount,
                            uint64_t jseq)
 {
-    pthread_mutex_lock(&r->grant_mu);
+    sv_lock(&r->grant_mu, SV_LK_GRANT);
     if ((r->glen + 1) * 2 > r->gcap) {
         size_t ncap = r->gcap * 2;
         sv_grant *ng = calloc(ncap, sizeof *ng);
@@ -206,7 +213,7 @@ void sv_registry_add_grant(sv_registry *r, uint32_t uid, uint32_t seq, uint64_t 
 bool sv_registry_find_grant(sv_registry *r, uint32_t uid, uint32_t seq, uint64_t *packet_id, uint32_t *amount,
                             uint64_t *jseq)
 {
-    pthread_mutex_lock(&r->grant_mu);
+    sv_lock(&r->grant_mu, SV_LK_GRANT);
     size_t i = gslot(r->g, r->gcap, gkey(uid, seq));
     bool found = r->g[i].key != 0;
     if (found) {

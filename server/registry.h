@@ -2,7 +2,14 @@
  * the send-flow packets (recipients, shares, who opened) and the shake wins
  * by (uid, seq), so a retried shake is answered with its original win.
  * Both are touched only on the rare paths (a few hundred times a second at
- * the seed's rates), under striped locks; the plain shake path never is. */
+ * the seed's rates), under striped locks; the plain shake path never is.
+ *
+ * The producer thread takes none of these locks in a way that waits for a
+ * SET (a SET holding a stripe may be preempted, and the producer's schedule
+ * would stall behind it): it fills a new packet before publishing it, so no
+ * one else can see it yet; the renotify fields are its own; and its
+ * once-a-second sweep reads a packet only if the stripe is free at once
+ * (sv_registry_try_get_send), else looks again a second later. */
 #ifndef SV_REGISTRY_H
 #define SV_REGISTRY_H
 
@@ -22,18 +29,20 @@ typedef struct sv_sendpkt {
     uint32_t uid[HB_SPLIT_MAX];
     uint32_t share[HB_SPLIT_MAX];
     uint64_t jseq;  /* journal record of the latest open (0: before this run) */
-    /* Renotify schedule (renotify.c; the producer thread's): second of the
-     * server's monotonic clock when unopened recipients are told again
-     * (0 = not scheduled yet), and how often they were. */
+    /* Renotify schedule (renotify.c; the producer thread's own, written
+     * without the stripe lock: no other thread reads or writes them):
+     * second of the server's monotonic clock when unopened recipients are
+     * told again (0 = not scheduled yet), how often they were, and the
+     * recipients whose last notice could not be routed (bit i). */
     uint32_t renotify_at;
     uint8_t renotified;
+    uint8_t unrouted;
     /* The session (directory location) each recipient's notice was last
      * written to, so a recipient still on that session is not told again
-     * just for being slow (0: not yet written; SV_TOLD_NONE: could not be
-     * routed). */
+     * just for being slow (0: not yet written).  Written by the SET that
+     * wrote the notice, under the stripe lock. */
     uint64_t told_loc[HB_SPLIT_MAX];
 } sv_sendpkt;
-#define SV_TOLD_NONE UINT64_MAX
 
 typedef struct sv_grant {
     uint64_t key; /* (uid + 1) << 32 | seq; 0 = empty */
@@ -72,16 +81,21 @@ static inline int64_t sv_registry_send_k(const sv_registry *r, uint64_t id)
 void sv_registry_free(sv_registry *r);
 
 /* Producer and replay only (one thread at a time): publish packet `id`,
- * which must be the next one (ids are dense); -1 otherwise. */
+ * which must be the next one (ids are dense); -1 otherwise.  No lock: until
+ * send_count covers it, no other thread can reach it. */
 int sv_registry_put_send(sv_registry *r, uint64_t id, const sv_sendpkt *p);
 /* A snapshot of packet id under its lock; false if unknown. */
 bool sv_registry_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out);
+/* The same without waiting: 1, 0 if unknown, -1 if its stripe is held by
+ * another thread just now (the producer's sweep then looks again later). */
+int sv_registry_try_get_send(sv_registry *r, uint64_t id, sv_sendpkt *out);
 
-/* The renotify schedule of packet id (renotify.c). */
+/* The producer thread's own fields of packet id (no lock, see above): its
+ * renotify schedule, and which recipients' notices could not be routed
+ * (bits in `failed` set, bits in `routed` cleared). */
 void sv_registry_set_renotify(sv_registry *r, uint64_t id, uint32_t at, uint8_t times);
-/* Recipients in `mask` whose notice could not be routed (SV_TOLD_NONE), and
- * recipient uid's notice written to the session at loc (handlers.c). */
-void sv_registry_set_told(sv_registry *r, uint64_t id, const uint64_t *told, uint8_t mask);
+void sv_registry_set_unrouted(sv_registry *r, uint64_t id, uint8_t failed, uint8_t routed);
+/* Recipient uid's notice was written to the session at loc (handlers.c). */
 void sv_registry_told(sv_registry *r, uint64_t id, uint32_t uid, uint64_t loc);
 
 /* A recipient opens packet id.  On OPEN_OK the share is journaled (record

@@ -16,7 +16,9 @@
  *
  * Cost: the sweep starts at the first packet not fully opened
  * (renotify_from) and reads each later one under its stripe lock, so it is
- * proportional to the packets of the last seconds plus the stragglers. */
+ * proportional to the packets of the last seconds plus the stragglers.  It
+ * never waits for a stripe: one a SET holds just then is skipped until the
+ * next sweep (registry.h), so a preempted SET cannot stall the producer. */
 #include "renotify.h"
 
 #include "dealer.h"
@@ -49,7 +51,12 @@ void sv_renotify_sweep(sv_server *s, int64_t now_us)
     for (uint64_t k = s->renotify_from; k < count; k++) {
         uint64_t id = sv_registry_send_id(&s->reg, k);
         sv_sendpkt p;
-        if (!sv_registry_get_send(&s->reg, id, &p))
+        int got = sv_registry_try_get_send(&s->reg, id, &p);
+        if (got < 0) { /* a SET holds its stripe: look again next second, never wait for it */
+            all_opened_so_far = false;
+            continue;
+        }
+        if (!got)
             continue;
         unsigned left = unopened(&p);
         if (!left) {
@@ -72,7 +79,7 @@ void sv_renotify_sweep(sv_server *s, int64_t now_us)
         uint8_t skip = p.opened;
         for (unsigned i = 0; i < p.n && i < HB_SPLIT_MAX; i++) {
             uint64_t cur = p.uid[i] < s->dir.users ? sv_dir_get(&s->dir, p.uid[i]) : 0;
-            if (!(skip & (1u << i)) && cur && cur == p.told_loc[i]) {
+            if (!(skip & (1u << i)) && !(p.unrouted & (1u << i)) && cur && cur == p.told_loc[i]) {
                 skip |= (uint8_t)(1u << i);
                 left--;
             }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include "lockstat.h"
 #include "statsfile.h"
 #include "server.h"
 #include "set.h"
@@ -79,6 +80,17 @@ void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool fin
     hb_sb_u64(&b, "journal_bytes", atomic_load(&s->journal.bytes));
     hb_sb_u64(&b, "journal_max_batch", atomic_load(&s->journal.max_batch));
     hb_sb_u64(&b, "journal_sync_us", atomic_load(&s->journal.sync_us));
+    hb_sb_u64(&b, "journal_sync_max_us", atomic_load(&s->journal.sync_max_us));
+    /* Time threads spent blocked on one another (lockstat.h): all threads,
+     * by kind, and the producer's own share. */
+    hb_sb_u64(&b, "lock_waits", sv_lock_total_waits());
+    hb_sb_u64(&b, "lock_wait_us", sv_lock_total_wait_us());
+    for (int k = 0; k < SV_LK_N; k++) {
+        snprintf(name, sizeof name, "lock_wait_%s_us", sv_lock_kind_name[k]);
+        hb_sb_u64(&b, name, atomic_load(&sv_lock_kinds[k].wait_ns) / 1000);
+    }
+    hb_sb_u64(&b, "producer_waits", atomic_load(&sv_lock_roles[SV_ROLE_PRODUCER].waits));
+    hb_sb_u64(&b, "producer_wait_us", sv_lock_role_wait_us(SV_ROLE_PRODUCER));
     hb_sb_u64(&b, "replayed_wins", s->replayed_wins);
     hb_sb_u64(&b, "replayed_win_amount", s->replayed_win_amount);
     hb_sb_u64(&b, "replayed_shares", s->replayed_shares);

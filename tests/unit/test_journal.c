@@ -1,6 +1,8 @@
 /* Journal: group commit writes what was appended; the reader stops at a torn
  * or corrupt tail and the writer cuts it; replay rebuilds the money state;
  * opens are refused to non-recipients, repeats and unknown packets. */
+#include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "jfile.h"
+#include "lockstat.h"
 #include "journal.h"
 #include "registry.h"
 #include "replay.h"
@@ -315,6 +319,225 @@ static void test_damage_in_the_middle(void **st)
     hb_jfile_close(&jf);
 }
 
+
+/* ---- the lock-free ring: many appenders, one writer ------------------------- */
+
+#define RING_THREADS 4
+#define RING_PER 30000
+#define RING_WAIT_EVERY 97 /* every so many appends, wait for the record as a SET does */
+
+static sv_journal ring_j;
+static uint64_t ring_seq[RING_THREADS][RING_PER]; /* what append returned */
+static sem_t ring_woken[RING_THREADS];
+static _Atomic uint64_t ring_lost; /* waits that timed out: a lost wake-up */
+
+static void ring_notify(void *ctx, int set)
+{
+    (void)ctx;
+    sem_post(&ring_woken[set]);
+}
+
+/* A record of thread t's i-th append; every 5th is large (2 to 4 slots) so
+ * records span slots and the ring's end. */
+static size_t ring_record(int t, int i, Hb__Record *r, uint32_t *u, uint32_t *sh, Hb__Cycle *cy)
+{
+    *r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SEND, (uint64_t)t << 32 | (uint64_t)i, 1, (uint32_t)t);
+    if (i % 5 == 0) {
+        unsigned n = 1 + (unsigned)i % HB_SPLIT_MAX;
+        for (unsigned m = 0; m < n; m++) {
+            u[m] = 0xfffffff0u - m;
+            sh[m] = 0xfffffff0u - (uint32_t)i;
+        }
+        r->n_recipients = r->n_shares = n;
+        r->recipients = u;
+        r->shares = sh;
+        hb__cycle__init(cy);
+        cy->number = (uint32_t)i;
+        cy->users = cy->amount_max = cy->send_amount_max = 0xffffffffu;
+        cy->total = cy->send_total = cy->cluster_total = (uint64_t)-1;
+        cy->rate = cy->send_rate = 1e300;
+        r->cycle = i % 10 == 0 ? cy : NULL;
+    }
+    uint8_t buf[HB_JREC_MAX + 16];
+    return hb_jrec_pack(r, buf, sizeof buf);
+}
+
+static void *ring_appender(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    for (int i = 0; i < RING_PER; i++) {
+        Hb__Record r;
+        uint32_t u[HB_SPLIT_MAX], sh[HB_SPLIT_MAX];
+        Hb__Cycle cy;
+        ring_record(t, i, &r, u, sh, &cy);
+        /* Threads 0 and 1 wait now and then, as a SET does; 2 and 3 append
+         * flat out and fill the ring. */
+        bool wait = (t < 2 && i % RING_WAIT_EVERY == 0) || i == RING_PER - 1;
+        if (wait)
+            while (sem_trywait(&ring_woken[t]) == 0)
+                ; /* wake-ups from before this record do not count */
+        uint64_t seq = ring_seq[t][i] = sv_journal_append(&ring_j, &r, wait && i % 2 ? t : -1);
+        if (!wait || sv_journal_watch(&ring_j, seq, t))
+            continue;
+        /* As a SET: look again only when woken by the writer's
+         * notification; a lost one times out. */
+        do {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 5;
+            if (sem_timedwait(&ring_woken[t], &ts) < 0) {
+                atomic_fetch_add(&ring_lost, 1);
+                break;
+            }
+        } while (sv_journal_committed(&ring_j) < seq);
+    }
+    return NULL;
+}
+
+static void test_ring_many_appenders(void **st)
+{
+    char err[256];
+    sv_journal *j = &ring_j;
+    assert_int_equal(jopen(j, false, 0, err, sizeof err), 0);
+    j->batch_delay_us = 2000; /* a slow disk: the ring fills, appenders wait for room */
+    for (int t = 0; t < RING_THREADS; t++)
+        sem_init(&ring_woken[t], 0, 0);
+    assert_int_equal(sv_journal_start(j, RING_THREADS, ring_notify, NULL), 0);
+    pthread_t th[RING_THREADS];
+    for (int t = 0; t < RING_THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, ring_appender, (void *)(intptr_t)t), 0);
+    for (int t = 0; t < RING_THREADS; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(atomic_load(&ring_lost), 0);
+    print_message("ring: %llu batches, %llu records at most in one, %llu waits for room\n",
+                  (unsigned long long)atomic_load(&j->batches), (unsigned long long)atomic_load(&j->max_batch),
+                  (unsigned long long)atomic_load(&sv_lock_kinds[SV_LK_JOURNAL].waits));
+    assert_int_equal(sv_journal_committed(j), sv_journal_appended(j));
+    sv_journal_close(j);
+
+    /* The file: every record once, whole, in the order of its number. */
+    static uint8_t seen[RING_THREADS][RING_PER];
+    memset(seen, 0, sizeof seen);
+    hb_jfile jf;
+    assert_int_equal(hb_jfile_open(&jf, path, err, sizeof err), 0);
+    Hb__Record *r;
+    uint64_t n = 0, prev = 0, multi = 0;
+    while (hb_jfile_next(&jf, &r)) {
+        int t = (int)(r->packet_id >> 32), i = (int)(uint32_t)r->packet_id;
+        assert_true(t >= 0 && t < RING_THREADS && i >= 0 && i < RING_PER);
+        assert_int_equal(r->uid, (uint32_t)t);
+        assert_false(seen[t][i]);
+        seen[t][i] = 1;
+        Hb__Record want;
+        uint32_t u[HB_SPLIT_MAX], sh[HB_SPLIT_MAX];
+        Hb__Cycle cy;
+        size_t len = ring_record(t, i, &want, u, sh, &cy);
+        multi += len > SV_JSLOT;
+        assert_int_equal(r->n_recipients, want.n_recipients);
+        for (size_t m = 0; m < r->n_recipients; m++)
+            assert_int_equal(r->recipients[m], u[m]);
+        assert_int_equal(r->cycle != NULL, want.cycle != NULL);
+        assert_true(ring_seq[t][i] > prev); /* file order is ticket order */
+        prev = ring_seq[t][i];
+        n++;
+    }
+    assert_null(jf.stop_reason);
+    hb_jfile_close(&jf);
+    assert_int_equal(n, (uint64_t)RING_THREADS * RING_PER);
+    assert_true(multi > 0);
+    for (int t = 0; t < RING_THREADS; t++)
+        sem_destroy(&ring_woken[t]);
+}
+
+/* A full ring: the appender waits for the writer (here, not yet started),
+ * is woken when it takes records out, and nothing is lost. */
+static sv_journal full_j;
+static _Atomic uint64_t full_done;
+
+static void *full_appender(void *arg)
+{
+    (void)arg;
+    for (uint64_t i = 1; i <= 3 * SV_JSLOTS; i++) {
+        Hb__Record r = rec(HB__RECORD_TYPE__REC_CREATE, HB__PACKET_KIND__KIND_SHAKE, i, 100, 0);
+        sv_journal_append(&full_j, &r, -1);
+        atomic_store(&full_done, i);
+    }
+    return NULL;
+}
+
+static void test_full_ring_waits_for_writer(void **st)
+{
+    (void)st;
+    char err[256];
+    assert_int_equal(jopen(&full_j, false, 0, err, sizeof err), 0);
+    uint64_t waits = atomic_load(&sv_lock_kinds[SV_LK_JOURNAL].waits);
+    atomic_store(&full_done, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, full_appender, NULL), 0);
+    while (atomic_load(&full_done) < SV_JSLOTS)
+        usleep(1000);
+    usleep(100000);
+    assert_int_equal(atomic_load(&full_done), SV_JSLOTS); /* one ring's worth, then it waits */
+    assert_int_equal(sv_journal_start(&full_j, 1, NULL, NULL), 0);
+    pthread_join(th, NULL);
+    assert_true(atomic_load(&sv_lock_kinds[SV_LK_JOURNAL].waits) > waits); /* counted as a journal wait */
+    sv_journal_close(&full_j);
+    const char *why;
+    size_t valid;
+    assert_int_equal(count_records(path, &why, &valid), 3 * SV_JSLOTS);
+    assert_null(why);
+}
+
+/* The producer never waits for a SET holding a send stripe: publishing a
+ * new packet and its own renotify fields take no lock, and the sweep's read
+ * gives up at once on a held stripe. */
+static sv_registry stripe_reg;
+static _Atomic int stripe_held, stripe_release;
+
+static void *stripe_holder(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&stripe_reg.send_mu[0]); /* packets 0, 64, 128, ... */
+    atomic_store(&stripe_held, 1);
+    for (int i = 0; i < 2000 && !atomic_load(&stripe_release); i++)
+        usleep(1000); /* a preempted SET: 2 s at most */
+    pthread_mutex_unlock(&stripe_reg.send_mu[0]);
+    return NULL;
+}
+
+static void test_producer_skips_held_stripes(void **st)
+{
+    (void)st;
+    assert_int_equal(sv_registry_init(&stripe_reg), 0);
+    sv_sendpkt p = {.amount = 100, .n = 3, .uid = {7, 8, 9}, .share = {10, 30, 60}};
+    assert_int_equal(sv_registry_put_send(&stripe_reg, hb_send_id(0), &p), 0);
+    pthread_t th;
+    atomic_store(&stripe_held, 0);
+    atomic_store(&stripe_release, 0);
+    assert_int_equal(pthread_create(&th, NULL, stripe_holder, NULL), 0);
+    while (!atomic_load(&stripe_held))
+        usleep(100);
+    uint64_t waits = sv_lock_total_waits();
+    int64_t t0 = hb_mono_us();
+    for (uint64_t k = 1; k <= 64; k++) /* packet 64 is on the held stripe */
+        assert_int_equal(sv_registry_put_send(&stripe_reg, hb_send_id(k), &p), 0);
+    sv_registry_set_renotify(&stripe_reg, hb_send_id(64), 5, 1);
+    sv_registry_set_unrouted(&stripe_reg, hb_send_id(64), 2, 0);
+    sv_sendpkt out;
+    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(64), &out), -1);
+    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(63), &out), 1);
+    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(65), &out), 0);
+    assert_true(hb_mono_us() - t0 < 1000000); /* nothing waited for the holder */
+    assert_int_equal(sv_lock_total_waits(), waits);
+    atomic_store(&stripe_release, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(64), &out), 1);
+    assert_int_equal(out.renotify_at, 5);
+    assert_int_equal(out.unrouted, 2);
+    assert_int_equal(out.share[2], 60);
+    sv_registry_free(&stripe_reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +548,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_sparse_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_in_the_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_many_appenders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_ring_waits_for_writer, setup, teardown),
+        cmocka_unit_test(test_producer_skips_held_stripes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
