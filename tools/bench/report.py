@@ -11,6 +11,7 @@ report.md (for people), which is also printed."""
 import argparse
 import os
 
+import cluster
 import series
 
 
@@ -195,6 +196,10 @@ def main():
                 fnum(int(F.get("upgrade_slab_before_kb", 0)) / 1024),
                 fnum(int(F.get("upgrade_slab_after_kb", 0)) / 1024)))
         L.append("")
+
+    # -- the cluster (--servers N)
+    if int(F.get("servers", "1")) > 1:
+        L += cluster.section(a.dir, F, rows, stages, R)
 
     # -- ledger
     R["ledger"] = "OK" if F.get("ledger_rc") == "0" else "FAIL"
