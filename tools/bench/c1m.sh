@@ -424,6 +424,10 @@ cluster_stage2() {
   for ev in $( { [ "$KILL_NODE" = 0 ] || echo "$((AT2 + KILL_NODE)):node"
                  [ "$KILL_REDIS" = 0 ] || echo "$((AT2 + KILL_REDIS)):redis"
                  echo "$shake_end:shake_end"; } | sort -n); do
+    if [ "${ev%%:*}" -ge $((AT3 - 3)) ]; then
+      note "--kill-${ev#*:} is beyond stage 2 ($((AT3 - AT2)) s here): not done"
+      continue
+    fi
     case ${ev#*:} in
       node) kill_node "${ev%%:*}" ;;
       redis) kill_redis "${ev%%:*}" ;;
