@@ -225,7 +225,9 @@ def section(d, F, rows, stages, R):
             if tb > ta:
                 back_rate = max(back_rate, (b - a) / (tb - ta))
         R["kill_node_relogin_99_s"] = t99
-        t_cl = next((t for t, surv, s1, cl, ph in samples if cl >= users), None)
+        # the clients' stats files lag up to 1 s: from their first dip on
+        dip = next((i for i, x in enumerate(samples) if x[3] < users), None)
+        t_cl = None if dip is None else next((x[0] for x in samples[dip:] if x[3] >= users), None)
         R["kill_node_clients_all_s"] = t_cl
         restart = float(F["kill_node_restart_at"]) - float(F["kill_node_at"]) if "kill_node_restart_at" in F else None
         if F.get("kill_node_relogin_s"):
