@@ -649,7 +649,7 @@ sleep_until $((AT3 - 2))
 # the cycle must start at AT3 too.
 fleet_qps "$QPS2" $AT3
 sleep_until $AT3
-kill -USR1 "${NODE_PID[@]}"
+if [ "$SERVERS" = 1 ]; then kill -USR1 "$SPID"; else kill -USR1 "${NODE_PID[@]}"; fi
 late=$(echo "($(date +%s.%N) - $AT3) * 1000" | bc -l | xargs printf %.0f)
 fact usr1_late_ms "$late"
 [ "$late" -lt 2000 ] || note "stage 3's producer cycle (SIGUSR1) started $late ms after the stage: its packets/s are off"
