@@ -17,6 +17,7 @@ typedef struct sample {
 typedef struct source {
     int role;
     char instance[MON_INSTANCE_MAX];
+    int slot; /* server: its node slot, -1 past MON_NODES_MAX; client: -1 */
     uint64_t boot;       /* boot_id of the latest second reported */
     int64_t last_second; /* latest second reported */
     uint64_t last_conns;
@@ -40,6 +41,8 @@ struct mon_collect {
     uint64_t totals[MON_NROLES][MON_NCTR];
     mon_row last;
     bool have_last;
+    char node_names[MON_NODES_MAX][MON_INSTANCE_MAX];
+    size_t nnodes;
     mon_events ev;
 };
 
@@ -150,6 +153,16 @@ static source *find_source(mon_collect *c, int role, const char *instance)
         return NULL;
     s->role = role;
     memcpy(s->instance, name, sizeof name);
+    s->slot = -1;
+    if (role == MON_SERVER) { /* a node back after an eviction finds its slot again */
+        for (size_t k = 0; k < c->nnodes && s->slot < 0; k++)
+            if (!strcmp(c->node_names[k], name))
+                s->slot = (int)k;
+        if (s->slot < 0 && c->nnodes < MON_NODES_MAX) {
+            memcpy(c->node_names[c->nnodes], name, sizeof name);
+            s->slot = (int)c->nnodes++;
+        }
+    }
     c->src[c->nsrc++] = s;
     return s;
 }
@@ -263,6 +276,8 @@ static bool contribute(mon_collect *c, source *s, int64_t t, mon_row *row)
         sample got = *e;
         e->second = 0; /* consumed */
         row->conns[role] += got.conns;
+        if (s->slot >= 0)
+            row->node[s->slot].conns += got.conns;
         if (role == MON_CLIENT)
             row->target_qps += got.target;
         bool attributed = false;
@@ -281,6 +296,11 @@ static bool contribute(mon_collect *c, source *s, int64_t t, mon_row *row)
             } else {
                 for (int i = 0; i < MON_NCTR; i++)
                     row->d[role][i] += restart ? got.c[i] : got.c[i] - s->base.c[i];
+                if (s->slot >= 0) {
+                    mon_node_row *nr = &row->node[s->slot];
+                    nr->requests += restart ? got.c[MON_requests] : got.c[MON_requests] - s->base.c[MON_requests];
+                    nr->replies += restart ? got.c[MON_replies] : got.c[MON_replies] - s->base.c[MON_replies];
+                }
                 row->reported[role]++;
                 attributed = true;
             }
@@ -308,6 +328,12 @@ static bool contribute(mon_collect *c, source *s, int64_t t, mon_row *row)
         }
         mid.conns = interp(s->base.conns, f->conns, num, den);
         row->conns[role] += mid.conns;
+        if (s->slot >= 0) {
+            mon_node_row *nr = &row->node[s->slot];
+            nr->conns += mid.conns;
+            nr->requests += mid.c[MON_requests] - s->base.c[MON_requests];
+            nr->replies += mid.c[MON_replies] - s->base.c[MON_replies];
+        }
         if (role == MON_CLIENT)
             row->target_qps += mid.target;
         row->filled[role]++;
@@ -323,6 +349,7 @@ static void emit_second(mon_collect *c, int64_t t)
     mon_row row;
     memset(&row, 0, sizeof row);
     row.second = t;
+    row.nnodes = (uint32_t)c->nnodes;
     bool any = false;
     for (size_t i = 0; i < c->nsrc; i++)
         any |= contribute(c, c->src[i], t, &row);
@@ -393,6 +420,8 @@ const uint64_t *mon_collect_totals(const mon_collect *c, int role) { return c->t
 const hb_hist *mon_collect_hist(const mon_collect *c) { return &c->total; }
 const mon_row *mon_collect_last(const mon_collect *c) { return c->have_last ? &c->last : NULL; }
 size_t mon_collect_nsources(const mon_collect *c) { return c->nsrc; }
+size_t mon_collect_nnodes(const mon_collect *c) { return c->nnodes; }
+const char *mon_collect_node_name(const mon_collect *c, size_t i) { return i < c->nnodes ? c->node_names[i] : ""; }
 
 void mon_collect_source(const mon_collect *c, size_t i, mon_source_info *out)
 {

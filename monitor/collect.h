@@ -68,6 +68,15 @@ enum mon_role { MON_SERVER = 0, MON_CLIENT = 1, MON_NROLES = 2 };
  * settle + max_future + 1 (checked by mon_collect_new). */
 #define MON_WINDOW 64
 #define MON_INSTANCE_MAX 64
+/* Server instances with a series of their own (cluster nodes), in the order
+ * first seen; a node keeps its slot through restarts and evictions. */
+#define MON_NODES_MAX 16
+
+/* One node's part of a merged second. */
+typedef struct mon_node_row {
+    uint64_t requests, replies; /* counts attributed to this second */
+    uint64_t conns;             /* gauge: logged-in connections */
+} mon_node_row;
 
 /* One merged second. */
 typedef struct mon_row {
@@ -80,6 +89,8 @@ typedef struct mon_row {
     uint64_t d[MON_NROLES][MON_NCTR]; /* counts attributed to this second */
     uint64_t target_qps;           /* sum of the clients' target rates (each reports its share) */
     uint64_t lat_count, lat_p50, lat_p90, lat_p99, lat_max; /* client reply latency, us */
+    uint32_t nnodes;                  /* server instances with a slot so far (node[] below) */
+    mon_node_row node[MON_NODES_MAX]; /* per server instance, by slot (mon_collect_node_name) */
 } mon_row;
 
 /* What happened to reports (the monitor's own counters). */
@@ -169,6 +180,9 @@ const hb_hist *mon_collect_hist(const mon_collect *c);
 /* The latest emitted row, or NULL before the first. */
 const mon_row *mon_collect_last(const mon_collect *c);
 size_t mon_collect_nsources(const mon_collect *c);
+/* Server instances with a slot (at most MON_NODES_MAX), and slot i's name. */
+size_t mon_collect_nnodes(const mon_collect *c);
+const char *mon_collect_node_name(const mon_collect *c, size_t i);
 void mon_collect_source(const mon_collect *c, size_t i, mon_source_info *out);
 
 const char *mon_role_name(int role);

@@ -12,6 +12,15 @@ void mon_json_render(mon_buf *b, const mon_collect *c, const mon_history *h, int
             mon_buf_put(b, ",", 1);
         mon_buf_json_str(b, mon_col_name[i]);
     }
+    /* Server instances (cluster nodes): with more than one, each row ends
+     * with one [replies, connections] pair per node, in this order. */
+    size_t nn = mon_collect_nnodes(c);
+    mon_buf_put(b, "],\"nodes\":[", 11);
+    for (size_t i = 0; i < nn; i++) {
+        if (i)
+            mon_buf_put(b, ",", 1);
+        mon_buf_json_str(b, mon_collect_node_name(c, i));
+    }
     mon_buf_put(b, "],\n\"rows\":[", 11);
     /* newest first to find where to start, then oldest first out */
     size_t from = h->len;
@@ -23,6 +32,14 @@ void mon_json_render(mon_buf *b, const mon_collect *c, const mon_history *h, int
         mon_buf_put(b, i > from ? ",\n[" : "\n[", i > from ? 3 : 2);
         for (int k = 0; k < MON_NCOLS; k++)
             mon_buf_printf(b, k ? ",%llu" : "%llu", (unsigned long long)v[k]);
+        if (nn > 1) {
+            const mon_row *r = mon_history_at(h, i);
+            for (size_t k = 0; k < nn; k++)
+                mon_buf_printf(b, "%s[%llu,%llu]", k ? "," : ",[",
+                               (unsigned long long)(k < r->nnodes && k < MON_NODES_MAX ? r->node[k].replies : 0),
+                               (unsigned long long)(k < r->nnodes && k < MON_NODES_MAX ? r->node[k].conns : 0));
+            mon_buf_put(b, "]", 1);
+        }
         mon_buf_put(b, "]", 1);
     }
     mon_buf_put(b, "],\n\"instances\":[", 16);

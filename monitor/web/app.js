@@ -33,9 +33,26 @@ const CHARTS = [
 ];
 
 let columns = null; // name -> index, from the first answer
-let rows = [];      // arrays in column order
+let rows = [];      // arrays in column order (a cluster's: then one [replies, conns] pair per node)
 let last = 0;       // newest second we have
+let ncols = 0;      // columns in a row
+let nodes = [];     // server instances (cluster nodes) in the order the monitor gives their pairs
 const charts = {};
+
+// A cluster (more than one server instance): one line per node, shakes
+// answered and connections, in two more charts made when the nodes appear.
+const NODE_COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2',
+                      '#bcbd22', '#7f7f7f', '#393b79', '#ad494a', '#637939', '#8c6d31', '#7b4173', '#3182bd'];
+const NODE_CHARTS = [
+  { id: 'node-qps', title: 'Shakes answered per node', y: 'per second', pick: 0 },
+  { id: 'node-conns', title: 'Connections per node', y: 'connections', pick: 1 },
+];
+function nodeChartDefs() {
+  return NODE_CHARTS.map(c => ({ id: c.id, title: c.title, y: c.y, series: nodes.map((name, k) => ({
+    label: name, stroke: NODE_COLOURS[k % NODE_COLOURS.length],
+    value: r => { const p = r[ncols]; // the pairs come after the columns
+                  return Array.isArray(p) && p[k] ? p[k][c.pick] : null; } })) }));
+}
 
 function el(tag, attrs, text) {
   const e = document.createElement(tag);
@@ -49,9 +66,11 @@ function fmt(v) {
   return v >= 100 ? Math.round(v).toLocaleString('en-US') : (Math.round(v * 100) / 100).toString();
 }
 
-function makeCharts() {
+function makeCharts(defs) {
   const host = document.getElementById('charts');
-  for (const c of CHARTS) {
+  for (const c of defs || CHARTS) {
+    const old = document.getElementById('chart-' + c.id);
+    if (old) { if (charts[c.id]) charts[c.id].plot.destroy(); delete charts[c.id]; old.remove(); }
     const box = el('div', { class: 'chart', id: 'chart-' + c.id, 'data-points': '0' });
     const meta = el('div', { class: 'meta' });
     meta.append(el('span', { id: 'pts-' + c.id }, '0'), ' points');
@@ -75,7 +94,7 @@ function makeCharts() {
 function seriesData(c) {
   const x = rows.map(r => r[columns.second]);
   // a second without replies has no latency: a gap, not a fake zero
-  const ys = c.series.map(s => rows.map(r =>
+  const ys = c.series.map(s => rows.map(r => s.value ? s.value(r) :
     s.gapIfNone && !r[columns.lat_count] ? null : r[columns[s.col]] * (s.scale || 1)));
   return [x].concat(ys);
 }
@@ -150,6 +169,12 @@ async function poll() {
     if (!columns) {
       columns = {};
       data.columns.forEach((name, i) => { columns[name] = i; });
+      ncols = data.columns.length;
+    }
+    const names = data.nodes || [];
+    if (names.length > 1 && names.join('\n') !== nodes.join('\n')) { // a node more: its own line
+      nodes = names;
+      makeCharts(nodeChartDefs());
     }
     if (data.rows.length) {
       rows = rows.concat(data.rows).slice(-MAX_POINTS);

@@ -160,6 +160,7 @@ static void test_json(void **state)
     assert_non_null(strstr(j, "[1700000005,1,1,"));
     assert_non_null(strstr(j, "[1700000006,1,1,"));
     assert_null(strstr(j, "[1700000004,"));
+    assert_null(strstr(j, ",[["));
     assert_non_null(strstr(j, "\"instance\":\"we\\\"ird\\\\\""));
     assert_non_null(strstr(j, "\"restarts\":1"));
     free(j);
@@ -227,11 +228,65 @@ static void test_tsv(void **state)
     assert_non_null(strstr(err, "/nonexistent-dir/x.tsv"));
 }
 
+/* A cluster: two server instances (nodes s0 and s1) and a client.  The
+ * JSON names the nodes and gives each row, after its columns, one
+ * [replies, connections] pair per node, so the dashboard can draw a line per
+ * node; with one server (test_json) rows keep their columns only. */
+static void test_json_nodes(void **state)
+{
+    (void)state;
+    assert_int_equal(mon_history_init(&hist, 16), 0);
+    mon_config cfg = {.settle = 2, .max_gap = 10, .max_future = 5, .evict = 60, .max_sources = 8};
+    char err[128];
+    mon_collect *c = mon_collect_new(&cfg, on_row, NULL, err, sizeof err);
+    assert_non_null(c);
+    for (int k = 0; k <= 6; k++) {
+        mon_report r;
+        memset(&r, 0, sizeof r);
+        r.role = MON_CLIENT;
+        r.instance = "c1";
+        r.boot_id = 1;
+        r.second = T0 + k;
+        r.c[MON_requests] = 300u * k;
+        r.conns = 70;
+        mon_collect_add(c, &r, T0 + k);
+        for (int n = 0; n < 2; n++) {
+            memset(&r, 0, sizeof r);
+            r.role = MON_SERVER;
+            r.instance = n ? "s1" : "s0";
+            r.boot_id = 10 + (uint64_t)n;
+            r.second = T0 + k;
+            r.c[MON_requests] = r.c[MON_replies] = (n ? 100u : 200u) * k;
+            r.conns = n ? 30 : 40;
+            mon_collect_add(c, &r, T0 + k);
+        }
+        mon_collect_advance(c, T0 + k);
+    }
+    mon_collect_flush(c);
+    mon_buf b = {0};
+    mon_json_render(&b, c, &hist, 0, 100, T0 + 7, 2);
+    size_t n;
+    char *j = mon_buf_take(&b, &n);
+    assert_non_null(j);
+    assert_non_null(strstr(j, "\"nodes\":[\"s0\",\"s1\"]"));
+    /* second T0+5: s0 replied 200 and holds 40, s1 100 and 30; 2 servers */
+    const char *row = strstr(j, "[1700000005,2,1,");
+    assert_non_null(row);
+    const char *end = strchr(row, '\n');
+    assert_non_null(end);
+    const char *pairs = strstr(row, ",[[200,40],[100,30]]]");
+    assert_true(pairs && pairs < end);
+    free(j);
+    mon_collect_free(c);
+    mon_history_free(&hist);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prom),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_json_nodes),
         cmocka_unit_test(test_tsv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

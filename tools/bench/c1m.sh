@@ -64,6 +64,26 @@ second: CPU, context switches, run-queue wait and syscalls (perf) of each
 role (server, floor, each fleet, the rest), in a cgroup v2 per role, and
 the box's /proc/stat; report.md's cost table has them per window and shake.
   --no-cost          no sampler;  --no-perf  no perf stat (syscalls)
+Cluster (issue 15; tools/cluster.sh):
+  --servers N        N hb-server nodes, one per server host (tools/cluster.sh
+                     up N: namespaces beside the client hosts, one
+                     redis-server of the cluster's own); each node makes its
+                     share of --rate/--packets/--send-packets (--node-index of
+                     --nodes), has its own journal and stats (OUT/sI.journal,
+                     OUT/sI.stats), reports as instance sI; --sets is per
+                     node (default: what N-1 nodes need for all the users).
+                     The clients enter at node s0 and follow redirects.
+                     The report adds per-node figures, Redis commands per
+                     shake / notice / open, and checks the ledger over all
+                     journals.  No echo floor.  (1 = one server, as before)
+  --kill-node SEC    SIGKILL node s1 SEC seconds into stage 2, restart it on
+                     its journal --kill-down S (5) seconds later; the report
+                     says how long until its users were logged in elsewhere,
+                     and how it took them back (OUT/plots/relogin.png)
+  --kill-redis SEC   SIGKILL the cluster's redis-server SEC seconds into
+                     stage 2, start it again on its AOF --redis-down S (5)
+                     seconds later; the report compares shakes/s and the
+                     cross-node message counters before, during and after
 Other:
   --out DIR          results (out/bench-c1m-DATE)
   --build DIR        build directory (build); built if needed
@@ -85,6 +105,7 @@ USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS='' IDLE=30 QPS1=30000 QP
 PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
 OUT='' BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000 UPGRADE=0
 COMPARE=0 CMP_QPS='' CMP_S=15 COST=1 PERF=1 CTL_PORT=980
+SERVERS=1 KILL_NODE=0 KILL_DOWN=5 KILL_REDIS=0 REDIS_DOWN=5
 while [ $# -gt 0 ]; do
   case $1 in
     --users) USERS=$2; shift ;;
@@ -112,6 +133,11 @@ while [ $# -gt 0 ]; do
     --compare-seconds) CMP_S=$2; shift ;;
     --no-cost) COST=0 ;;
     --no-perf) PERF=0 ;;
+    --servers) SERVERS=$2; shift ;;
+    --kill-node) KILL_NODE=$2; shift ;;
+    --kill-down) KILL_DOWN=$2; shift ;;
+    --kill-redis) KILL_REDIS=$2; shift ;;
+    --redis-down) REDIS_DOWN=$2; shift ;;
     --out) OUT=$2; shift ;;
     --build) BUILD=$2; shift ;;
     --prefix) PREFIX=$2; shift ;;
@@ -126,6 +152,16 @@ for v in USERS HOSTS THREADS ADDRS NPORTS IDLE QPS1 QPS2 RATE STEP_S; do
   { [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ]; } || die "--${v,,} must be a positive whole number"
 done
 [ "$(id -u)" = 0 ] || die "must run as root (sysctls, network namespaces)"
+for v in SERVERS KILL_NODE KILL_DOWN KILL_REDIS REDIS_DOWN; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "--$(tr _ - <<<"${v,,}") must be a whole number"
+done
+{ [ "$SERVERS" -ge 1 ] && [ "$SERVERS" -le 99 ]; } || die "--servers must be 1..99"
+[ "$KILL_NODE" = 0 ] || [ "$SERVERS" -ge 2 ] || die "--kill-node needs --servers 2 or more (node s1 is killed)"
+[ "$KILL_REDIS" = 0 ] || [ "$SERVERS" -ge 2 ] || die "--kill-redis needs --servers 2 or more"
+[ "$UPGRADE" = 0 ] || [ "$SERVERS" = 1 ] || die "--upgrade is for one server (a node's hot upgrade: tools/upgrade.sh by hand)"
+[ "$COMPARE" = 0 ] || [ "$SERVERS" = 1 ] || die "--compare is for one server against the echo floor"
+# A cluster's node must hold what N-1 nodes hold when one is down.
+[ "$SERVERS" = 1 ] || SETS=${SETS:-$(((USERS / (SERVERS > 2 ? SERVERS - 1 : 1) + 15624) / 15625))}
 SETS=${SETS:-$(((USERS + 15624) / 15625))}
 [ "$SETS" -ge 4 ] || SETS=4
 PACKETS=${PACKETS:-$((40000 * USERS / 1000000))}
@@ -153,7 +189,13 @@ T0=$(date +%s)
 say() { echo "[$(($(date +%s) - T0))s] $*"; }
 fact() { echo "$1=$2" >>"$OUT/facts.txt"; }
 # stat FILE KEY: a counter, 0 until the file and the counter are there (hb-stats)
-stat() { "$B/hb-stats" --default 0 "$1" "$2"; }
+stat() {
+  if [ "$SERVERS" -gt 1 ] && [ "$1" = "$OUT/server.stats" ]; then # a cluster: every node's
+    "$B/hb-stats" --default 0 --sum "$2" "$OUT"/s[0-9]*.stats
+  else
+    "$B/hb-stats" --default 0 "$1" "$2"
+  fi
+}
 meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 NOTES=()
 note() { NOTES+=("$*"); say "note: $*"; }
@@ -170,6 +212,7 @@ B=$ROOT/$BUILD/bin
 [ -x "$B/hb-fleet" ] || die "$B/hb-fleet is missing"
 export HB_BIN=$B # tools/fleet runs this build's hb-fleet
 hosts() { tools/hosts.sh --prefix "$PREFIX" --net "$NET" "$@"; }
+cluster() { tools/cluster.sh --prefix "$PREFIX" "$@"; }
 
 # ---- cleanup: whatever happens, nothing of ours stays ------------------------------------
 PIDS=()
@@ -178,6 +221,7 @@ cleanup() {
   set +e
   [ -n "$NAP" ] && kill "$NAP" 2>/dev/null
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  [ "$SERVERS" = 1 ] || cluster down >/dev/null 2>&1 # the server hosts first: they hang on the hosts' bridge
   hosts down >/dev/null 2>&1 # also ends what still runs inside the hosts
   sleep 1
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
@@ -263,6 +307,12 @@ sysctl/check.sh server --conns "$USERS" --one-box >"$OUT/check.log" 2>&1 || { ca
 say "client hosts: $HOSTS x $ADDRS address(es), server on $NET.0.1"
 hosts up "$HOSTS" --addrs "$ADDRS" >"$OUT/hosts.log" || die "tools/hosts.sh up failed (see $OUT/hosts.log)"
 SERVER=$(hosts server)
+ENTRY=$SERVER # where the clients connect; a cluster: node s0
+if [ "$SERVERS" -gt 1 ]; then
+  say "server hosts: $SERVERS (tools/cluster.sh), the cluster's redis-server on $SERVER"
+  cluster up "$SERVERS" --redis-dir "$OUT/cluster-redis" >"$OUT/cluster.log" || die "tools/cluster.sh up failed (see $OUT/cluster.log)"
+  ENTRY=$(cluster addr 0)
+fi
 # NPORTS consecutive ports nobody listens on (a demo may hold 7000-7003)
 port_busy() { ss -Htln "sport >= :$1 and sport <= :$(($1 + NPORTS - 1))" | grep -q .; }
 while port_busy $BASE_PORT; do BASE_PORT=$((BASE_PORT + NPORTS)); done
@@ -292,12 +342,180 @@ ss -Htln "sport = :$RP" | grep -q . || die "redis-server did not listen on $SERV
 FLEET=(tools/fleet --redis "redis://$SERVER:$RP" --redis-password-file "$OUT/redis.pw")
 say "fleet: redis-server on $SERVER:$RP"
 
+# ---- the cluster (--servers N): nodes, snapshots, a node or Redis killed ----------------------
+# Node I runs in server host I (tools/cluster.sh) as instance sI, with its
+# own journal and stats; NODE_PID[I] and NODE_NAME[I] (its bg name) follow
+# a restart.
+JOURNALS=(--journal "$OUT/server.journal" --server-stats "$OUT/server.stats")
+NODE_PID=() NODE_NAME=()
+node_start() { # node_start I START_DELAY BGNAME
+  local i=$1 a
+  a=$(cluster addr "$i")
+  bg "$3" tools/cluster.sh --prefix "$PREFIX" run "$i" "$B/hb-server" --listen "$a" --insecure --port "$PORTS" \
+    --sets "$SETS" --users "$USERS" --rate "$RATE" --total "$PACKETS" --send-rate "$RATE" --send-total "$SEND" \
+    --send-split 3 --start-delay "$2" --journal "$OUT/s$i.journal" --stats-file "$OUT/s$i.stats" --stats-every 250 \
+    --monitor "$MON" --instance "s$i" --progress --cluster "$CLUSTER_URL" --redis-password-file "$CLUSTER_PW" \
+    --node "s$i" --node-index "$i" --nodes "$SERVERS" --advertise "$a:$BASE_PORT"
+  NODE_PID[i]=$(pid_of "$3")
+  NODE_NAME[i]=$3
+}
+node_listening() { cluster run "$1" ss -Htln "sport = :$BASE_PORT" | grep -q .; }
+start_nodes() { # start_nodes START_DELAY: every node, until each sees them all
+  local i
+  { read -r CLUSTER_URL; read -r CLUSTER_PW; } < <(cluster redis)
+  fact servers "$SERVERS"; fact cluster_redis "$CLUSTER_URL"
+  say "hb-server x $SERVERS: nodes s0..s$((SERVERS - 1)) at $(cluster addr 0).., $SETS SETs each on ports $PORTS; clients enter at s0"
+  JOURNALS=()
+  for ((i = 0; i < SERVERS; i++)); do
+    node_start $i "$1" "s$i"
+    JOURNALS+=(--journal "$OUT/s$i.journal" --server-stats "$OUT/s$i.stats")
+  done
+  for ((i = 0; i < SERVERS; i++)); do
+    for _ in $(seq 100); do node_listening $i && break; sleep 0.1; done
+    node_listening $i || die "node s$i did not listen (see $OUT/s$i.log)"
+  done
+  for _ in $(seq 100); do
+    [ "$(stat "$OUT/server.stats" cluster_members)" = $((SERVERS * SERVERS)) ] && break
+    sleep 0.1
+  done
+  [ "$(stat "$OUT/server.stats" cluster_members)" = $((SERVERS * SERVERS)) ] ||
+    die "the nodes do not all see $SERVERS members (see $OUT/s*.log)"
+  SPID=${NODE_PID[0]}
+}
+stop_nodes() {
+  local i
+  for ((i = 0; i < SERVERS; i++)); do kill -TERM "${NODE_PID[i]}" 2>/dev/null || true; done
+  for ((i = 0; i < SERVERS; i++)); do wait_gone "${NODE_NAME[i]}" 60; done
+}
+# server_rss: kB, every node together
+server_rss() {
+  local p t=0
+  for p in "${NODE_PID[@]}"; do t=$((t + $(awk '/^VmRSS:/ { print $2 }' /proc/"$p"/status 2>/dev/null || echo 0))); done
+  echo $t
+}
+# snap NAME: every node's stats and Redis's command counters, now, in OUT/snap/
+snap() {
+  local i pw
+  mkdir -p "$OUT/snap"
+  for ((i = 0; i < SERVERS; i++)); do cp "$OUT/s$i.stats" "$OUT/snap/$1.s$i.stats" 2>/dev/null || true; done
+  pw=$(cat "$CLUSTER_PW")
+  local hp=${CLUSTER_URL#redis://}
+  REDISCLI_AUTH=$pw timeout 3 redis-cli -h "${hp%:*}" -p "${hp##*:}" info commandstats >"$OUT/snap/$1.redis" 2>/dev/null ||
+    rm -f "$OUT/snap/$1.redis"
+  printf '%s\t%s\n' "$1" "$(date +%s.%N)" >>"$OUT/snap/times.tsv"
+}
+survivors_active() { # active sessions on every node but s1
+  local i t=0
+  for ((i = 0; i < SERVERS; i++)); do [ $i = 1 ] || t=$((t + $(stat "$OUT/s$i.stats" active))); done
+  echo $t
+}
+# kill_node AT: SIGKILL node s1 at unix second AT, watch its users log in
+# elsewhere (OUT/relogin.tsv, 4 samples a second), restart it on its
+# journal KILL_DOWN s later, watch it take them back.
+kill_node() {
+  local at=$1 t0 held now rel surv back=0 last=-1 same=0 upto stop_by
+  sleep_until "$at"
+  snap prekill
+  held=$(stat "$OUT/s1.stats" active)
+  t0=$(date +%s.%N)
+  kill -KILL "${NODE_PID[1]}"
+  wait "${NODE_PID[1]}" 2>/dev/null || true
+  fact kill_node_at "$t0"; fact kill_node_held "$held"
+  say "kill-node: SIGKILL s1 holding $held users at +$((at - AT2)) s into stage 2; back in $KILL_DOWN s"
+  printf 't_s\tsurvivors\ts1\tclients\tphase\n0.00\t%s\t%s\t%s\tbefore\n' $((USERS - held)) "$held" "$USERS" >"$OUT/relogin.tsv"
+  stop_by=$((AT3 - 3))
+  upto=$(echo "$t0 + $KILL_DOWN" | bc -l)
+  while :; do
+    now=$(date +%s.%N)
+    rel=$(echo "$now - $t0" | bc -l | xargs printf %.2f)
+    surv=$(survivors_active)
+    if [ "$back" = 0 ]; then
+      printf '%s\t%s\t0\t%s\tdown\n' "$rel" "$surv" "$(sum_clients active)" >>"$OUT/relogin.tsv"
+      if [ "$surv" -ge "$USERS" ] && ! grep -q '^kill_node_relogin_s=' "$OUT/facts.txt"; then
+        fact kill_node_relogin_s "$rel"
+        say "kill-node: all $USERS users logged in on the survivors $rel s after the kill"
+      fi
+      if [ "$(echo "$now >= $upto" | bc -l)" = 1 ]; then
+        # the killed process's last counters, kept apart: the new one writes s1.stats from its start
+        mv "$OUT/s1.stats" "$OUT/s1.killed.stats"
+        node_start 1 0 s1_2
+        fact kill_node_restart_at "$(date +%s.%N)"
+        say "kill-node: s1 restarted on its journal"
+        back=1
+      fi
+    else
+      local s1; s1=$(stat "$OUT/s1.stats" active)
+      printf '%s\t%s\t%s\t%s\tback\n' "$rel" "$surv" "$s1" "$(sum_clients active)" >>"$OUT/relogin.tsv"
+      # done once s1's count has not moved for 5 s (20 samples)
+      if [ "$s1" = "$last" ] && [ "$s1" -gt 0 ]; then same=$((same + 1)); else same=0; fi
+      last=$s1
+      if [ $same -ge 20 ]; then
+        fact kill_node_back_held "$s1"
+        break
+      fi
+    fi
+    [ "$(date +%s)" -lt "$stop_by" ] || { note "kill-node: stage 2 ended before s1 had settled"; break; }
+    sleep 0.25
+  done
+  grep -q '^kill_node_relogin_s=' "$OUT/facts.txt" || note "kill-node: the survivors never held all $USERS users"
+  snap postkill
+}
+# kill_redis AT: SIGKILL the cluster's redis-server at AT, start it again
+# REDIS_DOWN s later on its AOF; snapshots before, at the restart, 10 s after
+kill_redis() {
+  sleep_until "$1"
+  snap preredis
+  cluster redis kill
+  fact redis_kill_at "$(date +%s.%N)"
+  say "kill-redis: SIGKILL the cluster's redis-server at +$(($1 - AT2)) s into stage 2; back in $REDIS_DOWN s"
+  nap "$REDIS_DOWN"
+  snap redisdown
+  cluster redis start >>"$OUT/cluster.log" 2>&1 || note "kill-redis: redis-server did not start again (see $OUT/cluster.log)"
+  fact redis_back_at "$(date +%s.%N)"
+  say "kill-redis: redis-server back"
+  nap 10
+  snap redisback10
+}
+# cluster_stage2: runs from just before stage 2; snapshots at its start, at
+# the end of the shake flow, after its end; the kills in time order.
+cluster_stage2() {
+  local shake_end=$((AT2 + (PACKETS + RATE - 1) / RATE)) ev
+  sleep_until "$AT2"
+  snap stage2_begin
+  for ev in $( { [ "$KILL_NODE" = 0 ] || echo "$((AT2 + KILL_NODE)):node"
+                 [ "$KILL_REDIS" = 0 ] || echo "$((AT2 + KILL_REDIS)):redis"
+                 echo "$shake_end:shake_end"; } | sort -n); do
+    if [ "${ev%%:*}" -ge $((AT3 - 3)) ]; then
+      note "--kill-${ev#*:} is beyond stage 2 ($((AT3 - AT2)) s here): not done"
+      continue
+    fi
+    case ${ev#*:} in
+      node) kill_node "${ev%%:*}" ;;
+      redis) kill_redis "${ev%%:*}" ;;
+      shake_end) sleep_until "$shake_end"; snap shake_end ;;
+    esac
+  done
+  sleep_until $((AT3 - 2))
+  snap stage2_end
+}
+# cluster_plots: the relogin curve (--kill-node) in OUT/plots/relogin.png
+cluster_plots() {
+  [ -s "$OUT/relogin.tsv" ] || return 0
+  command -v gnuplot >/dev/null || { note "gnuplot missing: no relogin chart"; return 0; }
+  mkdir -p "$OUT/plots"
+  gnuplot -e "f='$OUT/relogin.tsv'; out='$OUT/plots/relogin.png'; users=$USERS; down=$KILL_DOWN" tools/bench/relogin.gp \
+    >"$OUT/relogin-plot.log" 2>&1 || note "the relogin chart failed (see relogin-plot.log)"
+}
+
 # ---- the server; the event (stage 2) starts at a planned unix second --------------------------
 launch=$(date +%s.%N)
 AT2=$(( ${launch%.*} + BUDGET + IDLE + 1 ))
 # 0.2 s early: the first shakes of stage 2 must find the event started (not NOT_YET)
 delay=$(echo "$AT2 - $launch - 0.2" | bc -l)
 [ "$COMPARE" = 0 ] || delay=0 # side by side: the event is on from the start
+if [ "$SERVERS" -gt 1 ]; then
+  start_nodes "$delay"
+else
 say "hb-server: $SETS SETs on ports $PORTS"
 SERVER_ARGS=(--listen "$SERVER" --insecure --port "$PORTS" --sets "$SETS" --users "$USERS" --rate "$RATE"
   --total "$PACKETS" --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay"
@@ -307,8 +525,10 @@ bg server "$B/hb-server" "${SERVER_ARGS[@]}"
 for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sleep 0.1; done
 ss -Htln "sport = :$BASE_PORT" | grep -q . || die "hb-server did not listen (see $OUT/server.log)"
 SPID=$(pid_of server)
+NODE_PID=("$SPID")
+fi
 sleep 1
-fact rss_base_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/"$SPID"/status)"
+fact rss_base_kb "$(server_rss)"
 fact slab_before_kb "$(meminfo Slab)"; fact memavail_before_kb "$(meminfo MemAvailable)"
 
 
@@ -331,7 +551,7 @@ start_clients() {
     [ "$("${FLEET[@]}" task status 2>/dev/null | grep -c "^agent ${pre}[0-9]* .*idle$")" = "$HOSTS" ] && break
     sleep 0.2
   done
-  "${FLEET[@]}" task start --server "$SERVER" --port "$PORTS" --users "$USERS" --qps 0 \
+  "${FLEET[@]}" task start --server "$ENTRY" --port "$PORTS" --users "$USERS" --qps 0 \
     --groups $(((USERS + QPS1 - 1) / QPS1)) --slices "$HOSTS" --in 2 >>"$OUT/fleet.log" 2>&1 ||
     die "tools/fleet task start failed (see $OUT/fleet.log)"
   LAST_AT=0
@@ -541,7 +761,7 @@ say "stage 1: $connected connected after $(echo "$tc - $c0" | bc -l | xargs prin
 # Memory once the connections settle (5 s), still inside the idle stage.
 m=$(( ${tc%.*} + 6 < AT2 - 3 ? ${tc%.*} + 6 : AT2 - 3 ))
 sleep_until $m
-fact rss_idle_kb "$(awk '/^VmRSS:/ { print $2 }' /proc/"$SPID"/status)"
+fact rss_idle_kb "$(server_rss)"
 fact slab_idle_kb "$(meminfo Slab)"; fact memavail_idle_kb "$(meminfo MemAvailable)"
 printf 'stage\tidle\t%s\t%s\t0\n' $(( ${tc%.*} + 1 )) $((AT2 - 1)) >>"$OUT/phases.tsv"
 
@@ -557,12 +777,13 @@ sleep_until $((AT2 - 2))
 fleet_qps "$QPS1" $AT2
 say "stage 2: $QPS1 shakes/s from $(date -d @$AT2 +%T) (tools/fleet), cycle 1: $PACKETS packets then $SEND send-flow packets at $RATE/s"
 if [ "$UPGRADE" -gt 0 ]; then hot_upgrade $((AT2 + UPGRADE)); fi
+if [ "$SERVERS" -gt 1 ]; then cluster_stage2; fi
 sleep_until $((AT3 - 2))
 # The rate switch is in Redis for AT3 (the agents pass it on within 0.1 s);
 # the cycle must start at AT3 too.
 fleet_qps "$QPS2" $AT3
 sleep_until $AT3
-kill -USR1 "$SPID"
+if [ "$SERVERS" = 1 ]; then kill -USR1 "$SPID"; else kill -USR1 "${NODE_PID[@]}"; fi
 late=$(echo "($(date +%s.%N) - $AT3) * 1000" | bc -l | xargs printf %.0f)
 fact usr1_late_ms "$late"
 [ "$late" -lt 2000 ] || note "stage 3's producer cycle (SIGUSR1) started $late ms after the stage: its packets/s are off"
@@ -587,9 +808,9 @@ say "stopping the clients and hb-server"
 fleet_qps 0
 drained # an overloaded stage 3 (with --no-steps) leaves replies in flight
 stop_clients c
-stop_wait server 60
+if [ "$SERVERS" -gt 1 ]; then stop_nodes; else stop_wait server 60; fi
 lr=0
-"$B/hb-reconcile" --journal "$OUT/server.journal" --server-stats "$OUT/server.stats" --expect-all-won \
+"$B/hb-reconcile" "${JOURNALS[@]}" --expect-all-won \
   --expect-all-opened "$OUT"/c[0-9]*/v*.ledger >"$OUT/ledger.txt" 2>&1 || lr=$?
 fact ledger_rc $lr
 fact ledger_summary "$(tail -n 1 "$OUT/ledger.txt")"
@@ -618,7 +839,7 @@ settle() {
   note "$n closed connections still being torn down after 150 s"
 }
 
-if [ $STEPS = 1 ] && [ $FLOOR = 1 ]; then
+if [ $STEPS = 1 ] && [ $FLOOR = 1 ] && [ "$SERVERS" = 1 ]; then
   settle
   say "echo floor: hb-echo-floor with $SETS threads, $USERS connections again"
   bg echo "$B/hb-echo-floor" --listen "$SERVER" --port "$PORTS" --threads "$SETS" --stats-file "$OUT/echo.stats"
@@ -639,6 +860,7 @@ fi
 # ---- put the machine back, then the report ------------------------------------------------------
 stop_wait monitor 10
 cost_stop
+[ "$SERVERS" = 1 ] || cluster down >/dev/null
 hosts down >/dev/null
 sysctl/revert.sh --holder $$ >"$OUT/revert.log" 2>&1 || note "sysctl/revert.sh failed: see revert.log"
 sleep 2
@@ -647,6 +869,7 @@ fact loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 fact notes "$(printf '%s | ' "${NOTES[@]}")"
 say "report"
 echo
+[ "$SERVERS" = 1 ] || cluster_plots
 python3 tools/bench/report.py --dir "$OUT"
 echo
 if [ -s "$OUT/monitor.tsv" ]; then

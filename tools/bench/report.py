@@ -14,6 +14,7 @@ import os
 import statistics
 
 import cost
+import cluster
 import series
 
 
@@ -359,6 +360,10 @@ def main():
                 fnum(int(F.get("upgrade_slab_before_kb", 0)) / 1024),
                 fnum(int(F.get("upgrade_slab_after_kb", 0)) / 1024)))
         L.append("")
+
+    # -- the cluster (--servers N)
+    if int(F.get("servers", "1")) > 1:
+        L += cluster.section(a.dir, F, rows, stages, R)
 
     # -- ledger
     R["ledger"] = "OK" if F.get("ledger_rc") == "0" else "FAIL"
