@@ -41,6 +41,8 @@ int64_t cl_set_qps(cl_client *cl, uint64_t qps, int64_t at)
     if (r == 0)
         atomic_fetch_add(&cl->plan_version, 1);
     pthread_mutex_unlock(&cl->plan_mu);
+    if (r == 0)
+        cl_client_nudge(cl); /* a sleeping worker must arm for the change's second */
     return r == 0 ? at : -1;
 }
 

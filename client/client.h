@@ -123,6 +123,10 @@ int64_t cl_set_qps(cl_client *cl, uint64_t qps, int64_t at);
 int cl_rate_history(cl_client *cl, const char *plan, char *err, size_t errlen);
 /* Main's tick: apply the changes now due to main's plan. */
 void cl_rate_tick(cl_client *cl);
+/* Wake every worker to look at the plan, pause and clock again (worker.c):
+ * a worker sleeps until its next due shake, so whoever changes what is due
+ * calls this.  Any thread; workers not made yet are skipped. */
+void cl_client_nudge(cl_client *cl);
 /* A consistent copy of the plan and the waiting changes (either may be
  * NULL); returns the plan version it belongs to. */
 uint64_t cl_rate_copy(cl_client *cl, cl_plan *plan, cl_changes *changes);

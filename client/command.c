@@ -39,9 +39,11 @@ static void run_line(struct ev_loop *loop, char *line)
             hb_log("agent: qps %llu from second %lld", q, at);
     } else if (!strcmp(line, "pause")) {
         atomic_store(&cl->paused, true);
+        cl_client_nudge(cl);
         hb_log("agent: paused");
     } else if (!strcmp(line, "resume")) {
         atomic_store(&cl->paused, false);
+        cl_client_nudge(cl);
         hb_log("agent: resumed");
     } else if (!strcmp(line, "stop")) {
         hb_log("agent: stop");

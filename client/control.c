@@ -104,10 +104,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
     }
     if (post && !strcmp(url, "/pause")) {
         atomic_store(&ctl->paused, true);
+        cl_client_nudge(ctl);
         return reply(con, MHD_HTTP_OK, "{\"paused\":true}\n");
     }
     if (post && !strcmp(url, "/resume")) {
         atomic_store(&ctl->paused, false);
+        cl_client_nudge(ctl);
         return reply(con, MHD_HTTP_OK, "{\"paused\":false}\n");
     }
     return reply(con, MHD_HTTP_NOT_FOUND,

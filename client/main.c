@@ -89,7 +89,7 @@ static const hb_opt opts[] = {
     {"backoff-base", HB_OPT_INT, &cl.cfg.backoff_base_ms, "MS", "reconnect back-off: first ceiling", 1, 1e6},
     {"backoff-cap", HB_OPT_INT, &cl.cfg.backoff_cap_ms, "MS", "reconnect back-off: largest ceiling", 1, 1e7},
     {"backoff-jitter", HB_OPT_BOOL, &cl.cfg.backoff_jitter, NULL, "random delay in [0, ceiling] (off: exactly the ceiling, for comparison)", 0, 0},
-    {"tick", HB_OPT_INT, &cl.cfg.tick_ms, "MS", "scheduler tick: shakes leave within MS of their due time", 1, 1000},
+    {"tick", HB_OPT_INT, &cl.cfg.tick_ms, "MS", "scheduler tick: shakes leave within MS of their due time (a worker ticks only when something is due, at most once per MS)", 1, 1000},
     {"clock", HB_OPT_STR, &cl.cfg.clock, "local|server", "schedule on the local clock or on the server's (estimated offset)", 0, 0},
     {"clock-skew", HB_OPT_INT, &cl.cfg.clock_skew_us, "US", "for tests: pretend the local clock is off by US microseconds", -1e12, 1e12},
     {"control", HB_OPT_STR, &cl.cfg.control, "ADDR:PORT", "serve the HTTP control interface (GET /stats, POST /qps /pause /resume)", 0, 0},

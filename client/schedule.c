@@ -247,3 +247,24 @@ size_t cl_mine_advance(cl_mine *m, uint64_t to, cl_mine_fn fn, void *ctx)
     m->upto = to;
     return fired;
 }
+
+uint64_t cl_mine_next(const cl_mine *m)
+{
+    if (m->n == 0)
+        return UINT64_MAX;
+    /* `at` indexes the next position of the lap upto is in; after a wrap in
+     * cl_mine_advance it may point at one of the lap before (as there, the
+     * guard skips it) or past the end (the next lap). */
+    uint64_t lap_base = m->upto - m->upto % m->users;
+    size_t at = m->at;
+    for (size_t steps = 0; steps <= m->n; steps++, at++) {
+        if (at >= m->n) {
+            at = 0;
+            lap_base += m->users;
+        }
+        uint64_t abs = lap_base + m->pos[at];
+        if (abs >= m->upto)
+            return abs;
+    }
+    return UINT64_MAX; /* not reached: every lap holds all n positions */
+}

@@ -110,5 +110,9 @@ void cl_mine_seek(cl_mine *m, uint64_t c);
  * only fires each position once (the latest lap).  Returns how many fired. */
 typedef void (*cl_mine_fn)(void *ctx, uint32_t ref, uint64_t abs);
 size_t cl_mine_advance(cl_mine *m, uint64_t to, cl_mine_fn fn, void *ctx);
+/* The absolute cursor of the next of my positions not yet sent (the first at
+ * or after upto), UINT64_MAX when there are none: with cl_plan_when, the
+ * moment a worker must next wake up to shake. */
+uint64_t cl_mine_next(const cl_mine *m);
 
 #endif

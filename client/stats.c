@@ -74,7 +74,8 @@ static void offset_sample(cl_client *cl, int64_t delay, int64_t offset)
         if (samples[i].delay < samples[b].delay)
             b = i;
     atomic_store(&cl->offset_us, samples[b].offset);
-    atomic_store(&cl->offset_delay_us, samples[b].delay);
+    if (atomic_exchange(&cl->offset_delay_us, samples[b].delay) < 0)
+        cl_client_nudge(cl); /* workers on the server's clock may shake now */
 }
 
 void cl_stats_collect(cl_client *cl)

@@ -45,7 +45,9 @@
     X(redirect_loops, "cluster: redirects past 3 in a row: backed off")   \
     X(protocol_errors, "frames the client could not accept")             \
     X(bytes_in, "bytes read")                                            \
-    X(bytes_out, "bytes written")
+    X(bytes_out, "bytes written")                                        \
+    X(wakeups, "worker loop wake-ups (returns from epoll_wait)")         \
+    X(ticks, "worker scheduler ticks")
 
 typedef struct cl_stats {
 #define X(name, help) hb_counter name;

@@ -1,8 +1,17 @@
-/* worker.c -- a client worker thread: its loop, and the tick that drives it
- * every --tick ms.  The tick runs in phases, each its own function (as
- * Redis' serverCron calls clientsCron): back-off expiries, paced connects,
- * connect timeouts, due shakes, chat, and the once-a-second hand-over to
- * main.  A connection's I/O and frames are conn.c.
+/* worker.c -- a client worker thread: its loop, and the tick that drives it.
+ * The tick runs in phases, each its own function (as Redis' serverCron calls
+ * clientsCron): back-off expiries, paced connects, connect timeouts, due
+ * shakes, chat, and the once-a-second hand-over to main.  A connection's I/O
+ * and frames are conn.c.
+ *
+ * The tick is not periodic: before every sleep of the loop (an ev_prepare)
+ * the worker arms one timer for the first thing that will need it -- its next
+ * due shake, a back-off or connect deadline, the second's hand-over when it
+ * holds latencies -- but never sooner than --tick ms after the last tick, so
+ * at high rates a tick still sends every shake due in that time.  Nothing to
+ * do, no wake-up: an idle worker sleeps (it used to wake 1,000 times a
+ * second).  Other threads that change what is due (a new rate, pause,
+ * resume, the clock offset found) wake it with cl_client_nudge.
  *
  * Shakes are due from the clock alone (schedule.h): the worker keeps its own
  * copy of the rate plan and of the changes waiting for their second, and
@@ -131,23 +140,35 @@ static void connect_timeouts(cl_worker *w, int64_t mono)
     }
 }
 
+/* Like the seed's stage 1: all users connected first, then shaking (a
+ * bounded wait, so a few refused users cannot hold the run). */
+#define RAMP_WAIT_US (30 * 1000000LL)
+
+static bool ramp_done(cl_worker *w, int64_t mono)
+{
+    if (!w->ramped && (!w->cl->cfg.wait_connected || HB_GET(w->st.active) >= w->n ||
+                       mono - w->start_mono > RAMP_WAIT_US))
+        w->ramped = true;
+    return w->ramped;
+}
+
+/* On the server's clock we shake only once its offset is known: shaking on
+ * the local clock first and then jumping would fire a burst. */
+static bool clock_ready(cl_client *cl)
+{
+    return !cl->server_clock || atomic_load(&cl->offset_delay_us) >= 0;
+}
+
 /* Whether this worker shakes now. */
 static bool may_send(cl_worker *w, int64_t mono)
 {
     cl_client *cl = w->cl;
-    /* On the server's clock we shake only once its offset is known: shaking
-     * on the local clock first and then jumping would fire a burst. */
-    bool clock_ready = !cl->server_clock || atomic_load(&cl->offset_delay_us) >= 0;
-    /* Like the seed's stage 1: all users connected first, then shaking (a
-     * bounded wait, so a few refused users cannot hold the run). */
-    if (!w->ramped && (!cl->cfg.wait_connected || HB_GET(w->st.active) >= w->n ||
-                       mono - w->start_mono > 30 * 1000000LL))
-        w->ramped = true;
+    ramp_done(w, mono);
     /* A fleet task's window: every agent starts at the same second and none
      * shakes from the stop second on, whenever its main thread notices. */
     int64_t snow = cl_sched_now(cl);
     bool in_window = snow >= cl->cfg.start_at * 1000000 && (!cl->cfg.stop_at || snow < cl->cfg.stop_at * 1000000);
-    return cl->cfg.shake && clock_ready && w->ramped && in_window && !atomic_load(&cl->paused) &&
+    return cl->cfg.shake && clock_ready(cl) && w->ramped && in_window && !atomic_load(&cl->paused) &&
            !atomic_load(&cl->stop_sending);
 }
 
@@ -208,6 +229,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     (void)revents;
     cl_worker *w = ev_userdata(loop);
     int64_t mono = hb_mono_us();
+    HB_INC(w->st.ticks);
+    w->tick_planned = w->tick_at < mono ? w->tick_at : mono;
     double dt = (double)(mono - w->last_tick) / 1e6;
     w->last_tick = mono;
     backoff_expired(w, mono);
@@ -218,11 +241,114 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     hand_over(w);
 }
 
+/* ---- when to tick next ---------------------------------------------------------------- */
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* When (schedule clock, unix us) this worker must tick for its shakes:
+ * the next of its positions on the plan, the next rate change, or the moment
+ * shaking can start; INT64_MAX when nothing will fall due unless another
+ * thread changes something (and nudges). */
+static int64_t shake_wake(cl_worker *w, int64_t mono, int64_t snow)
+{
+    cl_client *cl = w->cl;
+    bool on = cl->cfg.shake && !atomic_load(&cl->stop_sending) && !atomic_load(&cl->paused) && clock_ready(cl);
+    bool ramped = ramp_done(w, mono);
+    if (on && ramped && snow >= cl->cfg.start_at * 1000000 && (!cl->cfg.stop_at || snow < cl->cfg.stop_at * 1000000)) {
+        if (!w->sending)
+            return snow; /* the next tick starts (and skips what fell due meanwhile) */
+        int64_t at = w->changes.n ? w->changes.c[0].at * 1000000 : INT64_MAX;
+        uint64_t x = cl_mine_next(&w->mine);
+        if (w->plan.qps && x != UINT64_MAX)
+            at = min64(at, cl_plan_when(&w->plan, x));
+        return at;
+    }
+    /* Not shaking now.  A tick must see the stop before anything else: what
+     * falls due while stopped is skipped, not sent when shaking resumes. */
+    if (w->sending)
+        return snow;
+    if (!on)
+        return INT64_MAX; /* resume and the first clock offset nudge */
+    if (!ramped)
+        return snow + (w->start_mono + RAMP_WAIT_US - mono) + 1; /* or the last login, an I/O event */
+    if (snow < cl->cfg.start_at * 1000000)
+        return cl->cfg.start_at * 1000000;
+    return INT64_MAX; /* past --stop-at */
+}
+
+/* When (monotonic us) the next tick is needed; INT64_MAX: none. */
+static int64_t next_tick(cl_worker *w, int64_t mono)
+{
+    cl_client *cl = w->cl;
+    /* Ticks stay --tick apart, counted from when the last one was due (as a
+     * periodic timer does): counted from when it ran, every late wake-up
+     * would push all later ticks back. */
+    int64_t soon = w->tick_planned + cl->cfg.tick_ms * 1000;
+    int64_t at = INT64_MAX;
+    if (w->cq_len)
+        at = soon; /* paced connects */
+    if (cl->cfg.chat_rate > 0 && !atomic_load(&cl->stop_sending))
+        at = soon;
+    if (w->hlen)
+        at = min64(at, w->heap[0].due);
+    if (w->pend_len) /* the oldest is the first to time out */
+        at = min64(at, w->pend[w->pend_head].since + (int64_t)(cl->cfg.connect_timeout * 1e6));
+    if (w->hist.count || w->best_delay >= 0) { /* hand over at the next second */
+        int64_t now = cl_now(cl);
+        at = min64(at, mono + (1000000 - now % 1000000));
+    }
+    /* The plan as it will be at the next tick: main's latest copy, and the
+     * changes whose second has begun (each applies at its own second, so
+     * applying here is the same as at the tick). */
+    refresh_plan(w);
+    int64_t snow = cl_sched_now(cl);
+    cl_changes_apply(&w->changes, &w->plan, snow);
+    int64_t s = shake_wake(w, mono, snow);
+    if (s != INT64_MAX)
+        at = min64(at, mono + (s > snow ? s - snow : 0));
+    return at == INT64_MAX ? at : at > soon ? at : soon;
+}
+
+/* Before the loop sleeps: arm the tick timer for the next tick needed. */
+static void arm_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    (void)p;
+    (void)revents;
+    cl_worker *w = ev_userdata(loop);
+    HB_INC(w->st.wakeups);
+    int64_t mono = hb_mono_us();
+    int64_t at = next_tick(w, mono);
+    if (at == w->tick_at && (at == INT64_MAX || ev_is_active(&w->tick)))
+        return;
+    w->tick_at = at;
+    ev_timer_stop(loop, &w->tick);
+    if (at == INT64_MAX)
+        return;
+    /* The timer counts from the loop's cached time: bring it to now, or the
+     * tick would come early by the time the callbacks took. */
+    ev_now_update(loop);
+    ev_timer_set(&w->tick, (double)(at - hb_mono_us()) / 1e6, 0.);
+    ev_timer_start(loop, &w->tick);
+}
+
 static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
     cl_worker *w = ev_userdata(loop);
     if (atomic_load(&w->cl->stopping))
         ev_break(loop, EVBREAK_ALL);
+    /* otherwise a nudge: arm_cb looks at the plan again before sleeping */
+}
+
+void cl_client_nudge(cl_client *cl)
+{
+    if (!cl->workers)
+        return;
+    for (int i = 0; i < cl->nworkers; i++)
+        if (cl->workers[i] && cl->workers[i]->loop)
+            ev_async_send(cl->workers[i]->loop, &cl->workers[i]->wake);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -279,9 +405,10 @@ cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char 
     ev_set_userdata(w->loop, w);
     ev_async_init(&w->wake, wake_cb);
     ev_async_start(w->loop, &w->wake);
-    double tick = (double)cl->cfg.tick_ms / 1000.0;
-    ev_timer_init(&w->tick, tick_cb, tick, tick);
-    ev_timer_start(w->loop, &w->tick);
+    ev_init(&w->tick, tick_cb); /* armed by arm_cb before each sleep */
+    w->tick_at = INT64_MAX;
+    ev_prepare_init(&w->arm, arm_cb);
+    ev_prepare_start(w->loop, &w->arm);
     return w;
 }
 
@@ -295,7 +422,7 @@ static void *worker_main(void *arg)
     if (unshare(CLONE_FILES) == 0)
         w->unshared = true;
     atomic_store(&w->ready, true);
-    w->last_tick = w->start_mono = hb_mono_us();
+    w->last_tick = w->tick_planned = w->start_mono = hb_mono_us();
     w->last_second = cl_now(w->cl) / 1000000;
     refresh_plan(w);
     int64_t snow = cl_sched_now(w->cl);

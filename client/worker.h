@@ -53,7 +53,10 @@ struct cl_worker {
     cl_client *cl;
     struct ev_loop *loop;
     ev_async wake;
-    ev_timer tick;
+    ev_timer tick;   /* one-shot, armed for the next tick needed (arm) */
+    ev_prepare arm;  /* before each sleep: arm tick */
+    int64_t tick_at; /* monotonic us tick is armed for, INT64_MAX = none */
+    int64_t tick_planned; /* when the last tick was due (monotonic us): the next is --tick later */
     pthread_t th;
     bool unshared;
     _Atomic bool ready;

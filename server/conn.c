@@ -447,6 +447,7 @@ void sv_conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     sv_set *set = ev_userdata(loop);
     sv_conn *c = HB_CONTAINER_OF(w, sv_conn, io);
+    set->turn_events++;
     if ((revents & EV_WRITE) && !out_flush(set, c))
         return;
     if (revents & EV_READ)

@@ -47,6 +47,7 @@ typedef struct sv_config {
     bool private_fds;    /* unshare(CLONE_FILES) in every SET thread */
     int64_t backlog;
     int64_t sndbuf;
+    int64_t io_collect_us;      /* SET loops: libev io collect interval (0 = poll at once) */
 
     /* shake flow */
     double rate;

@@ -23,6 +23,20 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void wake_cb(struct ev_loop *loop, ev_async *w, int revents);
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
+/* --io-collect-us: a loop turn that handled several connection events was
+ * part of a stream of them; waiting a little before the next poll then takes
+ * more of them per wake-up (libev sleeps the rest of the interval, then
+ * polls).  After a turn with one event or none it polls at once: at low
+ * rates the sleep would only add a system call and a context switch per
+ * event. */
+static void collect_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    sv_set *set = ev_userdata(loop);
+    uint32_t n = set->turn_events;
+    set->turn_events = 0;
+    ev_set_io_collect_interval(loop, n >= 2 ? (double)set->srv->cfg.io_collect_us / 1e6 : 0.);
+}
+
 /* Called by main, before any SET thread runs: everything another thread will
  * ever write to (the loop's wake-up eventfd) is created here, in the shared
  * descriptor table, so it is valid in every table copied from it later. */
@@ -48,6 +62,10 @@ int sv_set_create(sv_server *s, int id, char *err, size_t errlen)
         return -1;
     }
     ev_set_userdata(set->loop, set);
+    if (s->cfg.io_collect_us > 0) {
+        ev_prepare_init(&set->collect, collect_cb);
+        ev_prepare_start(set->loop, &set->collect);
+    }
     ev_async_init(&set->wake, wake_cb);
     ev_async_start(set->loop, &set->wake); /* creates the eventfd, here, now */
     ev_timer_init(&set->tick, tick_cb, 0.1, 0.1);

@@ -94,6 +94,8 @@ struct sv_set {
     struct ev_loop *loop;
     ev_async wake;   /* inbox, journal commits, stop */
     ev_timer tick;   /* 100 ms: timeout lists, gauges */
+    ev_prepare collect; /* --io-collect-us: before each poll, whether to wait first */
+    uint32_t turn_events; /* connection I/O events handled in this loop turn */
     int nl;
     int lfd[HB_MAX_PORTS];
     ev_io lio[HB_MAX_PORTS];

@@ -187,12 +187,105 @@ static void test_rate_change_continuous(void **st)
     assert_int_equal(cl_plan_cursor(&b, T + 7), cl_plan_cursor(&a, T + 7));
 }
 
+/* A worker that sleeps until its next due position (cl_mine_next +
+ * cl_plan_when) instead of ticking every millisecond fires exactly the same
+ * positions in the same order, each at its own due time, and wakes only
+ * when something is due: once per position or fewer, never for nothing.
+ * Also across laps and a rate change (the wake for a change is the change's
+ * second, as the worker arms it). */
+typedef struct rec {
+    uint64_t *abs;
+    size_t n, cap;
+} rec;
+
+static void record(void *ctx, uint32_t ref, uint64_t abs)
+{
+    (void)ref;
+    rec *r = ctx;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 1024;
+        r->abs = realloc(r->abs, r->cap * sizeof *r->abs);
+    }
+    r->abs[r->n++] = abs;
+}
+
+static void mine_of(const cl_layout *lay, uint64_t from, uint64_t to, cl_mine *m)
+{
+    uint32_t *pos = malloc((to - from) * sizeof *pos), *ref = malloc((to - from) * sizeof *ref);
+    for (uint64_t u = from; u < to; u++) {
+        pos[u - from] = (uint32_t)cl_layout_pos(lay, u);
+        ref[u - from] = (uint32_t)u;
+    }
+    cl_mine_init(m, lay->users, pos, ref, to - from);
+}
+
+static void test_wake_at_next_due(void **st)
+{
+    (void)st;
+    const uint64_t users = 20000, from = 5000, to = 10000; /* one process of four */
+    const int64_t t0 = 1795000000, T = t0 + 25, end = t0 + 60;
+    cl_layout lay;
+    cl_layout_init(&lay, users, 2000, 0);
+    cl_plan pa, pb, after;
+    cl_plan_init(&pa, 2000);
+    pb = pa;
+    after = pa;
+    cl_plan_change(&after, T, 700); /* the rate the change brings, from second T */
+    cl_mine a, b;
+    mine_of(&lay, from, to, &a);
+    mine_of(&lay, from, to, &b);
+    cl_mine_seek(&a, cl_plan_due(&pa, t0 * 1000000));
+    cl_mine_seek(&b, cl_plan_due(&pb, t0 * 1000000));
+    rec ra = {0}, rb = {0};
+    /* a: the old 1 ms tick */
+    for (int64_t now = t0 * 1000000 + 1000; now <= end * 1000000; now += 1000) {
+        if (now / 1000000 >= T && pa.qps == 2000)
+            cl_plan_change(&pa, T, 700);
+        cl_mine_advance(&a, cl_plan_due(&pa, now), record, &ra);
+    }
+    /* b: wake exactly when the next of its positions (or the change) is due */
+    size_t wakes = 0;
+    for (;;) {
+        uint64_t x = cl_mine_next(&b);
+        assert_true(x != UINT64_MAX);
+        assert_true(x >= b.upto);
+        int64_t when = cl_plan_when(&pb, x);
+        if (pb.qps == 2000 && when >= T * 1000000)
+            when = T * 1000000; /* the worker also wakes for the change's second */
+        if (when > end * 1000000)
+            break;
+        if (when / 1000000 >= T && pb.qps == 2000)
+            cl_plan_change(&pb, T, 700);
+        size_t before = rb.n;
+        cl_mine_advance(&b, cl_plan_due(&pb, when), record, &rb);
+        wakes++;
+        /* every fired position was due exactly now, not a microsecond before */
+        for (size_t i = before; i < rb.n; i++)
+            assert_int_equal(cl_plan_when(&pb, rb.abs[i]), when);
+        if (when != T * 1000000)
+            assert_true(rb.n > before); /* never woken for nothing */
+    }
+    /* the tick stops at the boundary exactly: what it fires by `end` is what
+     * the wakes fired up to `end` */
+    cl_mine_advance(&b, cl_plan_due(&pb, end * 1000000), record, &rb);
+    assert_int_equal(ra.n, rb.n);
+    assert_memory_equal(ra.abs, rb.abs, ra.n * sizeof *ra.abs);
+    assert_true(wakes <= rb.n + 1);
+    /* a quarter of the users' 25 s at 2000/s and 35 s at 700/s, +-1 per second at the edges */
+    assert_true(ra.n + 60 >= 25 * 500 + 35 * 175 && ra.n <= 25 * 500 + 35 * 175 + 60);
+    assert_int_equal(after.qps, pb.qps);
+    free(ra.abs);
+    free(rb.abs);
+    free(a.pos), free(a.ref), free(b.pos), free(b.ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_bijection),     cmocka_unit_test(test_seed_rule_when_divisible),
         cmocka_unit_test(test_spread_inside_second), cmocka_unit_test(test_rate_change_continuous),
         cmocka_unit_test(test_divisible),            cmocka_unit_test(test_not_divisible),
+        cmocka_unit_test(test_wake_at_next_due),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
