@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -55,6 +57,19 @@ void hb_sleep_until_mono(int64_t mono_us)
 {
     struct timespec ts = {.tv_sec = mono_us / 1000000, .tv_nsec = (mono_us % 1000000) * 1000};
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+int hb_thread_nice(int nice, const char *who)
+{
+    if (nice == 0)
+        return 0;
+    /* Linux: PRIO_PROCESS with a thread id sets that thread alone. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) < 0) {
+        hb_log("%s: cannot run at nice %d (%s): it runs at the process's priority and may be late under load", who,
+               nice, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 uint64_t hb_seed(void)

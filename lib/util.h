@@ -36,6 +36,12 @@ static inline int64_t hb_mono_us(void)
 
 /* Sleep until a CLOCK_MONOTONIC instant (us); returns early on a signal. */
 void hb_sleep_until_mono(int64_t mono_us);
+/* Give the calling thread nice value `nice` (0: leave it). A thread that
+ * works little but must run on time (a producer, a commit writer) among
+ * hundreds of runnable threads gets CFS weight to be picked at once when it
+ * wakes. Needs CAP_SYS_NICE below 0: without it, logs once per `who` and
+ * carries on at the process's priority. Returns 0 or -1. */
+int hb_thread_nice(int nice, const char *who);
 
 /* Counters written by exactly one thread and read by others (the stats
  * reporter).  A relaxed load + store compiles to a plain add: no lock prefix

@@ -36,6 +36,7 @@ void sv_server_defaults(sv_config *c)
         .max_conns = 0,
         .users = 1000000,
         .private_fds = true,
+        .urgent_nice = -10, /* the producer and journal writer: on time among busy threads */
         .backlog = 65535,
         .rate = 200,
         .total = 40000,
@@ -315,6 +316,7 @@ static int load_journal(sv_server *s, int fd, sv_replay_t *rp, char *err, size_t
     if (sv_journal_open(&s->journal, fd, c->journal, c->fsync, rp->valid, err, errlen) < 0)
         return -1;
     s->journal.batch_delay_us = c->journal_delay_us;
+    s->journal.nice = (int)c->urgent_nice;
     return 0;
 }
 

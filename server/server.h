@@ -48,6 +48,7 @@ typedef struct sv_config {
     int64_t backlog;
     int64_t sndbuf;
     int64_t io_collect_us;      /* SET loops: libev io collect interval (0 = poll at once) */
+    int64_t urgent_nice;        /* nice of the producer and journal writer threads (0 = as the process) */
 
     /* shake flow */
     double rate;
