@@ -81,6 +81,7 @@ void cl_conn_send_shake(cl_worker *w, cl_conn *c, bool retry)
     Hb__Shake sh = HB__SHAKE__INIT;
     sh.seq = c->seq;
     sh.retry = retry;
+    c->seq_node = c->node;
     Hb__Frame f = HB__FRAME__INIT;
     f.body_case = HB__FRAME__BODY_SHAKE;
     f.shake = &sh;
@@ -371,7 +372,15 @@ static void on_login_ok(cl_worker *w, cl_conn *c, const Hb__LoginOk *ok, int64_t
     HB_INC(w->st.active);
     HB_INC(w->st.logins);
     clock_sample(w, c->sent_us, now, ok->server_time_us);
-    if (c->seq) { /* unanswered before the drop: ask again, as a retry */
+    c->node = (uint8_t)(ok->node <= 255 ? ok->node : 255);
+    if (c->seq && c->seq_node != c->node) {
+        /* Sent to a node that went away: only its journal knows whether the
+         * shake won.  Hold it (this user skips shakes meanwhile, as while
+         * any reply is due) until a login lands on that node again, as it
+         * will when the node is back and takes its users home; a client
+         * stopped before that lists it as unanswered in its ledger. */
+        HB_INC(w->st.retries_held);
+    } else if (c->seq) { /* unanswered before the drop: ask again, as a retry */
         HB_INC(w->st.retries);
         cl_conn_send_shake(w, c, true);
     }

@@ -23,6 +23,7 @@
     X(closes, "connections lost (closed by the server or reset)")        \
     X(shakes, "shakes sent (first tries)")                               \
     X(retries, "shakes resent after a reconnect")                        \
+    X(retries_held, "unanswered shakes not resent: the session is on another node than the one they went to") \
     X(replies, "shake replies received")                                 \
     X(wins, "shakes won")                                                \
     X(losses, "shakes lost")                                             \

@@ -36,6 +36,9 @@ typedef struct cl_conn {
     uint32_t redir_ip;   /* network order */
     uint16_t redir_port; /* host order */
     uint8_t redirects;
+    /* The node (LoginOk.node) of this session, and the one the outstanding
+     * shake went to: a shake is retried only where it was sent. */
+    uint8_t node, seq_node;
 } cl_conn;
 
 /* Redirects followed in a row for one uid before backing off (a loop

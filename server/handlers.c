@@ -185,6 +185,7 @@ static void on_login(sv_set *set, sv_conn *c, const Hb__Login *l)
     ok.uid = c->uid;
     ok.set = (uint32_t)set->id;
     ok.server_time_us = hb_now_us();
+    ok.node = s->band;
     Hb__Frame f = HB__FRAME__INIT;
     f.body_case = HB__FRAME__BODY_LOGIN_OK;
     f.login_ok = &ok;

@@ -9,7 +9,10 @@
  *      3 nodes' journals reconcile as one run with the client's ledger;
  *   4. two nodes that disagree (each pinned to the other: a stale member
  *      list) make a redirect loop the client bounds and counts;
- *   5. a node killed with SIGKILL: its users are on the survivors within 10 s. */
+ *   5. a node killed with SIGKILL: its users are on the survivors within 10 s;
+ *   6. shakes a frozen-then-killed node never answered are not retried on the
+ *      survivor (only the dead node's journal knows if they won), but on that
+ *      node when it is back and has taken its users home. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -434,6 +437,58 @@ static void node_killed(void)
     peer_server_stop(&n[1]);
 }
 
+/* ---- 6. a shake is retried only on the node it was sent to ------------------------- */
+
+static bool all_on(void *arg)
+{
+    return peer_stat_now(arg, "active") == USERS && cstat("active") == USERS;
+}
+
+static peer_server *home; /* held_retry(): the node the held shakes went to */
+
+static bool held_answered(void *arg)
+{
+    (void)arg;
+    uint64_t r = cstat("retries");
+    return r > 0 && peer_stat_now(home, "retries") == r;
+}
+
+static void held_retry(void)
+{
+    static peer_server n[3];
+    const char *none[] = {"--total", "0", "--send-total", "0", NULL};
+    node_start(&n[0], "h0", 0, 2, none);
+    node_start(&n[1], "h1", 1, 2, none);
+    for (int i = 0; i < 2; i++)
+        CHECK(peer_wait_stat(&n[i], "cluster_members", 2, 5000) == 2, "h%d does not see 2 members", i);
+    const char *cl[] = {"--qps", "1500", "--duration", "60", NULL};
+    client_start(n[0].port, "held", cl);
+    wait_for("all users logged in on 2 nodes", all_logged_in, NULL, 15000);
+    /* Frozen, h1 reads nothing: every shake its users send for 1.5 s stays
+     * unanswered; then it dies with them. */
+    kill(n[1].pid, SIGSTOP);
+    usleep(1500000);
+    peer_server_kill(&n[1]);
+    wait_for("h1's users on h0", all_on, &n[0], 15000);
+    uint64_t held = cstat("retries_held");
+    CHECK(held >= 100, "only %llu shakes held after h1 died with its users' shakes unanswered",
+          (unsigned long long)held);
+    CHECK(peer_stat_now(&n[0], "retries") == 0,
+          "h0 was asked %llu retries of shakes sent to h1: it could grant a second packet for one shake",
+          (unsigned long long)peer_stat_now(&n[0], "retries"));
+    /* h1 back (same node, same index): its users go home and ask there. */
+    node_start(&n[2], "h1", 1, 2, none);
+    home = &n[2];
+    wait_for("the held shakes retried on h1 and answered", held_answered, NULL, 20000);
+    CHECK(peer_stat_now(&n[0], "retries") == 0, "h0 was asked a retry");
+    PASS("h1 frozen then killed: %llu shakes held while its users were on h0 (h0 asked 0 retries); h1 back: "
+         "%llu retries, all on h1",
+         (unsigned long long)held, (unsigned long long)cstat("retries"));
+    stop_pid(&client_pid, 5000);
+    peer_server_stop(&n[0]);
+    peer_server_stop(&n[2]);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -443,6 +498,7 @@ int main(void)
     run_over_cluster();
     redirect_loop();
     node_killed();
+    held_retry();
     cleanup();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
