@@ -385,6 +385,8 @@ static void on_share(const Hb__Record *r, sums *s)
     }
 }
 
+static void made_count(const Hb__Record *r); /* --made-per-second, below */
+
 static void read_journal(const char *path, sums *s)
 {
     hb_jfile jf;
@@ -412,9 +414,9 @@ static void read_journal(const char *path, sums *s)
             problem(INPUT, "journal record %" PRIu64 " comes before any cycle record: no settings to check it by",
                     s->records);
         else if (r->type == HB__RECORD_TYPE__REC_CREATE && r->kind == HB__PACKET_KIND__KIND_SHAKE)
-            on_create_shake(r, s);
+            made_count(r), on_create_shake(r, s);
         else if (r->type == HB__RECORD_TYPE__REC_CREATE && r->kind == HB__PACKET_KIND__KIND_SEND)
-            on_create_send(r, s);
+            made_count(r), on_create_send(r, s);
         else if (r->type == HB__RECORD_TYPE__REC_WIN)
             on_win(r, s);
         else if (r->type == HB__RECORD_TYPE__REC_SHARE)
@@ -649,16 +651,72 @@ static void compare_send(pkt *p, sums *s)
     }
 }
 
+/* ---- --made-per-second: when packets were made, by the journal's clock -------------- */
+
+/* The producers' regularity as the journal's CREATE time stamps tell it (a
+ * per-second count from the servers' once-a-second reports also carries
+ * the jitter of when each report was cut).  Counts per unix second, kind
+ * and journal (node), summed over the nodes when written. */
+static int64_t made_sec0 = -1;
+static uint32_t (*made)[2]; /* [second - made_sec0][kind: 0 shake, 1 send] */
+static size_t nmade;
+
+static void made_count(const Hb__Record *r)
+{
+    if (r->time_us <= 0)
+        return;
+    int64_t sec = r->time_us / 1000000;
+    if (made_sec0 < 0)
+        made_sec0 = sec;
+    if (sec < made_sec0) { /* a later journal began earlier: shift */
+        size_t by = (size_t)(made_sec0 - sec);
+        if (!(made = realloc(made, (nmade + by) * sizeof *made)))
+            hb_die("out of memory");
+        memmove(made + by, made, nmade * sizeof *made);
+        memset(made, 0, by * sizeof *made);
+        nmade += by;
+        made_sec0 = sec;
+    }
+    size_t i = (size_t)(sec - made_sec0);
+    if (i > 100u * 86400)
+        return; /* a time stamp days away is not a run's: leave it out */
+    if (i >= nmade) {
+        if (!(made = realloc(made, (i + 1) * sizeof *made)))
+            hb_die("out of memory");
+        memset(made + nmade, 0, (i + 1 - nmade) * sizeof *made);
+        nmade = i + 1;
+    }
+    made[i][r->kind == HB__PACKET_KIND__KIND_SEND]++;
+}
+
+static int made_write(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "hb-reconcile: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "second\tshake\tsend\n");
+    for (size_t i = 0; i < nmade; i++)
+        fprintf(f, "%" PRId64 "\t%u\t%u\n", made_sec0 + (int64_t)i, made[i][0], made[i][1]);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "hb-reconcile: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     hb_prog = "hb-reconcile";
-    char *journal = NULL, *stats = NULL;
+    char *journal = NULL, *stats = NULL, *made_path = NULL;
     bool all_won = false, all_opened = false;
     const hb_opt opts[] = {
         {"journal", HB_OPT_STR, &journal, "FILE", "the server's grant journal (required); once per node for a cluster's run", 0, 0},
         {"server-stats", HB_OPT_STR, &stats, "FILE", "the server's final --stats-file, checked against the journal", 0, 0},
         {"expect-all-won", HB_OPT_BOOL, &all_won, NULL, "also fail unless every cycle made all its shake packets and every one was won", 0, 0},
         {"expect-all-opened", HB_OPT_BOOL, &all_opened, NULL, "also fail unless every cycle made all its send packets and every share was opened", 0, 0},
+        {"made-per-second", HB_OPT_STR, &made_path, "FILE", "also write, per unix second, the shake and send packets the journals' CREATE records were stamped with (TSV: second, shake, send; all journals summed)", 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     const hb_cli cli = {
@@ -773,6 +831,8 @@ int main(int argc, char **argv)
         printf("  in flight:  %" PRIu64 " requests were unanswered when their clients stopped; %" PRIu64
                " grants the clients never heard of are among them\n",
                s.cl_unanswered, s.unheard_in_flight);
+    if (made_path && made_write(made_path) < 0)
+        return 2;
     if (input_problems) {
         printf("LEDGER UNCHECKED: %" PRIu64 " input problem%s (and %" PRIu64 " money difference%s)\n", input_problems,
                input_problems == 1 ? "" : "s", money_problems, money_problems == 1 ? "" : "s");

@@ -411,15 +411,19 @@ survivors_active() { # active sessions on every node but s1
 }
 # kill_node AT: SIGKILL node s1 at unix second AT, watch its users log in
 # elsewhere (OUT/relogin.tsv, 4 samples a second), restart it on its
-# journal KILL_DOWN s later, watch it take them back.
+# journal KILL_DOWN s later (not before the killed process is gone: it holds
+# the journal's lock until the kernel has closed its sockets), watch it take them back.
 kill_node() {
-  local at=$1 t0 held now rel surv back=0 last=-1 same=0 upto stop_by
+  local at=$1 t0 held now rel surv back=0 last=-1 same=0 upto stop_by gone=''
   sleep_until "$at"
   snap prekill
   held=$(stat "$OUT/s1.stats" active)
   t0=$(date +%s.%N)
   kill -KILL "${NODE_PID[1]}"
-  wait "${NODE_PID[1]}" 2>/dev/null || true
+  # Not waited for here: the kernel takes many seconds to close a killed
+  # process's 250,000 sockets (its users see their connections end over that
+  # time), and the curve starts at the kill.  Reaped below; when it was gone
+  # is a fact of its own.
   fact kill_node_at "$t0"; fact kill_node_held "$held"
   say "kill-node: SIGKILL s1 holding $held users at +$((at - AT2)) s into stage 2; back in $KILL_DOWN s"
   printf 't_s\tsurvivors\ts1\tclients\tphase\n0.00\t%s\t%s\t%s\tbefore\n' $((USERS - held)) "$held" "$USERS" >"$OUT/relogin.tsv"
@@ -429,13 +433,18 @@ kill_node() {
     now=$(date +%s.%N)
     rel=$(echo "$now - $t0" | bc -l | xargs printf %.2f)
     surv=$(survivors_active)
+    if [ -z "$gone" ] && ! kill -0 "${NODE_PID[1]}" 2>/dev/null; then
+      gone=$rel
+      fact kill_node_exit_s "$gone"
+      say "kill-node: the killed s1 was gone (its sockets closed) $gone s after the kill"
+    fi
     if [ "$back" = 0 ]; then
       printf '%s\t%s\t0\t%s\tdown\n' "$rel" "$surv" "$(sum_clients active)" >>"$OUT/relogin.tsv"
       if [ "$surv" -ge "$USERS" ] && ! grep -q '^kill_node_relogin_s=' "$OUT/facts.txt"; then
         fact kill_node_relogin_s "$rel"
         say "kill-node: all $USERS users logged in on the survivors $rel s after the kill"
       fi
-      if [ "$(echo "$now >= $upto" | bc -l)" = 1 ]; then
+      if [ -n "$gone" ] && [ "$(echo "$now >= $upto" | bc -l)" = 1 ]; then
         # the killed process's last counters, kept apart: the new one writes s1.stats from its start
         mv "$OUT/s1.stats" "$OUT/s1.killed.stats"
         node_start 1 0 s1_2
@@ -457,6 +466,7 @@ kill_node() {
     [ "$(date +%s)" -lt "$stop_by" ] || { note "kill-node: stage 2 ended before s1 had settled"; break; }
     sleep 0.25
   done
+  wait "${NODE_PID[1]}" 2>/dev/null || true
   grep -q '^kill_node_relogin_s=' "$OUT/facts.txt" || note "kill-node: the survivors never held all $USERS users"
   snap postkill
 }
@@ -810,7 +820,7 @@ drained # an overloaded stage 3 (with --no-steps) leaves replies in flight
 stop_clients c
 if [ "$SERVERS" -gt 1 ]; then stop_nodes; else stop_wait server 60; fi
 lr=0
-"$B/hb-reconcile" "${JOURNALS[@]}" --expect-all-won \
+"$B/hb-reconcile" "${JOURNALS[@]}" --expect-all-won --made-per-second "$OUT/made.tsv" \
   --expect-all-opened "$OUT"/c[0-9]*/v*.ledger >"$OUT/ledger.txt" 2>&1 || lr=$?
 fact ledger_rc $lr
 fact ledger_summary "$(tail -n 1 "$OUT/ledger.txt")"

@@ -236,6 +236,10 @@ def section(d, F, rows, stages, R):
         else:
             L.append("- s1 held **%s users** when killed; 99%% of them were logged in on the other nodes after %s s, "
                      "not all before s1 came back (a longer --kill-down shows the whole curve)" % (fnum(held), fnum(t99, 2)))
+        if F.get("kill_node_exit_s"):
+            R["kill_node_exit_s"] = F["kill_node_exit_s"]
+            L.append("- the killed process was gone %s s after the SIGKILL: the kernel closes its sockets as it "
+                     "exits, and a user notices the loss only when its connection is closed" % F["kill_node_exit_s"])
         L.append("- the clients had every user logged in again (anywhere) %s s after the kill (their stats files "
                  "lag up to 1 s)" % fnum(t_cl, 2))
         if restart is not None:

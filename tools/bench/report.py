@@ -52,10 +52,26 @@ def ms(us):
     return "-" if us is None else "%.2f" % (us / 1000.0)
 
 
+def made_of(path):
+    """hb-reconcile --made-per-second: {second: {"packets_created": n}} by
+    the journals' CREATE time stamps, or None without the file."""
+    if not os.path.exists(path):
+        return None
+    out = {}
+    with open(path) as f:
+        next(f, None)
+        for line in f:
+            sec, shake, send = line.split("\t")
+            out[int(sec)] = {"packets_created": int(shake) + int(send)}
+    return out
+
+
 def producing(srv, st):
     """Packets created per second over the seconds the producer ran in this
     stage, leaving out its first and last second (partial)."""
     secs = [s for s in range(st["first"], st["last"] + 1) if s in srv and srv[s]["packets_created"] > 0.5]
+    if not secs:
+        return 0, None
     made = sum(srv[s]["packets_created"] for s in secs)
     full = secs[1:-1]
     return made, series.rate_stats({s: srv[s] for s in full}, "packets_created", min(full), max(full)) if full else None
@@ -214,6 +230,10 @@ def main():
     srv_rows = series.select(rows, "server")
     cli_rows = series.select(rows, "client", "c")
     srv, cli = series.per_second(srv_rows), series.per_second(cli_rows)
+    # packets per second by the journal's clock when hb-reconcile wrote it:
+    # the reports' per-second counts also carry the jitter of when each
+    # report was cut (one 5 ms packet early or late moves a second by 1/200)
+    made = made_of(os.path.join(a.dir, "made.tsv"))
     R = {}  # result.txt
     users = int(F["users"])
     R.update({k: F[k] for k in ("users", "hosts", "sets", "client_threads", "ports", "addrs") if k in F})
@@ -271,7 +291,9 @@ def main():
     i0 = len(L)
     L += ["## Stages", "",
           "Rates are per second over the stage's whole seconds: mean / min / stddev.  Latency: from when a shake "
-          "was due to its reply, all clients' histograms merged over the stage.", "",
+          "was due to its reply, all clients' histograms merged over the stage.  Packets/s: %s." % (
+              "by the journals' CREATE time stamps (hb-reconcile --made-per-second), the stage's first and last "
+              "second left out" if made is not None else "from the servers' once-a-second reports (no made.tsv)"), "",
           "| stage | target/s | s | server shakes in/s | server replies/s | client replies/s | p50 ms | p99 ms "
           "| p999 ms | packets made | packets/s mean / min / max |",
           "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -281,13 +303,13 @@ def main():
         cr = series.rate_stats(cli, "replies", f, l)
         h = series.hist(cli_rows, f, l)
         p50, p99, p999 = (series.percentile(h, p) for p in (50, 99, 99.9))
-        made, pk = producing(srv, st)
+        made_n, pk = producing(made if made is not None else srv, st)
 
         def three(s):
             return "-" if not s else "%s / %s / %s" % (fnum(s["mean"]), fnum(s["min"]), fnum(s["stddev"]))
         L.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             name, fnum(st["qps"]), l - f + 1, three(rin), three(rout), fnum(cr["mean"]) if cr else "-",
-            ms(p50), ms(p99), ms(p999), fnum(made),
+            ms(p50), ms(p99), ms(p999), fnum(made_n),
             "%s / %s / %s" % (fnum(pk["mean"], 1), fnum(pk["min"]), fnum(pk["max"])) if pk else "-"))
         for key, s in (("server_in", rin), ("server_reply", rout), ("client_reply", cr), ("packets", pk)):
             if s:
@@ -295,7 +317,7 @@ def main():
                     R["%s.%s_per_s_%s" % (name, key, m)] = round(s[m], 1)
         for p, v in (("p50", p50), ("p99", p99), ("p999", p999)):
             R["%s.latency_%s_us" % (name, p)] = v
-        R["%s.packets_made" % name] = round(made)
+        R["%s.packets_made" % name] = round(made_n)
     L.append("")
     if not stages:  # --compare
         del L[i0:]
