@@ -83,6 +83,11 @@ typedef struct cl_client {
     _Atomic uint64_t target_qps; /* aggregate rate of main's plan, for the figures */
 
     _Atomic bool paused, stop_sending, stopping;
+    /* The drain's end: set by main before it reads the last count of
+     * requests in flight; a worker counts a new open first and then looks
+     * at it (both seq_cst), so either main sees that open or the worker
+     * sees `closing` and does not send it: nothing is left in flight. */
+    _Atomic bool closing;
     bool server_clock;
     _Atomic int64_t offset_us;  /* estimated server clock - local clock */
     _Atomic int64_t offset_delay_us; /* round trip of the sample it came from, -1 = none yet */

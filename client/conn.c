@@ -330,8 +330,16 @@ static void add_open(cl_worker *w, uint64_t packet_id, uint32_t conn)
         w->opens = n;
         w->capopens = ncap;
     }
-    w->opens[w->nopens++] = (cl_open){packet_id, conn, 0};
     HB_INC(w->st.outstanding);
+    atomic_thread_fence(memory_order_seq_cst); /* see cl_client.closing */
+    if (atomic_load(&w->cl->closing)) {
+        /* The run is ending: not opened now; the server keeps the share
+         * and tells this user again at its next login. */
+        HB_DEC(w->st.outstanding);
+        HB_INC(w->st.notices_left);
+        return;
+    }
+    w->opens[w->nopens++] = (cl_open){packet_id, conn, 0};
 }
 
 static void on_open_reply(cl_worker *w, cl_conn *c, const Hb__OpenReply *r)

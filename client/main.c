@@ -153,6 +153,13 @@ static void on_drain(struct ev_loop *loop, ev_timer *w, int revents)
 {
     cl_totals t;
     cl_stats_sum(&cl, &t);
+    if (t.outstanding == 0 && !atomic_load(&cl.closing)) {
+        /* No new open may start from here on; count once more (a worker
+         * may have counted one just before it saw the flag). */
+        atomic_store(&cl.closing, true);
+        atomic_thread_fence(memory_order_seq_cst);
+        cl_stats_sum(&cl, &t);
+    }
     if (t.outstanding == 0 || hb_mono_us() >= drain_deadline) {
         if (t.outstanding)
             hb_log("drain: %llu requests still unanswered after %.0f s", (unsigned long long)t.outstanding,

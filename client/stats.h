@@ -23,6 +23,7 @@
     X(closes, "connections lost (closed by the server or reset)")        \
     X(shakes, "shakes sent (first tries)")                               \
     X(retries, "shakes resent after a reconnect")                        \
+    X(notices_left, "notices that came while the run was ending: not opened (the server tells again at the next login)") \
     X(retries_held, "unanswered shakes not resent: the session is on another node than the one they went to") \
     X(replies, "shake replies received")                                 \
     X(wins, "shakes won")                                                \

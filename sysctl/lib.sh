@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# sysctl/lib.sh -- shared by apply.sh, check.sh, revert.sh and tools/hosts.sh
+# sysctl/lib.sh -- shared by apply.sh, check.sh, revert.sh, tools/hosts.sh and
+# tools/cluster.sh
 # (sourced): reading the .conf files, reading and writing /proc/sys, and the
 # state kept outside the repository so a revert can restore what was there.
 #
@@ -89,5 +90,34 @@ live_holders() {
     else
       rm -f "$f"
     fi
+  done
+}
+
+# netns_down REGEX: in every network namespace whose name matches, end what
+# still runs (TERM, up to 3 s, then KILL), then delete the namespace
+netns_down() {
+  local ns pids
+  for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "$1" || true); do
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    if [ -n "$pids" ]; then
+      # shellcheck disable=SC2086 # a list of pids
+      kill -TERM $pids 2>/dev/null || true
+      for _ in $(seq 30); do
+        pids=$(ip netns pids "$ns" 2>/dev/null || true)
+        [ -z "$pids" ] && break
+        sleep 0.1
+      done
+      # shellcheck disable=SC2086 # a list of pids
+      if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null || true; fi
+    fi
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+
+# links_down REGEX: delete every network link whose name matches
+links_down() {
+  local l
+  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | sed 's/@.*//' | grep -E "$1" || true); do
+    ip link del "$l" 2>/dev/null || true
   done
 }

@@ -119,26 +119,9 @@ redis_start() {
 }
 
 down() {
-  local ns pids l
   if [ -n "$RPORT" ]; then redis_kill TERM 10; fi
-  for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^$prefix-s[0-9]+$" || true); do
-    pids=$(ip netns pids "$ns" 2>/dev/null || true)
-    if [ -n "$pids" ]; then
-      # shellcheck disable=SC2086 # a list of pids
-      kill -TERM $pids 2>/dev/null || true
-      for _ in $(seq 30); do
-        pids=$(ip netns pids "$ns" 2>/dev/null || true)
-        [ -z "$pids" ] && break
-        sleep 0.1
-      done
-      # shellcheck disable=SC2086 # a list of pids
-      if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null || true; fi
-    fi
-    ip netns del "$ns" 2>/dev/null || true
-  done
-  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | sed 's/@.*//' | grep -E "^$prefix-w[0-9]+$" || true); do
-    ip link del "$l" 2>/dev/null || true
-  done
+  netns_down "^$prefix-s[0-9]+$"
+  links_down "^$prefix-w[0-9]+$"
   rm -rf "$SDIR"
   rm -f "$STATE"
 }

@@ -82,27 +82,10 @@ check_host() {
 }
 
 down() {
-  local ns pids
-  for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep -E "^$prefix-h[0-9]+$" || true); do
-    # Whatever still runs in a host was started in it through `run`.
-    pids=$(ip netns pids "$ns" 2>/dev/null || true)
-    if [ -n "$pids" ]; then
-      # shellcheck disable=SC2086 # a list of pids
-      kill -TERM $pids 2>/dev/null || true
-      for _ in $(seq 30); do
-        pids=$(ip netns pids "$ns" 2>/dev/null || true)
-        [ -z "$pids" ] && break
-        sleep 0.1
-      done
-      # shellcheck disable=SC2086 # a list of pids
-      if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null || true; fi
-    fi
-    ip netns del "$ns" 2>/dev/null || true
-  done
+  # Whatever still runs in a host was started in it through `run`.
+  netns_down "^$prefix-h[0-9]+$"
   # A veth whose namespace went away is gone with it; a half-made one is not.
-  for l in $(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | sed 's/@.*//' | grep -E "^$prefix-v[0-9]+$" || true); do
-    ip link del "$l" 2>/dev/null || true
-  done
+  links_down "^$prefix-v[0-9]+$"
   ip link del "$BR" 2>/dev/null || true
   rm -f "$STATE"
 }
