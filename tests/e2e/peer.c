@@ -17,7 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static peer_server *running[8];
+#define PEER_SERVERS_MAX 32 /* servers one test may start (killed at exit if still up) */
+static peer_server *running[PEER_SERVERS_MAX];
 static int nrunning;
 /* every open peer, so a test that ends without closing some does not leak */
 static peer **peers;
@@ -184,6 +185,7 @@ void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wr
     for (int i = 0; flags && flags[i] && n < 62; i++)
         argv[n++] = flags[i];
     argv[n] = NULL;
+    CHECK(nrunning < PEER_SERVERS_MAX, "more than %d servers in one test", PEER_SERVERS_MAX);
     s->pid = fork();
     if (s->pid == 0) {
         int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
