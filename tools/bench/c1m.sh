@@ -414,12 +414,13 @@ survivors_active() { # active sessions on every node but s1
 # journal KILL_DOWN s later (not before the killed process is gone: it holds
 # the journal's lock until the kernel has closed its sockets), watch it take them back.
 kill_node() {
-  local at=$1 t0 held now rel surv back=0 last=-1 same=0 upto stop_by gone=''
+  local at=$1 t0 held now rel surv back=0 last=-1 same=0 upto stop_by gone='' dead
   sleep_until "$at"
   snap prekill
   held=$(stat "$OUT/s1.stats" active)
   t0=$(date +%s.%N)
-  kill -KILL "${NODE_PID[1]}"
+  dead=${NODE_PID[1]} # NODE_PID[1] becomes the restarted node's
+  kill -KILL "$dead"
   # Not waited for here: the kernel takes many seconds to close a killed
   # process's 250,000 sockets (its users see their connections end over that
   # time), and the curve starts at the kill.  Reaped below; when it was gone
@@ -433,7 +434,7 @@ kill_node() {
     now=$(date +%s.%N)
     rel=$(echo "$now - $t0" | bc -l | xargs printf %.2f)
     surv=$(survivors_active)
-    if [ -z "$gone" ] && ! kill -0 "${NODE_PID[1]}" 2>/dev/null; then
+    if [ -z "$gone" ] && ! kill -0 "$dead" 2>/dev/null; then
       gone=$rel
       fact kill_node_exit_s "$gone"
       say "kill-node: the killed s1 was gone (its sockets closed) $gone s after the kill"
@@ -466,7 +467,7 @@ kill_node() {
     [ "$(date +%s)" -lt "$stop_by" ] || { note "kill-node: stage 2 ended before s1 had settled"; break; }
     sleep 0.25
   done
-  wait "${NODE_PID[1]}" 2>/dev/null || true
+  wait "$dead" 2>/dev/null || true
   grep -q '^kill_node_relogin_s=' "$OUT/facts.txt" || note "kill-node: the survivors never held all $USERS users"
   snap postkill
 }
