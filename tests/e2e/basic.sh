@@ -55,5 +55,10 @@ expect_eq "clients: amount won = server's" "$(hb_stat_sum amount_won "$WORK/a.st
 expect_eq "clients: share amount = server's" "$(hb_stat_sum share_amount "$WORK/a.stats" "$WORK/b.stats")" \
   "$(stat "$S" share_amount)"
 "$BIN/hb-reconcile" --journal "$WORK/j" --server-stats "$WORK/server.stats" --expect-all-won --expect-all-opened \
-  "$WORK/a.ledger" "$WORK/b.ledger" || fail "ledger check"
+  --made-per-second "$WORK/made.tsv" "$WORK/a.ledger" "$WORK/b.ledger" || fail "ledger check"
 ok "ledger check"
+# packets made per second by the journal's clock: every CREATE counted once
+expect_eq "made.tsv: shake packets" "$(awk 'NR > 1 { n += $2 } END { print n + 0 }' "$WORK/made.tsv")" \
+  "$(stat "$S" made_shake)"
+expect_eq "made.tsv: send packets" "$(awk 'NR > 1 { n += $3 } END { print n + 0 }' "$WORK/made.tsv")" \
+  "$(stat "$S" made_send)"
