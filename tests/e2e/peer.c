@@ -1,5 +1,7 @@
-/* peer.c -- blocking protocol peer and server control for C e2e tests. */
+/* peer.c -- blocking protocol peer and server control for C e2e tests.
+ * Servers are started through spawn.c: they die with the test binary. */
 #include "peer.h"
+#include "spawn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -114,13 +116,7 @@ int peer_server_run(const char *const *flags, int ms, char *out, size_t outlen)
     for (int i = 0; flags && flags[i] && n < 62; i++)
         argv[n++] = flags[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], (char **)argv);
-        _exit(127);
-    }
+    pid_t pid = spawn_fd(argv, fd);
     int st, rc = -1;
     for (int64_t end = now_ms() + ms; now_ms() < end; usleep(10000))
         if (waitpid(pid, &st, WNOHANG) == pid) {
@@ -186,14 +182,7 @@ void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wr
         argv[n++] = flags[i];
     argv[n] = NULL;
     CHECK(nrunning < PEER_SERVERS_MAX, "more than %d servers in one test", PEER_SERVERS_MAX);
-    s->pid = fork();
-    if (s->pid == 0) {
-        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], (char **)argv);
-        _exit(127);
-    }
+    s->pid = spawn(argv, s->log);
     running[nrunning++] = s;
     int64_t end = now_ms() + 10000;
     while (!can_connect(s->port)) {
