@@ -139,7 +139,20 @@ void peer_server_start(peer_server *s, int nports, const char *const *flags)
     peer_server_start_wrapped(s, nports, NULL, flags);
 }
 
+static void server_start(peer_server *s, int port, int nports, const char *const *wrap, const char *const *flags);
+
 void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wrap, const char *const *flags)
+{
+    server_start(s, 0, nports, wrap, flags);
+}
+
+void peer_server_start_at(peer_server *s, int port, int nports, const char *const *flags)
+{
+    server_start(s, port, nports, NULL, flags);
+}
+
+/* port 0: a free range chosen here */
+static void server_start(peer_server *s, int port, int nports, const char *const *wrap, const char *const *flags)
 {
     signal(SIGPIPE, SIG_IGN);
     memset(s, 0, sizeof *s);
@@ -151,6 +164,9 @@ void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wr
     snprintf(s->stats, sizeof s->stats, "%s/server.stats", s->dir);
     snprintf(s->journal, sizeof s->journal, "%s/server.journal", s->dir);
     snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
+    for (int i = 0; i < nports && port; i++)
+        CHECK(port_free(port + i), "port %d is taken", port + i);
+    s->port = port;
     srand((unsigned)(getpid() ^ time(NULL)));
     for (int tries = 0; tries < 100 && !s->port; tries++) {
         int base = 20000 + rand() % 30000;
