@@ -60,14 +60,14 @@ static int signal_children(int sig, int say)
         size_t len = fread(buf, 1, sizeof buf - 1, f);
         fclose(f);
         buf[len] = 0;
-        char *close = strrchr(buf, ')'), *open = strchr(buf, '(');
+        char *name = strchr(buf, '('), *rparen = strrchr(buf, ')'); /* "PID (COMM) STATE PPID ..." */
         char state;
         int ppid;
-        if (!close || !open || sscanf(close + 2, "%c %d", &state, &ppid) != 2 || ppid != getpid() || state == 'Z')
+        if (!name || !rparen || sscanf(rparen + 2, "%c %d", &state, &ppid) != 2 || ppid != getpid() || state == 'Z')
             continue;
-        *close = 0;
+        *rparen = 0;
         if (say)
-            fprintf(stderr, "hb-reap: ending pid %ld (%s) left behind by the test (SIG%s)\n", pid, open + 1,
+            fprintf(stderr, "hb-reap: ending pid %ld (%s) left behind by the test (SIG%s)\n", pid, name + 1,
                     sig == SIGKILL ? "KILL" : "TERM");
         kill((pid_t)pid, sig);
         n++;
