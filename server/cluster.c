@@ -17,13 +17,28 @@
 #define KEY_ALIVE "hb:cluster:alive" /* sorted set: name -> expiry (ms, Redis clock) */
 #define KEY_INFO "hb:cluster:info"   /* hash: name -> "HOST PORT WEIGHT INDEX" */
 
-/* KEYS: alive, info.  ARGV: name, ttl ms, description ("" = leave).
+/* KEYS: alive, info.  ARGV: name, ttl ms, description ("" = leave), mode
+ * ("join" at start-up, else "").
  * Refresh (or remove) this node, forget expired members, return the live
  * ones as name, description, name, description, ...  Redis 7 replicates a
- * script by its effects, so TIME may come before writes. */
+ * script by its effects, so TIME may come before writes.
+ * On "join", a live member (expiry still ahead) of this name with another
+ * description is another node: nothing is written and the reply is the
+ * error "HBTAKEN <ms until its expiry> <its description>".  Checked and
+ * registered in one script, so two nodes starting with one name at the same
+ * moment cannot both pass the check, and the first node's registration is
+ * never overwritten.  The same description is a restart of this node
+ * (its registration not yet expired): accepted at once. */
 static const char CLUSTER_SCRIPT[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "if ARGV[4] == 'join' then\n"
+    "  local exp = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))\n"
+    "  local had = redis.call('HGET', KEYS[2], ARGV[1])\n"
+    "  if exp and exp > now and had and had ~= ARGV[3] then\n"
+    "    return redis.error_reply(string.format('HBTAKEN %d %s', exp - now, had))\n"
+    "  end\n"
+    "end\n"
     "if ARGV[3] == '' then\n"
     "  redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[2], ARGV[1])\n"
     "else\n"
@@ -216,22 +231,55 @@ const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid)
 
 /* ---- start-up: synchronous, so every failure is an error before serving ------------------ */
 
-/* EVAL CLUSTER_SCRIPT 2 alive info NAME TTL DESC (DESC "" = leave) */
-static void script_argv(sv_cluster *c, const char *argv[8], size_t len[8], bool leave)
+/* EVAL CLUSTER_SCRIPT 2 alive info NAME TTL DESC MODE (DESC "" = leave;
+ * MODE "join" = refuse a name a live member holds with another DESC) */
+#define SCRIPT_ARGC 9
+static void script_argv(sv_cluster *c, const char *argv[SCRIPT_ARGC], size_t len[SCRIPT_ARGC], bool leave, bool join)
 {
-    const char *a[8] = {"EVAL", CLUSTER_SCRIPT, "2", KEY_ALIVE, KEY_INFO, c->o.name, c->ttl, leave ? "" : c->desc};
-    for (int i = 0; i < 8; i++) {
+    const char *a[SCRIPT_ARGC] = {"EVAL",   CLUSTER_SCRIPT, "2", KEY_ALIVE, KEY_INFO, c->o.name,
+                                  c->ttl, leave ? "" : c->desc, join ? "join" : ""};
+    for (int i = 0; i < SCRIPT_ARGC; i++) {
         argv[i] = a[i];
         len[i] = strlen(a[i]);
     }
 }
 
-static redisReply *run_script(redisContext *rc, sv_cluster *c, bool leave)
+static redisReply *run_script(redisContext *rc, sv_cluster *c, bool leave, bool join)
 {
-    const char *argv[8];
-    size_t len[8];
-    script_argv(c, argv, len, leave);
-    return redisCommandArgv(rc, 8, argv, len);
+    const char *argv[SCRIPT_ARGC];
+    size_t len[SCRIPT_ARGC];
+    script_argv(c, argv, len, leave, join);
+    return redisCommandArgv(rc, SCRIPT_ARGC, argv, len);
+}
+
+/* "HOST PORT WEIGHT INDEX" (a description in KEY_INFO) -> "HOST:PORT,
+ * weight W, index I" for a message. */
+static void say_desc(const char *d, char *out, size_t outlen)
+{
+    char host[128] = "?";
+    unsigned port = 0;
+    double weight = 0;
+    int index = -1;
+    sscanf(d, "%127s %u %lf %d", host, &port, &weight, &index);
+    snprintf(out, outlen, "%s:%u, weight %g, --node-index %d", host, port, weight, index);
+}
+
+/* The script's "HBTAKEN <ms> <description>" -> a start-up error naming the
+ * other node; false if r is not that. */
+static bool name_taken(sv_cluster *c, const redisReply *r, char *err, size_t errlen)
+{
+    long long ms;
+    int at = 0;
+    if (!r || r->type != REDIS_REPLY_ERROR || sscanf(r->str, "HBTAKEN %lld %n", &ms, &at) != 1 || !at)
+        return false;
+    char theirs[200], ours[200];
+    say_desc(r->str + at, theirs, sizeof theirs);
+    say_desc(c->desc, ours, sizeof ours);
+    snprintf(err, errlen,
+             "cluster: --node '%s' is taken by a live member at %s (this node: %s); its registration expires "
+             "in %.1f s unless that node refreshes it (every second): stop it, or choose another --node",
+             c->o.name, theirs, ours, (double)ms / 1000);
+    return true;
 }
 
 sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
@@ -283,7 +331,11 @@ sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
         }
         freeReplyObject(r);
     }
-    r = run_script(rc, c, false);
+    r = run_script(rc, c, false, true);
+    if (name_taken(c, r, err, errlen)) {
+        freeReplyObject(r);
+        goto fail;
+    }
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         bool noauth = r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOAUTH", 6);
         snprintf(err, errlen, "cluster: Redis at %s:%d: %s%s", c->host, c->port,
@@ -293,14 +345,6 @@ sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
             freeReplyObject(r);
         goto fail;
     }
-    /* A live member with our name and another address is another node. */
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING && !strcmp(r->element[i]->str, o->name) &&
-            r->element[i + 1]->type == REDIS_REPLY_STRING && strcmp(r->element[i + 1]->str, c->desc) != 0) {
-            /* we just overwrote it; tolerate a restart of ourselves (same description) only */
-            hb_log("cluster: warning: member '%s' was registered as '%s'; now '%s'", o->name, r->element[i + 1]->str,
-                   c->desc);
-        }
     sv_members *ms = parse_members(c, r);
     freeReplyObject(r);
     redisFree(rc);
@@ -428,10 +472,10 @@ static void refresh(sv_cluster *c)
         redisAsyncDisconnect(c->ac); /* calls on_disconnect, which forgets it */
         return;
     }
-    const char *argv[8];
-    size_t len[8];
-    script_argv(c, argv, len, false);
-    if (redisAsyncCommandArgv(c->ac, on_refresh, NULL, 8, argv, len) == REDIS_OK)
+    const char *argv[SCRIPT_ARGC];
+    size_t len[SCRIPT_ARGC];
+    script_argv(c, argv, len, false, false);
+    if (redisAsyncCommandArgv(c->ac, on_refresh, NULL, SCRIPT_ARGC, argv, len) == REDIS_OK)
         c->in_flight = true;
 }
 
@@ -507,7 +551,7 @@ void sv_cluster_free(sv_cluster *c)
             r = redisCommand(rc, "AUTH %s", c->o.password);
         if (r)
             freeReplyObject(r);
-        r = run_script(rc, c, true);
+        r = run_script(rc, c, true, false);
         if (r)
             freeReplyObject(r);
     }

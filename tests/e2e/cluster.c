@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include "peer.h"
 #include "placement.h"
+#include "spawn.h"
 
 static char dir[64] = "/tmp/hb-cluster.XXXXXX";
 static pid_t redis_pid, client_pid;
@@ -71,20 +72,6 @@ static bool can_connect(int port)
     bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
     return ok;
-}
-
-static pid_t spawn(const char *const *argv, const char *log)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], (char **)argv);
-        _exit(127);
-    }
-    CHECK(pid > 0, "fork");
-    return pid;
 }
 
 static void redis_start(void)

@@ -30,6 +30,7 @@
 #include "money.h"
 #include "peer.h"
 #include "placement.h"
+#include "spawn.h"
 
 static char dir[64] = "/tmp/hb-xmsg.XXXXXX";
 static pid_t redis_pid, client_pid;
@@ -75,20 +76,6 @@ static bool can_connect(int port)
     return ok;
 }
 
-static pid_t spawn(const char *const *argv, const char *log)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], (char **)argv);
-        _exit(127);
-    }
-    CHECK(pid > 0, "fork");
-    return pid;
-}
-
 /* Redis with its data in dir: appendonly, fsync per write. */
 static void redis_run(void)
 {
@@ -118,9 +105,12 @@ static void redis_start(void)
     fclose(f);
 }
 
-/* Node `name`, index i of n, with `base` flags then `extra`. */
-static void node_start(peer_server *s, const char *name, int i, int n, const char *const *base,
-                       const char *const *extra)
+/* Node `name`, index i of n, with `base` flags then `extra`, on `port` (0:
+ * any free one).  A node restarted while its registration is still live
+ * must come back at the same address: another description under its name
+ * is another node, refused (server/cluster.c). */
+static void node_start_at(peer_server *s, int port, const char *name, int i, int n, const char *const *base,
+                          const char *const *extra)
 {
     static char idx[8][16], nn[8][16];
     static int k;
@@ -135,7 +125,13 @@ static void node_start(peer_server *s, const char *name, int i, int n, const cha
     for (int e = 0; extra && extra[e] && m < 62; e++)
         flags[m++] = extra[e];
     flags[m] = NULL;
-    peer_server_start(s, 1, flags);
+    peer_server_start_at(s, port, 1, flags);
+}
+
+static void node_start(peer_server *s, const char *name, int i, int n, const char *const *base,
+                       const char *const *extra)
+{
+    node_start_at(s, 0, name, i, n, base, extra);
 }
 
 static int reconcile(const char *tag, const peer_server *const *n, int k, const char *ledger)
@@ -270,7 +266,7 @@ static void two_nodes(void)
 
     /* b restarts from its journal and reads its stream */
     const char *again[] = {"--journal", b.journal, NULL};
-    node_start(&b2, "b", 1, 2, base, again);
+    node_start_at(&b2, b.port, "b", 1, 2, base, again);
     peer *p[USERS];
     login_all(p, b2.port);
     int got = collect_and_open(p, PER_CYCLE, 15000, true);
@@ -293,7 +289,7 @@ static void two_nodes(void)
     stop_pid(&redis_pid, SIGKILL, 1000);
     redis_run();
     CHECK(peer_wait_stat(&a, "cluster_redis_up", 1, 8000) == 1, "a did not get back to Redis");
-    node_start(&b3, "b", 1, 2, base, again);
+    node_start_at(&b3, b.port, "b", 1, 2, base, again);
     kill(b3.pid, SIGUSR1); /* b's cycle 2 too: both journals have 2 cycles */
     login_all(p, b3.port);
     got = collect_and_open(p, 2 * PER_CYCLE, 15000, true);

@@ -1,5 +1,7 @@
-/* peer.c -- blocking protocol peer and server control for C e2e tests. */
+/* peer.c -- blocking protocol peer and server control for C e2e tests.
+ * Servers are started through spawn.c: they die with the test binary. */
 #include "peer.h"
+#include "spawn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -114,13 +116,7 @@ int peer_server_run(const char *const *flags, int ms, char *out, size_t outlen)
     for (int i = 0; flags && flags[i] && n < 62; i++)
         argv[n++] = flags[i];
     argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], (char **)argv);
-        _exit(127);
-    }
+    pid_t pid = spawn_fd(argv, fd);
     int st, rc = -1;
     for (int64_t end = now_ms() + ms; now_ms() < end; usleep(10000))
         if (waitpid(pid, &st, WNOHANG) == pid) {
@@ -143,7 +139,20 @@ void peer_server_start(peer_server *s, int nports, const char *const *flags)
     peer_server_start_wrapped(s, nports, NULL, flags);
 }
 
+static void server_start(peer_server *s, int port, int nports, const char *const *wrap, const char *const *flags);
+
 void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wrap, const char *const *flags)
+{
+    server_start(s, 0, nports, wrap, flags);
+}
+
+void peer_server_start_at(peer_server *s, int port, int nports, const char *const *flags)
+{
+    server_start(s, port, nports, NULL, flags);
+}
+
+/* port 0: a free range chosen here */
+static void server_start(peer_server *s, int port, int nports, const char *const *wrap, const char *const *flags)
 {
     signal(SIGPIPE, SIG_IGN);
     memset(s, 0, sizeof *s);
@@ -155,6 +164,9 @@ void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wr
     snprintf(s->stats, sizeof s->stats, "%s/server.stats", s->dir);
     snprintf(s->journal, sizeof s->journal, "%s/server.journal", s->dir);
     snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
+    for (int i = 0; i < nports && port; i++)
+        CHECK(port_free(port + i), "port %d is taken", port + i);
+    s->port = port;
     srand((unsigned)(getpid() ^ time(NULL)));
     for (int tries = 0; tries < 100 && !s->port; tries++) {
         int base = 20000 + rand() % 30000;
@@ -186,14 +198,7 @@ void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wr
         argv[n++] = flags[i];
     argv[n] = NULL;
     CHECK(nrunning < PEER_SERVERS_MAX, "more than %d servers in one test", PEER_SERVERS_MAX);
-    s->pid = fork();
-    if (s->pid == 0) {
-        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execvp(argv[0], (char **)argv);
-        _exit(127);
-    }
+    s->pid = spawn(argv, s->log);
     running[nrunning++] = s;
     int64_t end = now_ms() + 10000;
     while (!can_connect(s->port)) {

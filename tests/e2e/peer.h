@@ -26,6 +26,9 @@ typedef struct peer_server {
 void peer_server_start(peer_server *s, int nports, const char *const *flags);
 /* The same, run under a wrapper command (e.g. {"prlimit", "--nofile=100:100", "--", NULL}). */
 void peer_server_start_wrapped(peer_server *s, int nports, const char *const *wrap, const char *const *flags);
+/* The same on the given ports (port..port+nports-1), e.g. a node restarted
+ * where it was (a cluster node's description includes its address). */
+void peer_server_start_at(peer_server *s, int port, int nports, const char *const *flags);
 /* A port nothing listens on (for a server that is expected not to start). */
 int peer_free_port(void);
 /* Run hb-server with `flags` (NULL-terminated) to its end, at most ms; its

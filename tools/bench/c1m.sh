@@ -188,6 +188,9 @@ exec > >(tee -a "$OUT/bench.log") 2>&1
 T0=$(date +%s)
 say() { echo "[$(($(date +%s) - T0))s] $*"; }
 fact() { echo "$1=$2" >>"$OUT/facts.txt"; }
+# since START END: END - START in seconds (both `date +%s.%N`), one decimal: how
+# long a connect phase took (connect_s, echo_connect_s and the lines saying them)
+since() { echo "$2 - $1" | bc -l | xargs printf %.1f; }
 # stat FILE KEY: a counter, 0 until the file and the counter are there (hb-stats)
 stat() {
   if [ "$SERVERS" -gt 1 ] && [ "$1" = "$OUT/server.stats" ]; then # a cluster: every node's
@@ -715,7 +718,7 @@ compare_window() { # compare_window TARGET PREFIX ROUND
     >>"$OUT/phases.tsv"
 }
 compare_run() {
-  local fb r c0 tc e0 te
+  local fb r c0 tc e0 te es
   fb=$((BASE_PORT + NPORTS))
   while port_busy $fb; do fb=$((fb + NPORTS)); done
   PORTS_C=$PORTS PORTS_E="$fb-$((fb + NPORTS - 1))" RP_C=$RP RP_E=$((RP + 1))
@@ -732,15 +735,16 @@ compare_run() {
   start_clients c shake
   tc=$(wait_conns "$OUT/server.stats" logins $(($(date +%s) + BUDGET)))
   fact connected "$(stat "$OUT/server.stats" logins)"
-  fact connect_s "$(echo "$tc - $c0" | bc -l | xargs printf %.1f)"
+  fact connect_s "$(since "$c0" "$tc")"
   fact ramp_login_timeouts "$(stat "$OUT/server.stats" err_login_timeout)"
   use_fleet e
   e0=$(date +%s.%N)
   start_clients e echo
   te=$(wait_conns "$OUT/echo.stats" conns $(($(date +%s) + BUDGET)))
   fact echo_connected "$(stat "$OUT/echo.stats" conns)"
-  fact echo_connect_s "$(echo "$te - $e0" | bc -l | xargs printf %.1f)"
-  say "compare: hb-server $(stat "$OUT/server.stats" logins) connected in $(grep '^connect_s=' "$OUT/facts.txt" | cut -d= -f2) s, floor $(stat "$OUT/echo.stats" conns) in $(echo "$te - $e0" | bc -l | xargs printf %.1f) s"
+  es=$(since "$e0" "$te")
+  fact echo_connect_s "$es"
+  say "compare: hb-server $(stat "$OUT/server.stats" logins) connected in $(grep '^connect_s=' "$OUT/facts.txt" | cut -d= -f2) s, floor $(stat "$OUT/echo.stats" conns) in $es s"
   sleep 3
   for ((r = 1; r <= COMPARE; r++)); do
     if [ $((r % 2)) = 1 ]; then
@@ -765,10 +769,11 @@ start_clients c shake
 tc=$(wait_conns "$OUT/server.stats" logins $((AT2 - 3)))
 connected=$(stat "$OUT/server.stats" logins)
 fact connected "$connected"
-fact connect_s "$(echo "$tc - $c0" | bc -l | xargs printf %.1f)"
+cs=$(since "$c0" "$tc")
+fact connect_s "$cs"
 fact ramp_login_timeouts "$(stat "$OUT/server.stats" err_login_timeout)"
 [ "$connected" -ge "$USERS" ] || note "only $connected of $USERS connected within the connect budget ($BUDGET s)"
-say "stage 1: $connected connected after $(echo "$tc - $c0" | bc -l | xargs printf %.1f) s; idle"
+say "stage 1: $connected connected after $cs s; idle"
 # Memory once the connections settle (5 s), still inside the idle stage.
 m=$(( ${tc%.*} + 6 < AT2 - 3 ? ${tc%.*} + 6 : AT2 - 3 ))
 sleep_until $m
@@ -858,8 +863,9 @@ if [ $STEPS = 1 ] && [ $FLOOR = 1 ] && [ "$SERVERS" = 1 ]; then
   e0=$(date +%s.%N)
   start_clients e echo
   te=$(wait_conns "$OUT/echo.stats" conns $(($(date +%s) + BUDGET)))
-  say "echo floor: $(stat "$OUT/echo.stats" conns) connected after $(echo "$te - $e0" | bc -l | xargs printf %.1f) s"
-  fact echo_connect_s "$(echo "$te - $e0" | bc -l | xargs printf %.1f)"
+  es=$(since "$e0" "$te")
+  say "echo floor: $(stat "$OUT/echo.stats" conns) connected after $es s"
+  fact echo_connect_s "$es"
   fact echo_connected "$(stat "$OUT/echo.stats" conns)"
   sleep 3
   search echo e

@@ -1,0 +1,187 @@
+/* cluster_name: a --node name is one node (server/cluster.c's join check).
+ * A redis-server this test starts (127.0.0.1, a free port, a temp dir, a
+ * password), then:
+ *   1. node "dup" advertised at 127.0.0.1:A runs;
+ *   2. a second hb-server with --node dup advertised at 127.0.0.1:B exits 1
+ *      at start with a message naming A and the seconds until the first
+ *      one's registration expires.  The first node is frozen (SIGSTOP) while
+ *      the second tries, so its own refreshes cannot hide an overwrite: its
+ *      description and expiry in Redis must be byte for byte unchanged, and
+ *      after it is resumed it is still in the member list;
+ *   3. the first node killed (SIGKILL: it never deregisters) and started
+ *      again at once with the same description (a restart) is accepted
+ *      while its old registration is still live. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <hiredis/hiredis.h>
+#include "peer.h"
+#include "spawn.h"
+
+static char dir[64] = "/tmp/hb-cname.XXXXXX";
+static pid_t redis_pid;
+static int rport;
+static char url[64], pwfile[128];
+static redisContext *rc;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void cleanup(void)
+{
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGTERM);
+        waitpid(redis_pid, NULL, 0);
+    }
+}
+
+static void redis_start(void)
+{
+    CHECK(mkdtemp(dir), "mkdtemp");
+    rport = peer_free_port();
+    char port[16], log[128];
+    snprintf(port, sizeof port, "%d", rport);
+    snprintf(log, sizeof log, "%s/redis.log", dir);
+    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+                          "--appendonly", "no", "--requirepass", "hb-test-pw", NULL};
+    redis_pid = spawn(argv, log);
+    struct timeval tv = {1, 0};
+    for (int64_t end = now_ms() + 5000;; usleep(20000)) {
+        rc = redisConnectWithTimeout("127.0.0.1", rport, tv);
+        if (rc && !rc->err)
+            break;
+        if (rc)
+            redisFree(rc);
+        CHECK(now_ms() < end, "redis-server does not listen (see %s)", log);
+    }
+    redisReply *r = redisCommand(rc, "AUTH hb-test-pw");
+    CHECK(r && r->type == REDIS_REPLY_STATUS, "AUTH");
+    freeReplyObject(r);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", rport);
+    snprintf(pwfile, sizeof pwfile, "%s/pw", dir);
+    FILE *f = fopen(pwfile, "w");
+    CHECK(f, "pw file");
+    fputs("hb-test-pw\n", f);
+    fclose(f);
+}
+
+/* `name`'s description and expiry stamp in Redis ("" if none). */
+static void registration(const char *name, char *desc, size_t dlen, char *exp, size_t elen)
+{
+    redisReply *r = redisCommand(rc, "HGET hb:cluster:info %s", name);
+    CHECK(r, "HGET: %s", rc->errstr);
+    snprintf(desc, dlen, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    r = redisCommand(rc, "ZSCORE hb:cluster:alive %s", name);
+    CHECK(r, "ZSCORE: %s", rc->errstr);
+    snprintf(exp, elen, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+}
+
+/* Node "dup" advertised at 127.0.0.1:adv, index idx (of 2). */
+static void node_flags(const char **flags, const char *adv, const char *idx)
+{
+    const char *f[] = {"--listen", "127.0.0.1", "--users", "40", "--cluster", url, "--node", "dup",
+                       "--node-index", idx, "--nodes", "2", "--advertise", adv, "--redis-password-file", pwfile,
+                       "--stats-every", "200", NULL};
+    memcpy(flags, f, sizeof f);
+}
+
+int main(void)
+{
+    atexit(cleanup);
+    redis_start();
+    int a = peer_free_port(), b;
+    do
+        b = peer_free_port();
+    while (b == a);
+    char adv_a[32], adv_b[32], want[64];
+    snprintf(adv_a, sizeof adv_a, "127.0.0.1:%d", a);
+    snprintf(adv_b, sizeof adv_b, "127.0.0.1:%d", b);
+    snprintf(want, sizeof want, "127.0.0.1 %d 1 0", a);
+
+    /* 1 */
+    const char *flags[32];
+    node_flags(flags, adv_a, "0");
+    peer_server s1;
+    peer_server_start(&s1, 1, flags);
+    char desc[128], exp[64], desc2[128], exp2[64];
+    registration("dup", desc, sizeof desc, exp, sizeof exp);
+    CHECK(!strcmp(desc, want), "first node registered as '%s', want '%s'", desc, want);
+    PASS("node dup at %s registered as '%s'", adv_a, desc);
+
+    /* 2 */
+    char port[16], journal[128], out[4096];
+    snprintf(port, sizeof port, "%d", peer_free_port());
+    snprintf(journal, sizeof journal, "%s/second.journal", dir);
+    const char *second[40];
+    node_flags(second, adv_b, "1");
+    int n = 0;
+    while (second[n])
+        n++;
+    second[n++] = "--port";
+    second[n++] = port;
+    second[n++] = "--journal";
+    second[n++] = journal;
+    second[n] = NULL;
+    usleep(200000); /* just after a refresh of the first node: most of its TTL ahead */
+    CHECK(kill(s1.pid, SIGSTOP) == 0, "SIGSTOP");
+    registration("dup", desc, sizeof desc, exp, sizeof exp);
+    int st = peer_server_run(second, 10000, out, sizeof out);
+    registration("dup", desc2, sizeof desc2, exp2, sizeof exp2);
+    CHECK(kill(s1.pid, SIGCONT) == 0, "SIGCONT");
+    printf("   second node: exit %d: %s", st, out);
+    CHECK(!strcmp(desc2, desc) && !strcmp(exp2, exp),
+          "the second node changed the first one's registration: '%s' expiry %s, was '%s' expiry %s", desc2, exp2,
+          desc, exp);
+    CHECK(st == 1, "a second node with the name of a live one exited %d, want 1:\n%s", st, out);
+    char says[128];
+    snprintf(says, sizeof says, "--node 'dup' is taken by a live member at %s", adv_a);
+    CHECK(strstr(out, says), "the refusal does not say '%s':\n%s", says, out);
+    CHECK(strstr(out, "registration expires in ") && strstr(out, " s unless"),
+          "the refusal does not say when the registration expires:\n%s", out);
+    PASS("a second node named dup at %s refused (exit 1, names %s and the expiry); registration unchanged", adv_b,
+         adv_a);
+    usleep(1500000); /* a refresh of the resumed first node: it is still a member */
+    redisReply *r = redisCommand(rc, "ZRANGE hb:cluster:alive 0 -1");
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 && !strcmp(r->element[0]->str, "dup"),
+          "member list is not just dup");
+    freeReplyObject(r);
+    registration("dup", desc, sizeof desc, exp, sizeof exp);
+    CHECK(!strcmp(desc, want), "after the refusal dup is registered as '%s', want '%s'", desc, want);
+    PASS("the first node is still the member dup ('%s')", desc);
+
+    /* 3 */
+    peer_server_kill(&s1);
+    registration("dup", desc, sizeof desc, exp, sizeof exp);
+    redisReply *t = redisCommand(rc, "TIME");
+    CHECK(t && t->type == REDIS_REPLY_ARRAY && t->elements == 2, "TIME");
+    double redis_ms = atof(t->element[0]->str) * 1000 + atof(t->element[1]->str) / 1000;
+    freeReplyObject(t);
+    CHECK(*exp && atof(exp) > redis_ms, "dup's registration is not live before the restart (expiry '%s', now %.0f)",
+          exp, redis_ms);
+    peer_server s2;
+    node_flags(flags, adv_a, "0");
+    int64_t t0 = now_ms();
+    peer_server_start(&s2, 1, flags);
+    int64_t took = now_ms() - t0;
+    registration("dup", desc2, sizeof desc2, exp2, sizeof exp2);
+    CHECK(!strcmp(desc2, want), "restarted dup registered as '%s', want '%s'", desc2, want);
+    PASS("dup killed and restarted with the same description: accepted in %lld ms (old registration live)",
+         (long long)took);
+    peer_server_stop(&s2);
+    peer_server_stop(&s1);
+    redisFree(rc);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s %s", dir, s1.dir, s2.dir);
+    (void)!system(cmd);
+    return 0;
+}
