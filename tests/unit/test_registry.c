@@ -4,6 +4,7 @@
  * open that finds the share being opened elsewhere is not answered before
  * the first open's record exists.  Prints the grant table's throughput
  * (N threads x M grants) as an indicative figure. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -13,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "jfile.h"
 #include "journal.h"
 #include "lockstat.h"
 #include "registry.h"
+#include "set.h"
 #include "util.h"
 
 /* ---- grants ---------------------------------------------------------------- */
@@ -388,6 +391,174 @@ static void test_open_in_flight(void **st)
     assert_int_equal(per[2], 1);
 }
 
+/* ---- the SET side: an open found in flight is kept, not answered ------------- */
+
+/* One in-process SET whose loop is never run (tests/fuzz/fuzz_server.c does
+ * the same): frames go in through a socketpair and the connection's read
+ * callback, replies come out of the other end. */
+static sv_server srv;
+static sv_set *set;
+
+static void set_up(void)
+{
+    memset(&srv, 0, sizeof srv);
+    sv_config *c = &srv.cfg;
+    sv_server_defaults(c);
+    c->listen = "127.0.0.1";
+    c->ports = "1";
+    c->sets = 1;
+    c->max_conns = 64;
+    c->users = 100;
+    c->queue = 16;
+    c->inbox = 64;
+    c->journal = "/dev/null";
+    c->fsync = false;
+    char err[256];
+    assert_int_equal(sv_server_init(&srv, err, sizeof err), 0);
+    assert_int_equal(
+        sv_journal_open(&srv.journal, open("/dev/null", O_WRONLY | O_CLOEXEC), "/dev/null", false, 0, err, sizeof err),
+        0);
+    assert_int_equal(sv_journal_start(&srv.journal, 1, NULL, NULL), 0);
+    assert_int_equal(sv_set_create(&srv, 0, err, sizeof err), 0);
+    set = srv.sets[0];
+    set->t0_mono = hb_mono_us();
+    for (uint64_t k = 0; k < 2; k++) {
+        sv_sendpkt p = {.amount = 600, .n = 3, .uid = {1, 2, 3}, .share = {100, 200, 300}};
+        assert_int_equal(sv_registry_put_send(&srv.reg, hb_send_id(k), &p), 0);
+    }
+}
+
+static void set_down(void)
+{
+    sv_journal_close(&srv.journal);
+    sv_server_free(&srv);
+    set = NULL;
+}
+
+typedef struct client {
+    int fd;     /* our end */
+    sv_conn *c; /* the server's */
+    uint32_t gen;
+} client;
+
+static void client_send(client *k, const Hb__Frame *f)
+{
+    uint8_t buf[256];
+    size_t n = hb_frame_pack(f, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_int_equal(write(k->fd, buf, n), (ssize_t)n);
+    sv_conn_io_cb(set->loop, &k->c->io, EV_READ);
+}
+
+static client client_login(uint32_t uid)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    client k = {.fd = sv[1]};
+    k.c = sv_conn_accepted(set, sv[0], 0x0100007f);
+    assert_non_null(k.c);
+    k.gen = k.c->gen;
+    Hb__Login l = HB__LOGIN__INIT;
+    l.uid = uid;
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_LOGIN;
+    f.login = &l;
+    client_send(&k, &f);
+    return k;
+}
+
+static void client_open(client *k, uint64_t id)
+{
+    Hb__Open o = HB__OPEN__INIT;
+    o.packet_id = id;
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_OPEN;
+    f.open = &o;
+    client_send(k, &f);
+}
+
+/* The OpenReplies that reached the client since last asked (-1: the
+ * connection was closed); the last one's status and share. */
+static int client_replies(client *k, int *st, uint32_t *share)
+{
+    static uint8_t buf[65536];
+    static uint8_t mem[4096];
+    ssize_t n = read(k->fd, buf, sizeof buf);
+    if (n == 0)
+        return -1;
+    int got = 0;
+    size_t off = 0, prefix, body;
+    while (n > 0 && (size_t)n > off && hb_frame_scan(buf + off, (size_t)n - off, 65536, &prefix, &body) == HB_SCAN_FRAME) {
+        hb_arena a;
+        hb_arena_init(&a, mem, sizeof mem);
+        Hb__Frame *f = hb_frame_unpack(&a, buf + off + prefix, body);
+        if (f && f->body_case == HB__FRAME__BODY_OPEN_REPLY) {
+            got++;
+            *st = f->open_reply->status;
+            *share = f->open_reply->share;
+        }
+        off += prefix + body;
+    }
+    return got;
+}
+
+static void test_set_keeps_open_in_flight(void **st)
+{
+    (void)st;
+    set_up();
+    client k = client_login(2);
+    int status = -1;
+    uint32_t share = 0;
+    client_replies(&k, &status, &share); /* LoginOk */
+    /* uid 2's share of packet 0 claimed by another thread, its record not
+     * appended yet: what a concurrent open holds between the two */
+    sv_sendrec *rec = &srv.reg.chunk[0][0];
+    atomic_fetch_or(&rec->opened, (uint16_t)SV_OPEN_CLAIMED(1));
+    uint64_t appended = sv_journal_appended(&srv.journal);
+    client_open(&k, hb_send_id(0));
+    int got = client_replies(&k, &status, &share);
+    if (got)
+        printf("answered while in flight: status %d, share %u\n", status, share);
+    assert_int_equal(got, 0);
+    assert_int_equal(set->nreopen, 1);
+    assert_true(ev_is_active(&set->reopen_timer));
+    assert_int_equal(sv_journal_appended(&srv.journal), appended); /* nothing paid */
+    /* a later turn, still in flight: kept again */
+    sv_retry_opens(set, false);
+    assert_int_equal(client_replies(&k, &status, &share), 0);
+    assert_int_equal(set->nreopen, 1);
+    /* the other open appends its record and says so: the next turn answers */
+    atomic_store(&rec->jseq, 0); /* (0: durable, answered at once) */
+    atomic_fetch_or(&rec->opened, (uint16_t)SV_OPEN_RECORDED(1));
+    sv_retry_opens(set, false);
+    assert_int_equal(set->nreopen, 0);
+    assert_int_equal(client_replies(&k, &status, &share), 1);
+    assert_int_equal(status, HB__OPEN_STATUS__OPEN_ALREADY);
+    assert_int_equal(share, 200);
+    assert_int_equal(sv_journal_appended(&srv.journal), appended);
+
+    /* a full list closes the connection (the client opens again after
+     * reconnecting), and so does a hot upgrade's last turn */
+    sv_sendrec *rec1 = &srv.reg.chunk[0][1];
+    atomic_fetch_or(&rec1->opened, (uint16_t)SV_OPEN_CLAIMED(1));
+    for (int i = 0; i < SV_REOPEN_MAX; i++)
+        client_open(&k, hb_send_id(1));
+    assert_int_equal(set->nreopen, SV_REOPEN_MAX);
+    assert_true(k.c->gen == k.gen && k.c->state == SV_CONN_ACTIVE);
+    client_open(&k, hb_send_id(1));
+    assert_false(k.c->gen == k.gen && k.c->state == SV_CONN_ACTIVE);
+    close(k.fd);
+    client k2 = client_login(3);
+    client_replies(&k2, &status, &share);
+    atomic_fetch_or(&rec1->opened, (uint16_t)SV_OPEN_CLAIMED(2));
+    client_open(&k2, hb_send_id(1));
+    sv_retry_opens(set, true); /* the first client's entries are dropped: it left */
+    assert_int_equal(set->nreopen, 0);
+    assert_false(k2.c->gen == k2.gen && k2.c->state == SV_CONN_ACTIVE);
+    close(k2.fd);
+    set_down();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_grant_being_written),
         cmocka_unit_test_setup_teardown(test_opens_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_in_flight, setup, teardown),
+        cmocka_unit_test(test_set_keeps_open_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
