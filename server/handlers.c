@@ -282,6 +282,8 @@ static void on_shake(sv_set *set, sv_conn *c, const Hb__Shake *sh)
 
 /* ---- open ---------------------------------------------------------------------------- */
 
+static void open_here(sv_set *set, sv_conn *c, uint64_t packet_id, bool keep);
+
 static void on_open(sv_set *set, sv_conn *c, const Hb__Open *o)
 {
     sv_server *s = set->srv;
@@ -306,11 +308,28 @@ static void on_open(sv_set *set, sv_conn *c, const Hb__Open *o)
         sv_conn_close(set, c); /* no room to forward it: the client opens again after reconnecting */
         return;
     }
+    open_here(set, c, o->packet_id, true);
+}
+
+/* Open one of this node's shares and answer -- unless the share is being
+ * opened from another connection at this very moment (registry.h): then
+ * keep the open for a later loop turn (sv_retry_opens), never wait, never
+ * answer before the paying open's record exists.  If there is no room to
+ * keep it (or no later turn: !keep), close: the client opens again after
+ * reconnecting, as when there is no room to forward an open. */
+static void open_here(sv_set *set, sv_conn *c, uint64_t packet_id, bool keep)
+{
+    sv_server *s = set->srv;
+    Hb__OpenStatus st;
     uint32_t share;
     uint64_t jseq;
-    Hb__OpenStatus st = sv_registry_open(&s->reg, &s->journal, set->id, o->packet_id, c->uid, &share, &jseq);
+    if (!sv_registry_open(&s->reg, &s->journal, set->id, packet_id, c->uid, &st, &share, &jseq)) {
+        if (!keep || !sv_set_open_later(set, c, packet_id))
+            sv_conn_close(set, c);
+        return;
+    }
     uint8_t buf[64];
-    size_t n = pack_open_reply(buf, sizeof buf, o->packet_id, st, st == HB__OPEN_STATUS__OPEN_OK || st == HB__OPEN_STATUS__OPEN_ALREADY ? share : 0);
+    size_t n = pack_open_reply(buf, sizeof buf, packet_id, st, st == HB__OPEN_STATUS__OPEN_OK || st == HB__OPEN_STATUS__OPEN_ALREADY ? share : 0);
     if (st == HB__OPEN_STATUS__OPEN_OK) {
         HB_INC(set->st.opens_ok);
         HB_ADD(set->st.share_amount, share);
@@ -321,6 +340,18 @@ static void on_open(sv_set *set, sv_conn *c, const Hb__Open *o)
         defer(set, c, jseq, buf, n, false, st == HB__OPEN_STATUS__OPEN_ALREADY);
     else
         sv_conn_send(set, c, buf, n);
+}
+
+void sv_retry_opens(sv_set *set, bool last)
+{
+    int n = set->nreopen;
+    set->nreopen = 0;
+    for (int i = 0; i < n; i++) {
+        sv_reopen e = set->reopen[i];
+        sv_conn *c = &set->conns[e.slot];
+        if (c->gen == e.gen && c->state == SV_CONN_ACTIVE && c->uid == e.uid) /* else it left: its client opens again */
+            open_here(set, c, e.packet_id, !last); /* there is room to keep it again: the list was emptied */
+    }
 }
 
 /* ---- chat ------------------------------------------------------------------------------ */

@@ -5,7 +5,7 @@
 
 sv_lock_stat sv_lock_kinds[SV_LK_N];
 sv_lock_stat sv_lock_roles[SV_ROLE_N];
-const char *const sv_lock_kind_name[SV_LK_N] = {"journal", "registry", "grant", "directory", "addr"};
+const char *const sv_lock_kind_name[SV_LK_N] = {"journal", "directory", "addr"};
 
 static _Thread_local sv_lock_role_t my_role = SV_ROLE_OTHER;
 

@@ -1,8 +1,8 @@
 /* lockstat.h -- how long threads wait for one another's locks.
  *
- * Every server mutex on a hot path (the registry's send stripes and grant
- * table, the directory's stripes, the address limit, and whatever waits the
- * journal has) is taken through sv_lock(): a trylock first, so the
+ * Every server mutex on a hot path (the directory's stripes, the address
+ * limit, and whatever waits the journal has) is taken through sv_lock()
+ * (the registry has none left: registry.h): a trylock first, so the
  * uncontended case costs what pthread_mutex_lock costs; only when that fails
  * is the blocking lock timed on the monotonic clock and the wait added to
  * its kind's counters.  A blocked thread is the interesting case: on 2 cores
@@ -22,8 +22,6 @@
 
 typedef enum sv_lock_kind {
     SV_LK_JOURNAL,   /* appending to the journal: its room (the disk far behind) */
-    SV_LK_REGISTRY,  /* a send packet's stripe (registry.c) */
-    SV_LK_GRANT,     /* the shake-grant table (registry.c) */
     SV_LK_DIRECTORY, /* a directory stripe: login, logout, parking, making a grant */
     SV_LK_ADDR,      /* the per-address connection counts (addrlimit.c) */
     SV_LK_N
@@ -38,7 +36,7 @@ typedef struct sv_lock_stat {
 
 extern sv_lock_stat sv_lock_kinds[SV_LK_N];
 extern sv_lock_stat sv_lock_roles[SV_ROLE_N];
-extern const char *const sv_lock_kind_name[SV_LK_N]; /* "journal", "registry", ... */
+extern const char *const sv_lock_kind_name[SV_LK_N]; /* "journal", "directory", ... */
 
 /* This thread's role from now on (threads start as SV_ROLE_OTHER). */
 void sv_lock_role(sv_lock_role_t role);

@@ -15,10 +15,11 @@
  * share, and the client counts a share once).
  *
  * Cost: the sweep starts at the first packet not fully opened
- * (renotify_from) and reads each later one under its stripe lock, so it is
- * proportional to the packets of the last seconds plus the stragglers.  It
- * never waits for a stripe: one a SET holds just then is skipped until the
- * next sweep (registry.h), so a preempted SET cannot stall the producer. */
+ * (renotify_from) and takes a snapshot of each later one, so it is
+ * proportional to the packets of the last seconds plus the stragglers.  A
+ * snapshot takes no lock (registry.h): a preempted SET cannot stall the
+ * producer.  A share being opened just then counts as opened (its record
+ * follows at once). */
 #include "renotify.h"
 
 #include "dealer.h"
@@ -51,12 +52,7 @@ void sv_renotify_sweep(sv_server *s, int64_t now_us)
     for (uint64_t k = s->renotify_from; k < count; k++) {
         uint64_t id = sv_registry_send_id(&s->reg, k);
         sv_sendpkt p;
-        int got = sv_registry_try_get_send(&s->reg, id, &p);
-        if (got < 0) { /* a SET holds its stripe: look again next second, never wait for it */
-            all_opened_so_far = false;
-            continue;
-        }
-        if (!got)
+        if (!sv_registry_get_send(&s->reg, id, &p))
             continue;
         unsigned left = unopened(&p);
         if (!left) {

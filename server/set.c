@@ -22,6 +22,7 @@ uint32_t sv_set_now_ms(sv_set *set)
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void wake_cb(struct ev_loop *loop, ev_async *w, int revents);
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void reopen_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* --io-collect-us: a loop turn that handled several connection events was
  * part of a stream of them; waiting a little before the next poll then takes
@@ -70,6 +71,7 @@ int sv_set_create(sv_server *s, int id, char *err, size_t errlen)
     ev_async_start(set->loop, &set->wake); /* creates the eventfd, here, now */
     ev_timer_init(&set->tick, tick_cb, 0.1, 0.1);
     ev_timer_start(set->loop, &set->tick);
+    ev_timer_init(&set->reopen_timer, reopen_cb, 0., 0.);
     if (sv_pqueue_init(&set->q, (uint32_t)s->cfg.queue) < 0 || sv_inbox_init(&set->inbox, (size_t)s->cfg.inbox) < 0) {
         snprintf(err, errlen, "SET %d: out of memory for queues", id);
         return -1;
@@ -306,6 +308,8 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
         return;
     }
     int cmd = atomic_exchange(&set->ctl, 0);
+    if (cmd == SV_CTL_SEND && set->nreopen)
+        sv_retry_opens(set, true); /* the new process would not know to answer them */
     if (cmd)
         sv_handover_ctl(set, cmd);
     sv_msg m;
@@ -319,6 +323,41 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
     if (n == 1024)
         ev_async_send(loop, &set->wake);
     sv_flush_deferred(set);
+}
+
+/* ---- opens found in flight (set.h) ------------------------------------------ */
+
+#define REOPEN_FIRST 0.001
+#define REOPEN_MAX_WAIT 0.064
+
+bool sv_set_open_later(sv_set *set, sv_conn *c, uint64_t packet_id)
+{
+    if (set->nreopen == SV_REOPEN_MAX)
+        return false;
+    set->reopen[set->nreopen++] =
+        (sv_reopen){.packet_id = packet_id, .slot = sv_conn_slot(set, c), .gen = c->gen, .uid = c->uid};
+    if (!ev_is_active(&set->reopen_timer)) {
+        set->reopen_wait = REOPEN_FIRST;
+        ev_timer_set(&set->reopen_timer, REOPEN_FIRST, 0.);
+        ev_timer_start(set->loop, &set->reopen_timer);
+    }
+    return true;
+}
+
+/* The paying open appends one record and is done: usually within the next
+ * millisecond, later only if its thread was preempted (or the journal's
+ * ring is full), so the wait doubles rather than spin. */
+static void reopen_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    sv_set *set = ev_userdata(loop);
+    double wait = set->reopen_wait;
+    sv_retry_opens(set, false);
+    if (set->nreopen) {
+        ev_timer_stop(loop, w); /* sv_set_open_later started it again at the first delay */
+        set->reopen_wait = wait * 2 < REOPEN_MAX_WAIT ? wait * 2 : REOPEN_MAX_WAIT;
+        ev_timer_set(w, set->reopen_wait, 0.);
+        ev_timer_start(loop, w);
+    }
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)

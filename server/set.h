@@ -88,6 +88,17 @@ typedef struct sv_deferred {
     uint8_t frame[SV_DEFERRED_FRAME];
 } sv_deferred;
 
+/* An open found in flight: the same share being opened from another
+ * connection at that moment (registry.h: rare, a user on two sessions at
+ * once).  Kept per SET and asked again on later loop turns, never waited
+ * for; a full list closes the connection (the client opens again after
+ * reconnecting). */
+#define SV_REOPEN_MAX 16
+typedef struct sv_reopen {
+    uint64_t packet_id;
+    uint32_t slot, gen, uid;
+} sv_reopen;
+
 struct sv_set {
     int id;
     sv_server *srv;
@@ -117,6 +128,10 @@ struct sv_set {
     int nback;
     sv_deferred *dq; /* FIFO of deferred replies */
     size_t dq_head, dq_len, dq_cap;
+    sv_reopen reopen[SV_REOPEN_MAX]; /* opens asked again on a later turn */
+    int nreopen;
+    ev_timer reopen_timer; /* runs while reopen[] is not empty: 1 ms, doubling to 64 ms */
+    double reopen_wait;
 
     /* Hot upgrade (handover.c): main posts a command and waits for its
      * state; a frozen SET reads nothing and accepts nothing. */
@@ -144,6 +159,8 @@ void sv_set_destroy(sv_set *set);
 uint32_t sv_set_now_ms(sv_set *set);
 /* A listening socket joins this SET's accept loop (watched unless frozen). */
 void sv_set_add_listener(sv_set *set, int fd);
+/* Keep c's open of packet_id for a later loop turn; false if the list is full. */
+bool sv_set_open_later(sv_set *set, sv_conn *c, uint64_t packet_id);
 
 /* conn.c */
 sv_conn *sv_conn_accepted(sv_set *set, int fd, uint32_t addr);
@@ -193,5 +210,8 @@ bool sv_handle_frame(sv_set *set, sv_conn *c, const uint8_t *body, size_t len);
 void sv_handle_msg(sv_set *set, sv_msg *m);
 /* Send the deferred replies whose grants are now on disk. */
 void sv_flush_deferred(sv_set *set);
+/* Ask the kept opens again (set.c's timer); `last`: there is no later turn
+ * (a hot upgrade hands the connections over), close those still in flight. */
+void sv_retry_opens(sv_set *set, bool last);
 
 #endif

@@ -299,9 +299,15 @@ static void ack(sv_xmsg *x, const char *id)
 static void serve_open(sv_xmsg *x, const char *id, const sv_msg *m, uint64_t hi, uint64_t lo)
 {
     sv_server *s = x->s;
+    Hb__OpenStatus st;
     uint32_t share;
     uint64_t jseq;
-    Hb__OpenStatus st = sv_registry_open(&s->reg, &s->journal, -1, m->packet_id, m->uid, &share, &jseq);
+    /* The share being opened elsewhere this moment (registry.h): not
+     * answered yet, and not waited for on this thread either.  Left pending
+     * (not marked, not acknowledged), it is served again at the next rescan
+     * of the pending list (RESCAN_US), by then OPEN_ALREADY. */
+    if (!sv_registry_open(&s->reg, &s->journal, -1, m->packet_id, m->uid, &st, &share, &jseq))
+        return;
     cnt(&x->opens_served, 1);
     if (st == HB__OPEN_STATUS__OPEN_OK) {
         cnt(&x->opens_ok, 1);

@@ -130,9 +130,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * its amount; opened shares within their packet. */
     uint64_t ids[64];
     size_t ng = 0;
-    for (size_t i = 0; i < srv.reg.gcap; i++) {
-        const sv_grant *g = &srv.reg.g[i];
-        if (!g->key)
+    for (const sv_gtab *t = atomic_load(&srv.reg.grants); t; t = t->older)
+    for (size_t i = 0; i < t->cap; i++) { /* every table of the chain (registry.h) */
+        const sv_gslot *g = &t->slot[i];
+        if (!atomic_load(&g->key) || !atomic_load(&g->ready))
             continue;
         CHECK(g->packet_id >= 1 && g->packet_id < next_id && g->amount == 100, "grant of packet %llu (%u cents)",
               (unsigned long long)g->packet_id, g->amount);

@@ -157,6 +157,15 @@ static void test_lock(void **st)
     close(fd);
 }
 
+/* An open that must be answered at once (no other thread opens). */
+static Hb__OpenStatus open1(sv_registry *reg, sv_journal *j, uint64_t id, uint32_t uid, uint32_t *share,
+                            uint64_t *jseq)
+{
+    Hb__OpenStatus st;
+    assert_true(sv_registry_open(reg, j, 0, id, uid, &st, share, jseq));
+    return st;
+}
+
 static void test_open_security(void **st)
 {
     sv_journal j;
@@ -170,21 +179,21 @@ static void test_open_security(void **st)
     uint32_t share;
     uint64_t jseq;
     /* not a recipient */
-    assert_int_equal(sv_registry_open(&reg, &j, 0, hb_send_id(0), 5, &share, &jseq),
+    assert_int_equal(open1(&reg, &j, hb_send_id(0), 5, &share, &jseq),
                      HB__OPEN_STATUS__OPEN_NOT_RECIPIENT);
     assert_int_equal(share, 0);
     /* unknown packets: never created, a shake-flow id, id 0 */
-    assert_int_equal(sv_registry_open(&reg, &j, 0, hb_send_id(1), 7, &share, &jseq),
+    assert_int_equal(open1(&reg, &j, hb_send_id(1), 7, &share, &jseq),
                      HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
-    assert_int_equal(sv_registry_open(&reg, &j, 0, 5, 7, &share, &jseq), HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
-    assert_int_equal(sv_registry_open(&reg, &j, 0, 0, 7, &share, &jseq), HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
+    assert_int_equal(open1(&reg, &j, 5, 7, &share, &jseq), HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
+    assert_int_equal(open1(&reg, &j, 0, 7, &share, &jseq), HB__OPEN_STATUS__OPEN_UNKNOWN_PACKET);
     /* a recipient opens once: paid its share, journaled */
-    assert_int_equal(sv_registry_open(&reg, &j, 0, hb_send_id(0), 8, &share, &jseq), HB__OPEN_STATUS__OPEN_OK);
+    assert_int_equal(open1(&reg, &j, hb_send_id(0), 8, &share, &jseq), HB__OPEN_STATUS__OPEN_OK);
     assert_int_equal(share, 30);
     assert_true(jseq > 0);
     /* twice: refused, told what it got, nothing new journaled */
     uint64_t before = sv_journal_appended(&j);
-    assert_int_equal(sv_registry_open(&reg, &j, 0, hb_send_id(0), 8, &share, &jseq), HB__OPEN_STATUS__OPEN_ALREADY);
+    assert_int_equal(open1(&reg, &j, hb_send_id(0), 8, &share, &jseq), HB__OPEN_STATUS__OPEN_ALREADY);
     assert_int_equal(share, 30);
     assert_int_equal(sv_journal_appended(&j), before);
     sv_journal_close(&j);
@@ -488,56 +497,6 @@ static void test_full_ring_waits_for_writer(void **st)
     assert_null(why);
 }
 
-/* The producer never waits for a SET holding a send stripe: publishing a
- * new packet and its own renotify fields take no lock, and the sweep's read
- * gives up at once on a held stripe. */
-static sv_registry stripe_reg;
-static _Atomic int stripe_held, stripe_release;
-
-static void *stripe_holder(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&stripe_reg.send_mu[0]); /* packets 0, 64, 128, ... */
-    atomic_store(&stripe_held, 1);
-    for (int i = 0; i < 2000 && !atomic_load(&stripe_release); i++)
-        usleep(1000); /* a preempted SET: 2 s at most */
-    pthread_mutex_unlock(&stripe_reg.send_mu[0]);
-    return NULL;
-}
-
-static void test_producer_skips_held_stripes(void **st)
-{
-    (void)st;
-    assert_int_equal(sv_registry_init(&stripe_reg), 0);
-    sv_sendpkt p = {.amount = 100, .n = 3, .uid = {7, 8, 9}, .share = {10, 30, 60}};
-    assert_int_equal(sv_registry_put_send(&stripe_reg, hb_send_id(0), &p), 0);
-    pthread_t th;
-    atomic_store(&stripe_held, 0);
-    atomic_store(&stripe_release, 0);
-    assert_int_equal(pthread_create(&th, NULL, stripe_holder, NULL), 0);
-    while (!atomic_load(&stripe_held))
-        usleep(100);
-    uint64_t waits = sv_lock_total_waits();
-    int64_t t0 = hb_mono_us();
-    for (uint64_t k = 1; k <= 64; k++) /* packet 64 is on the held stripe */
-        assert_int_equal(sv_registry_put_send(&stripe_reg, hb_send_id(k), &p), 0);
-    sv_registry_set_renotify(&stripe_reg, hb_send_id(64), 5, 1);
-    sv_registry_set_unrouted(&stripe_reg, hb_send_id(64), 2, 0);
-    sv_sendpkt out;
-    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(64), &out), -1);
-    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(63), &out), 1);
-    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(65), &out), 0);
-    assert_true(hb_mono_us() - t0 < 1000000); /* nothing waited for the holder */
-    assert_int_equal(sv_lock_total_waits(), waits);
-    atomic_store(&stripe_release, 1);
-    pthread_join(th, NULL);
-    assert_int_equal(sv_registry_try_get_send(&stripe_reg, hb_send_id(64), &out), 1);
-    assert_int_equal(out.renotify_at, 5);
-    assert_int_equal(out.unrouted, 2);
-    assert_int_equal(out.share[2], 60);
-    sv_registry_free(&stripe_reg);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -550,7 +509,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_many_appenders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_ring_waits_for_writer, setup, teardown),
-        cmocka_unit_test(test_producer_skips_held_stripes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,7 +28,7 @@ static void test_uncontended_is_free(void **st)
     (void)st;
     uint64_t w = sv_lock_total_waits();
     for (int i = 0; i < 1000; i++) {
-        sv_lock(&mu, SV_LK_REGISTRY);
+        sv_lock(&mu, SV_LK_ADDR);
         pthread_mutex_unlock(&mu);
     }
     assert_int_equal(sv_lock_total_waits(), w);
@@ -39,7 +39,7 @@ static void test_contended_is_counted(void **st)
     (void)st;
     uint64_t waits = atomic_load(&sv_lock_kinds[SV_LK_DIRECTORY].waits);
     uint64_t ns = atomic_load(&sv_lock_kinds[SV_LK_DIRECTORY].wait_ns);
-    uint64_t other = atomic_load(&sv_lock_kinds[SV_LK_GRANT].wait_ns);
+    uint64_t other = atomic_load(&sv_lock_kinds[SV_LK_ADDR].wait_ns);
     uint64_t prod = sv_lock_role_wait_us(SV_ROLE_PRODUCER);
     uint64_t total = sv_lock_total_wait_us();
     pthread_t th;
@@ -55,7 +55,7 @@ static void test_contended_is_counted(void **st)
     assert_int_equal(atomic_load(&sv_lock_kinds[SV_LK_DIRECTORY].waits), waits + 1);
     uint64_t waited = atomic_load(&sv_lock_kinds[SV_LK_DIRECTORY].wait_ns) - ns;
     assert_true(waited >= 10000000 && waited < 5000000000u); /* most of the holder's 30 ms */
-    assert_int_equal(atomic_load(&sv_lock_kinds[SV_LK_GRANT].wait_ns), other); /* only its own kind */
+    assert_int_equal(atomic_load(&sv_lock_kinds[SV_LK_ADDR].wait_ns), other); /* only its own kind */
     assert_true(sv_lock_role_wait_us(SV_ROLE_PRODUCER) - prod >= 10000);
     assert_true(sv_lock_total_wait_us() - total >= 10000);
 }
