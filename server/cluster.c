@@ -135,7 +135,7 @@ static sv_members *parse_members(sv_cluster *c, const redisReply *r)
         }
     ms->self = -1;
     for (size_t i = 0; i < ms->n; i++) {
-        ms->place[i] = (sv_place_member){sv_place_key(ms->m[i].name), w[i]};
+        ms->place[i] = (hb_place_member){hb_place_key(ms->m[i].name), w[i]};
         if (!strcmp(ms->m[i].name, c->o.name))
             ms->self = (int)i;
     }
@@ -210,7 +210,7 @@ const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid)
 {
     if (!ms || !ms->n)
         return NULL;
-    int o = sv_place_owner(uid, ms->place, ms->n);
+    int o = hb_place_owner(uid, ms->place, ms->n);
     return o < 0 || o == ms->self ? NULL : &ms->m[o];
 }
 

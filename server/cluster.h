@@ -37,7 +37,7 @@
 #include "placement.h"
 #include "util.h"
 
-#define SV_CLUSTER_MAX 64                 /* members in one list */
+#define SV_CLUSTER_MAX HB_PLACE_MAX       /* members in one list (64) */
 #define SV_CLUSTER_GRACE_US 10000000      /* an old snapshot is freed 10 s after it was replaced */
 #define SV_CLUSTER_NAME_MAX 64
 
@@ -53,7 +53,7 @@ typedef struct sv_members {
     uint64_t gen;    /* 1, 2, ... one per change */
     int self;        /* this node's index in m[], -1 if absent */
     size_t n;
-    sv_place_member place[SV_CLUSTER_MAX]; /* parallel to m[]: keys and weights */
+    hb_place_member place[SV_CLUSTER_MAX]; /* parallel to m[]: keys and weights */
     sv_member m[SV_CLUSTER_MAX];
 } sv_members;
 

@@ -134,13 +134,13 @@ static void node_start(peer_server *s, const char *name, int i, int n, const cha
 /* The uids each of names[0..n-1] owns by the rendezvous placement. */
 static void expected(const char *const *names, int n, uint64_t *per)
 {
-    sv_place_member m[8];
+    hb_place_member m[8];
     for (int i = 0; i < n; i++) {
-        m[i] = (sv_place_member){sv_place_key(names[i]), 1.0};
+        m[i] = (hb_place_member){hb_place_key(names[i]), 1.0};
         per[i] = 0;
     }
     for (uint32_t u = 0; u < USERS; u++)
-        per[sv_place_owner(u, m, (size_t)n)]++;
+        per[hb_place_owner(u, m, (size_t)n)]++;
 }
 
 static peer_server client_stats; /* peer_stat_now reads any stats file */
@@ -250,9 +250,9 @@ static void run_over_cluster(void)
     /* a Login on the wrong node */
     uint64_t per2[2];
     expected(names, 2, per2);
-    sv_place_member m2[2] = {{sv_place_key("n0"), 1}, {sv_place_key("n1"), 1}};
+    hb_place_member m2[2] = {{hb_place_key("n0"), 1}, {hb_place_key("n1"), 1}};
     uint32_t u = 0;
-    while (sv_place_owner(u, m2, 2) != 1)
+    while (hb_place_owner(u, m2, 2) != 1)
         u++;
     peer *p = peer_connect(n[0].port);
     peer_login(p, u, NULL, 0);
@@ -409,9 +409,9 @@ static void node_killed(void)
     CHECK(peer_wait_stat(&n[0], "cluster_reconnects", 3, 8000) >= 3, "k0 does not retry Redis");
     CHECK(peer_stat_now(&n[0], "cluster_redis_up") == 0, "k0 thinks Redis is up");
     CHECK(peer_stat_now(&n[0], "cluster_members") == 2, "k0's member list changed while Redis was away");
-    sv_place_member m2[2] = {{sv_place_key("k0"), 1}, {sv_place_key("k1"), 1}};
+    hb_place_member m2[2] = {{hb_place_key("k0"), 1}, {hb_place_key("k1"), 1}};
     uint32_t u = 0;
-    while (sv_place_owner(u, m2, 2) != 0)
+    while (hb_place_owner(u, m2, 2) != 0)
         u++;
     peer *p = peer_connect(n[0].port);
     peer_login_ok(p, u, NULL, 0);
