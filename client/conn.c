@@ -553,34 +553,42 @@ static void on_open_reply(cl_worker *w, cl_conn *c, const Hb__OpenReply *r)
 }
 
 /* Cluster: a member list came with a LoginOk or Redirect (NULL: none, ours
- * is current or there is no cluster). */
-static void take_list(cl_worker *w, const Hb__Members *l)
+ * is current or there is no cluster).  True if the sender's list is ours. */
+static bool take_list(cl_worker *w, const Hb__Members *l)
 {
     w->mem.known = true; /* a node answered: with or without a list, probing is over */
     if (!l)
-        return;
-    bool dropped, back;
-    cl_list_result r = cl_members_take(&w->mem, l, &dropped, &back);
+        return true;
+    bool dropped;
+    cl_list_result r = cl_members_take(&w->mem, l, &dropped);
     if (r == CL_LIST_BAD) {
         HB_INC(w->st.members_bad);
-        return;
+        return false;
+    }
+    if (r == CL_LIST_LAGS) {
+        HB_INC(w->st.members_lagging);
+        return false;
     }
     if (r == CL_LIST_SAME)
-        return;
+        return true;
     HB_INC(w->st.members_lists);
     if (dropped) { /* sessions on a node the list no longer has: move them (worker.c, paced) */
         w->mem.sweeping = true;
         w->mem.sweep = 0;
     }
-    if (dropped || back)
+    if (dropped)
         wake_parked(w);
+    return true;
 }
 
 static void on_login_ok(cl_worker *w, cl_conn *c, const Hb__LoginOk *ok, int64_t now)
 {
     if (c->state != CL_LOGIN)
         return;
-    take_list(w, ok->members);
+    /* A node whose list is ours, and ours no longer has the suspects:
+     * that node takes their users now (the parked ones need not wait). */
+    if (take_list(w, ok->members) && !cl_members_suspect_listed(&w->mem))
+        wake_parked(w);
     if (c->member == CL_MEMBER_NONE && w->mem.nslots) { /* connected before we had a list: which member is it? */
         struct sockaddr_in pa;
         socklen_t pl = sizeof pa;

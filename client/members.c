@@ -74,14 +74,19 @@ static int free_slot(cl_members *ms, const bool *in_new)
     return any;
 }
 
-cl_list_result cl_members_take(cl_members *ms, const Hb__Members *l, bool *dropped, bool *back)
+cl_list_result cl_members_take(cl_members *ms, const Hb__Members *l, bool *dropped)
 {
-    *dropped = *back = false;
+    *dropped = false;
     if (!well_formed(l))
         return CL_LIST_BAD;
     ms->known = true;
     if (l->tag == ms->tag)
         return CL_LIST_SAME;
+    for (size_t i = 0; i < l->n_key; i++) {
+        int k = slot_of_key(ms, l->key[i]);
+        if (k != CL_MEMBER_NONE && ms->m[k].suspect_until && !ms->m[k].listed)
+            return CL_LIST_LAGS; /* names a suspect our list has dropped: the sender has not yet */
+    }
     bool in_new[HB_PLACE_MAX] = {false};
     int slot[HB_PLACE_MAX];
     for (size_t i = 0; i < l->n_key; i++) { /* first the members we know, so no new one takes their slot */
@@ -99,10 +104,9 @@ cl_list_result cl_members_take(cl_members *ms, const Hb__Members *l, bool *dropp
             ms->m[slot[i]] = (cl_member){.key = l->key[i], .used = true, .conns = conns};
         }
         cl_member *m = &ms->m[slot[i]];
-        if (!m->listed && m->suspect_until) { /* back in a list after one without it: trusted again */
-            m->suspect_until = 0;
-            *back = true;
-        }
+        /* A suspected member listed again stays suspected until its time is
+         * up or it answers a login itself: a node whose list lags (it has
+         * not yet dropped a dead member) must not send us back there. */
         m->weight = l->n_weight ? l->weight[i] : 1.0;
         m->ip = htonl(l->addr[i]);
         m->port = (uint16_t)l->port[i];
@@ -173,4 +177,12 @@ int cl_members_listed_owner(const cl_members *ms, uint32_t uid)
         }
     int o = hb_place_owner(uid, p, n);
     return o < 0 ? CL_MEMBER_NONE : slot[o];
+}
+
+bool cl_members_suspect_listed(const cl_members *ms)
+{
+    for (size_t i = 0; i < ms->nslots; i++)
+        if (ms->m[i].listed && ms->m[i].suspect_until)
+            return true;
+    return false;
 }

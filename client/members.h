@@ -16,10 +16,11 @@
  * alive members only.  The worker thread alone touches it: no lock.
  *
  * Invariants: a list is taken only if it is well-formed within bounds (else
- * ignored and counted); a suspicion ends at its time, or earlier when a new
- * list brings the member back after one without it; a list that is the
- * same as ours (same tag) changes nothing, so a survivor that still lists a
- * dead member cannot make us trust it again. */
+ * ignored and counted); a suspicion ends at its time (CL_SUSPECT_US after
+ * the last sign of death) or when the member itself answers a login, never
+ * because a list names the member (such a list is not taken, CL_LIST_LAGS): another node's list may lag (it still
+ * lists a dead member for up to its TTL, and two survivors drop it up to a
+ * second apart), and trusting it would send users back to the dead node. */
 #ifndef CL_MEMBERS_H
 #define CL_MEMBERS_H
 
@@ -64,13 +65,18 @@ typedef struct cl_members {
     bool probe_suspect; /* the next probe asks the suspected owner itself */
 } cl_members;
 
-typedef enum { CL_LIST_BAD = -1, CL_LIST_SAME = 0, CL_LIST_NEW = 1 } cl_list_result;
+/* LAGS: the list names a suspected member that our list has already
+ * dropped: the sender has not dropped it yet (it will within a second or
+ * two); ours is kept, and so is our tag, so the sender sends its list again
+ * next time (a member that really came back is taken once its suspicion
+ * ends, or at once if it answered a login itself). */
+typedef enum { CL_LIST_BAD = -1, CL_LIST_SAME = 0, CL_LIST_NEW = 1, CL_LIST_LAGS = 2 } cl_list_result;
 
 void cl_members_init(cl_members *ms);
 /* Take a list from a LoginOk or Redirect.  NEW: it replaced ours; *dropped
  * tells whether a member listed before is not in it any more (its users
- * must move), *back whether a suspected member came back. */
-cl_list_result cl_members_take(cl_members *ms, const Hb__Members *l, bool *dropped, bool *back);
+ * must move). */
+cl_list_result cl_members_take(cl_members *ms, const Hb__Members *l, bool *dropped);
 /* The slot of the member at ip (network order):port, or CL_MEMBER_NONE. */
 int cl_members_slot_of(const cl_members *ms, uint32_t ip, uint16_t port);
 /* uid's owner among the alive members (a slot), or CL_MEMBER_NONE. */
@@ -85,6 +91,9 @@ static inline bool cl_members_suspected(const cl_members *ms, int slot)
 void cl_members_trust(cl_members *ms, int slot);
 /* uid's owner among the listed members, suspected or not. */
 int cl_members_listed_owner(const cl_members *ms, uint32_t uid);
+/* Whether a suspected member is still in our list (the survivors may still
+ * redirect its users to it). */
+bool cl_members_suspect_listed(const cl_members *ms);
 /* End the suspicions whose time is up; true if any ended. */
 bool cl_members_expire(cl_members *ms, int64_t mono);
 

@@ -426,8 +426,11 @@ static void node_killed(void)
      * new owner.  Without the member list each one knocks at the dead
      * address, goes to k0, is redirected and logs in again (2-3 connects). */
     CHECK(dl >= on2, "%llu logins after the kill, k2 held %llu users", (unsigned long long)dl, (unsigned long long)on2);
-    CHECK(dr <= on2 / 20, "%llu redirects after the kill of a node with %llu users", (unsigned long long)dr,
-          (unsigned long long)on2);
+    CHECK(dr <= on2 / 20, "%llu redirects after the kill of a node with %llu users (suspicions %llu, deferred %llu, "
+          "lists %llu, moved %llu, %lld ms)",
+          (unsigned long long)dr, (unsigned long long)on2, (unsigned long long)cstat("suspects"),
+          (unsigned long long)cstat("redirects_deferred"), (unsigned long long)cstat("members_lists"),
+          (unsigned long long)cstat("moved"), (long long)took);
     CHECK(dc * 10 <= on2 * 13, "%llu connects to relog %llu users: %.2f per user, want about 1",
           (unsigned long long)dc, (unsigned long long)on2, (double)dc / (double)on2);
     PASS("k2 killed with %llu users: all %d users logged in on k0 and k1 %lld ms later; %llu connects (%.2f per "
