@@ -246,21 +246,26 @@ static void park(cl_worker *w, cl_conn *c, int slot)
     heap_push(w, until + jitter, (uint32_t)(c - w->conns));
 }
 
-/* Every parked user connects now (a list without their suspected owner,
- * or with it trusted again, came): one pass over the back-off heap, then
- * a heapify. */
+/* The parked users whose owner has shown us our own list connect now (a
+ * list without their suspected owner came, or their owner caught up with
+ * it); those whose owner may still lag wait for it.  One pass over the
+ * back-off heap, then a heapify. */
 static void wake_parked(cl_worker *w)
 {
-    if (!w->mem.parked)
+    cl_members *ms = &w->mem;
+    if (!ms->parked || cl_members_suspect_listed(ms))
         return;
     for (size_t k = 0; k < w->hlen; k++) {
         cl_conn *c = &w->conns[w->heap[k].conn];
-        if (c->flags & CL_F_PARKED) {
-            c->flags &= (uint8_t)~CL_F_PARKED;
-            w->heap[k].due = 0;
-        }
+        if (!(c->flags & CL_F_PARKED))
+            continue;
+        int o = cl_members_owner(ms, c->uid);
+        if (o == CL_MEMBER_NONE || ms->m[o].seen_tag != ms->tag)
+            continue;
+        c->flags &= (uint8_t)~CL_F_PARKED;
+        ms->parked--;
+        w->heap[k].due = 0;
     }
-    w->mem.parked = 0;
     for (size_t k = w->hlen / 2; k-- > 0;) { /* Floyd's heapify: sift every inner node down */
         size_t i = k;
         for (;;) {
@@ -388,8 +393,17 @@ void cl_conn_connect(cl_worker *w, uint32_t i)
 {
     cl_client *cl = w->cl;
     cl_conn *c = &w->conns[i];
-    if (c->flags & CL_F_PARKED) /* woken by its back-off, not by a list */
+    if (c->flags & CL_F_PARKED) { /* woken by its back-off, not by a list or a probe */
+        c->flags &= (uint8_t)~CL_F_PARKED;
         w->mem.parked--;
+        /* Its owner's suspicion was renewed meanwhile (a probe found it
+         * still dead, the survivors still list it): wait on. */
+        int o = cl_members_listed_owner(&w->mem, c->uid);
+        if (cl_members_suspected(&w->mem, o) && w->mem.m[o].suspect_until > hb_mono_us()) {
+            park(w, c, o);
+            return;
+        }
+    }
     struct sockaddr_in dst;
     int slot;
     destination(w, c, &dst, &slot);
@@ -552,51 +566,52 @@ static void on_open_reply(cl_worker *w, cl_conn *c, const Hb__OpenReply *r)
     }
 }
 
-/* Cluster: a member list came with a LoginOk or Redirect (NULL: none, ours
- * is current or there is no cluster).  True if the sender's list is ours. */
-static bool take_list(cl_worker *w, const Hb__Members *l)
+/* Cluster: a member list came with a LoginOk or Redirect from member slot
+ * `from` (l NULL: none, the sender's list is ours, or no cluster). */
+static void take_list(cl_worker *w, const Hb__Members *l, int from)
 {
-    w->mem.known = true; /* a node answered: with or without a list, probing is over */
-    if (!l)
-        return true;
-    bool dropped;
-    cl_list_result r = cl_members_take(&w->mem, l, &dropped);
+    cl_members *ms = &w->mem;
+    ms->known = true; /* a node answered: with or without a list, probing is over */
+    uint64_t before = from != CL_MEMBER_NONE ? ms->m[from].seen_tag : 0;
+    bool dropped = false;
+    cl_list_result r = l ? cl_members_take(ms, l, &dropped) : CL_LIST_SAME;
     if (r == CL_LIST_BAD) {
         HB_INC(w->st.members_bad);
-        return false;
+        return;
     }
+    if (from != CL_MEMBER_NONE)
+        ms->m[from].seen_tag = r == CL_LIST_LAGS ? l->tag : ms->tag;
     if (r == CL_LIST_LAGS) {
         HB_INC(w->st.members_lagging);
-        return false;
+        return;
     }
-    if (r == CL_LIST_SAME)
-        return true;
-    HB_INC(w->st.members_lists);
+    if (r == CL_LIST_NEW)
+        HB_INC(w->st.members_lists);
     if (dropped) { /* sessions on a node the list no longer has: move them (worker.c, paced) */
-        w->mem.sweeping = true;
-        w->mem.sweep = 0;
+        ms->sweeping = true;
+        ms->sweep = 0;
     }
-    if (dropped)
+    /* Parked users whose owner now agrees with our list go (wake_parked
+     * does nothing while the list still names a suspect). */
+    if (dropped || (from != CL_MEMBER_NONE && before != ms->tag))
         wake_parked(w);
-    return true;
 }
 
 static void on_login_ok(cl_worker *w, cl_conn *c, const Hb__LoginOk *ok, int64_t now)
 {
     if (c->state != CL_LOGIN)
         return;
-    /* A node whose list is ours, and ours no longer has the suspects:
-     * that node takes their users now (the parked ones need not wait). */
-    if (take_list(w, ok->members) && !cl_members_suspect_listed(&w->mem))
-        wake_parked(w);
+    take_list(w, ok->members, c->member);
     if (c->member == CL_MEMBER_NONE && w->mem.nslots) { /* connected before we had a list: which member is it? */
         struct sockaddr_in pa;
         socklen_t pl = sizeof pa;
         if (getpeername(c->io.fd, (struct sockaddr *)&pa, &pl) == 0 && pa.sin_family == AF_INET) {
             int slot = cl_members_slot_of(&w->mem, pa.sin_addr.s_addr, ntohs(pa.sin_port));
             c->member = (uint8_t)slot;
-            if (slot != CL_MEMBER_NONE)
+            if (slot != CL_MEMBER_NONE) {
                 w->mem.m[slot].conns++;
+                w->mem.m[slot].seen_tag = ok->members ? ok->members->tag : w->mem.tag;
+            }
         }
     }
     if (cl_members_suspected(&w->mem, c->member)) { /* it answers: alive after all */
@@ -647,7 +662,7 @@ static void on_redirect(cl_worker *w, cl_conn *c, const Hb__Redirect *r)
 {
     struct in_addr a;
     c->flags |= CL_F_TOLD;
-    take_list(w, r->members);
+    take_list(w, r->members, c->member);
     if (r->host && inet_pton(AF_INET, r->host, &a) == 1 && r->port && r->port <= 65535) {
         int to = cl_members_slot_of(&w->mem, a.s_addr, (uint16_t)r->port);
         if (cl_members_suspected(&w->mem, to) && cl_members_owner(&w->mem, c->uid) != CL_MEMBER_NONE) {

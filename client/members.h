@@ -44,6 +44,7 @@ typedef struct cl_member {
     bool listed;           /* in the last list taken */
     int64_t suspect_until; /* monotonic us; 0 = trusted */
     uint32_t conns;        /* this worker's connections on it (connecting or connected) */
+    uint64_t seen_tag;     /* the tag of the list it last showed us (0: unknown) */
 } cl_member;
 
 typedef struct cl_members {

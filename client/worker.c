@@ -281,8 +281,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     w->tick_planned = w->tick_at < mono ? w->tick_at : mono;
     double dt = (double)(mono - w->last_tick) / 1e6;
     w->last_tick = mono;
+    members_tick(w, mono); /* suspicions ended before the back-offs they held */
     backoff_expired(w, mono);
-    members_tick(w, mono);
     paced_connects(w, dt, mono);
     connect_timeouts(w, mono);
     shakes_due(w, mono);

@@ -431,8 +431,13 @@ static void node_killed(void)
           (unsigned long long)dr, (unsigned long long)on2, (unsigned long long)cstat("suspects"),
           (unsigned long long)cstat("redirects_deferred"), (unsigned long long)cstat("members_lists"),
           (unsigned long long)cstat("moved"), (long long)took);
-    CHECK(dc * 10 <= on2 * 13, "%llu connects to relog %llu users: %.2f per user, want about 1",
-          (unsigned long long)dc, (unsigned long long)on2, (double)dc / (double)on2);
+    CHECK(dc * 10 <= on2 * 13,
+          "%llu connects to relog %llu users: %.2f per user, want about 1 (suspicions %llu, deferred %llu, lists %llu, "
+          "lagging %llu, failed connects %llu, %lld ms)",
+          (unsigned long long)dc, (unsigned long long)on2, (double)dc / (double)on2,
+          (unsigned long long)cstat("suspects"), (unsigned long long)cstat("redirects_deferred"),
+          (unsigned long long)cstat("members_lists"), (unsigned long long)cstat("members_lagging"),
+          (unsigned long long)cstat("connect_fail"), (long long)took);
     PASS("k2 killed with %llu users: all %d users logged in on k0 and k1 %lld ms later; %llu connects (%.2f per "
          "relogged user), %llu logins, %llu redirects after the kill, %llu suspicions, %llu redirects to k2 deferred",
          (unsigned long long)on2, USERS, (long long)took, (unsigned long long)dc, (double)dc / (double)on2,
