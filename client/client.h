@@ -29,6 +29,8 @@
 #include "report.h"
 #include "schedule.h"
 
+#define CL_MAX_SERVERS 8 /* --server hosts */
+
 typedef struct cl_config {
     char *server, *ports, *sources;
     int64_t uid_from, uid_to, users, qps, groups;
@@ -64,8 +66,8 @@ typedef struct cl_worker cl_worker;
 
 typedef struct cl_client {
     cl_config cfg;
-    struct sockaddr_in dst[HB_MAX_PORTS];
-    int ndst;
+    struct sockaddr_in dst[CL_MAX_SERVERS * HB_MAX_PORTS]; /* --server host h, port p: dst[h * nports + p] */
+    int ndst, nports;
     struct in_addr src[HB_MAX_ADDRS];
     int nsrc;
     uint8_t secret[HB_SECRET_MAX];

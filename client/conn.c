@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void peer_gone(cl_worker *w, cl_conn *c);
 
 /* ---- sending ----------------------------------------------------------------- */
 
@@ -50,7 +51,7 @@ static void conn_write(cl_worker *w, cl_conn *c, const uint8_t *p, size_t n)
         return;
     }
     if (r < 0 && errno != EAGAIN && errno != EINTR) {
-        cl_conn_lost(w, c);
+        peer_gone(w, c);
         return;
     }
     if (r < 0)
@@ -106,6 +107,7 @@ static void send_login(cl_worker *w, cl_conn *c)
     uint8_t tok[HB_TOKEN_LEN];
     Hb__Login l = HB__LOGIN__INIT;
     l.uid = c->uid;
+    l.members_tag = w->mem.tag; /* the node sends its list only if ours is stale */
     if (cl->secret_len) {
         /* A fresh expiry at every login, so a reconnect after the TTL is
          * not refused; the server checks tokens at login only, so a
@@ -185,11 +187,15 @@ static void schedule_retry(cl_worker *w, uint32_t i)
     heap_push(w, hb_mono_us() + delay_us, i);
 }
 
-/* Close and schedule a reconnect with exponential back-off and full jitter. */
-void cl_conn_lost(cl_worker *w, cl_conn *c)
+/* Close; the caller says when to reconnect.  False if it was idle. */
+static bool conn_close(cl_worker *w, cl_conn *c)
 {
     if (c->state == CL_IDLE)
-        return;
+        return false;
+    if (c->member != CL_MEMBER_NONE) {
+        w->mem.m[c->member].conns--;
+        c->member = CL_MEMBER_NONE;
+    }
     if (c->state == CL_ACTIVE)
         HB_DEC(w->st.active);
     if (c->state != CL_CONNECTING)
@@ -206,31 +212,218 @@ void cl_conn_lost(cl_worker *w, cl_conn *c)
     for (size_t i = 0; i < w->nopens; i++)
         if (w->opens[i].conn == (uint32_t)(c - w->conns))
             w->opens[i].sent = 0;
-    schedule_retry(w, (uint32_t)(c - w->conns));
+    return true;
+}
+
+/* Close and schedule a reconnect with exponential back-off and full jitter. */
+void cl_conn_lost(cl_worker *w, cl_conn *c)
+{
+    if (conn_close(w, c))
+        schedule_retry(w, (uint32_t)(c - w->conns));
+}
+
+/* Close (if open) and connect again as soon as the connect pacing allows. */
+void cl_conn_reconnect_now(cl_worker *w, cl_conn *c)
+{
+    if (conn_close(w, c) && !atomic_load(&w->cl->stopping))
+        heap_push(w, 0, (uint32_t)(c - w->conns));
+}
+
+/* ---- cluster: leaving a dead node at once (members.h) ----------------------------------- */
+
+/* Park c (closed) until its suspected owner's suspicion ends, with jitter;
+ * a new list (wake_parked) or a probe (cl_members_probe) ends it sooner. */
+static void park(cl_worker *w, cl_conn *c, int slot)
+{
+    if (atomic_load(&w->cl->stopping))
+        return;
+    int64_t until = w->mem.m[slot].suspect_until;
+    int64_t jitter = (int64_t)(hb_rand64(&w->rng) % 500000);
+    if (!(c->flags & CL_F_PARKED)) {
+        c->flags |= CL_F_PARKED;
+        w->mem.parked++;
+    }
+    heap_push(w, until + jitter, (uint32_t)(c - w->conns));
+}
+
+/* The parked users whose owner has shown us our own list connect now (a
+ * list without their suspected owner came, or their owner caught up with
+ * it); those whose owner may still lag wait for it.  One pass over the
+ * back-off heap, then a heapify. */
+static void wake_parked(cl_worker *w)
+{
+    cl_members *ms = &w->mem;
+    if (!ms->parked || cl_members_suspect_listed(ms))
+        return;
+    for (size_t k = 0; k < w->hlen; k++) {
+        cl_conn *c = &w->conns[w->heap[k].conn];
+        if (!(c->flags & CL_F_PARKED))
+            continue;
+        int o = cl_members_owner(ms, c->uid);
+        if (o == CL_MEMBER_NONE || ms->m[o].seen_tag != ms->tag)
+            continue;
+        c->flags &= (uint8_t)~CL_F_PARKED;
+        ms->parked--;
+        w->heap[k].due = 0;
+    }
+    for (size_t k = w->hlen / 2; k-- > 0;) { /* Floyd's heapify: sift every inner node down */
+        size_t i = k;
+        for (;;) {
+            size_t l = 2 * i + 1, m = i;
+            if (l < w->hlen && w->heap[l].due < w->heap[m].due)
+                m = l;
+            if (l + 1 < w->hlen && w->heap[l + 1].due < w->heap[m].due)
+                m = l + 1;
+            if (m == i)
+                break;
+            struct cl_due t = w->heap[i];
+            w->heap[i] = w->heap[m];
+            w->heap[m] = t;
+            i = m;
+        }
+    }
+}
+
+void cl_members_probe(cl_worker *w, int64_t mono)
+{
+    cl_members *ms = &w->mem;
+    if (!ms->parked || mono < ms->next_probe)
+        return;
+    ms->next_probe = mono + CL_PROBE_US;
+    for (size_t k = 0; k < w->hlen; k++) {
+        cl_conn *c = &w->conns[w->heap[k].conn];
+        if (!(c->flags & CL_F_PARKED))
+            continue;
+        c->flags &= (uint8_t)~CL_F_PARKED;
+        ms->parked--;
+        /* Every other probe asks the suspected owner itself: if it answers,
+         * the suspicion was wrong (a LoginOk from it ends it). */
+        ms->probe_suspect = !ms->probe_suspect;
+        if (ms->probe_suspect)
+            c->flags |= CL_F_PROBE_SUSPECT;
+        w->heap[k].due = 0;
+        while (k > 0) { /* sift up: due 0 is the earliest */
+            struct cl_due t = w->heap[k];
+            w->heap[k] = w->heap[(k - 1) / 2];
+            w->heap[(k - 1) / 2] = t;
+            k = (k - 1) / 2;
+        }
+        return;
+    }
+    ms->parked = 0; /* none left in the heap (connected meanwhile) */
+}
+
+/* c (closed) found member slot gone: suspect it; the first to find it
+ * reconnects at once to its owner among the others (it probes whether they
+ * take it), the others are parked until they do. */
+static void suspect_and_retry(cl_worker *w, cl_conn *c, int slot)
+{
+    bool fresh = cl_members_suspect(&w->mem, slot, hb_mono_us());
+    if (fresh)
+        HB_INC(w->st.suspects);
+    if (cl_members_owner(&w->mem, c->uid) == CL_MEMBER_NONE)
+        schedule_retry(w, (uint32_t)(c - w->conns)); /* nobody else to go to */
+    else if (fresh)
+        heap_push(w, 0, (uint32_t)(c - w->conns));
+    else
+        park(w, c, slot);
+}
+
+/* The connection's node went away without a word (EOF, reset, refused):
+ * suspect it, and reconnect the user to its owner among the others at
+ * once if it is the first sign, else park it until the survivors are ready
+ * for it (they redirect to the dead node until its TTL has run out). */
+static void peer_gone(cl_worker *w, cl_conn *c)
+{
+    int slot = c->member;
+    bool told = c->flags & CL_F_TOLD;
+    if (w->mem.nalive)
+        c->redir_port = 0; /* the list decides where to go next */
+    if (told || slot == CL_MEMBER_NONE || !w->mem.m[slot].listed || atomic_load(&w->cl->stopping)) {
+        cl_conn_lost(w, c);
+        return;
+    }
+    if (conn_close(w, c))
+        suspect_and_retry(w, c, slot);
+}
+
+/* A connect error that says the node is not there (as opposed to our own
+ * lack of ports or memory). */
+static bool gone_errno(int e)
+{
+    return e == ECONNREFUSED || e == ECONNRESET || e == EPIPE || e == EHOSTUNREACH || e == ENETUNREACH ||
+           e == ETIMEDOUT || e == ECONNABORTED;
+}
+
+/* Where connection c connects: the node the last Redirect named, else its
+ * owner among the members believed alive, else the configured servers.
+ * *slot: the member it is (CL_MEMBER_NONE: not one we know). */
+static void destination(cl_worker *w, cl_conn *c, struct sockaddr_in *to, int *slot)
+{
+    cl_client *cl = w->cl;
+    cl_members *ms = &w->mem;
+    *slot = CL_MEMBER_NONE;
+    if (c->redir_port && (c->redirects || !ms->nalive)) { /* following a Redirect */
+        *to = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(c->redir_port)};
+        to->sin_addr.s_addr = c->redir_ip;
+    } else if (ms->nalive) {
+        if (c->flags & CL_F_PROBE_SUSPECT) /* a probe: the owner among all listed, suspected or not */
+            *slot = cl_members_listed_owner(ms, c->uid);
+        if (*slot == CL_MEMBER_NONE)
+            *slot = cl_members_owner(ms, c->uid);
+        const cl_member *m = &ms->m[*slot];
+        *to = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(m->port)};
+        to->sin_addr.s_addr = m->ip;
+        HB_INC(w->st.direct_connects);
+        return;
+    } else {
+        /* Spread users evenly over (destination port, source address)
+         * pairs: connect() slows down badly once one 4-tuple space is half
+         * used.  With several --server hosts, a failed attempt tries the
+         * next host. */
+        uint32_t np = (uint32_t)cl->nports, nh = (uint32_t)(cl->ndst / cl->nports);
+        uint32_t h = (c->uid / np + c->attempt) % nh;
+        *to = cl->dst[h * np + c->uid % np];
+    }
+    if (ms->nslots)
+        *slot = cl_members_slot_of(ms, to->sin_addr.s_addr, ntohs(to->sin_port));
 }
 
 void cl_conn_connect(cl_worker *w, uint32_t i)
 {
     cl_client *cl = w->cl;
     cl_conn *c = &w->conns[i];
-    /* Spread users evenly over (destination port, source address) pairs:
-     * connect() slows down badly once one 4-tuple space is half used. */
-    const struct sockaddr_in *dst = &cl->dst[c->uid % (uint32_t)cl->ndst];
-    struct sockaddr_in redir;
-    if (c->redir_port) { /* cluster: the node the last Redirect named */
-        redir = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(c->redir_port)};
-        redir.sin_addr.s_addr = c->redir_ip;
-        dst = &redir;
+    if (c->flags & CL_F_PARKED) { /* woken by its back-off, not by a list or a probe */
+        c->flags &= (uint8_t)~CL_F_PARKED;
+        w->mem.parked--;
+        /* Its owner's suspicion was renewed meanwhile (a probe found it
+         * still dead, the survivors still list it): wait on. */
+        int o = cl_members_listed_owner(&w->mem, c->uid);
+        if (cl_members_suspected(&w->mem, o) && w->mem.m[o].suspect_until > hb_mono_us()) {
+            park(w, c, o);
+            return;
+        }
     }
-    const struct in_addr *src = cl->nsrc ? &cl->src[(c->uid / (uint32_t)cl->ndst) % (uint32_t)cl->nsrc] : NULL;
+    struct sockaddr_in dst;
+    int slot;
+    destination(w, c, &dst, &slot);
+    c->flags = 0;
+    const struct in_addr *src = cl->nsrc ? &cl->src[(c->uid / (uint32_t)cl->nports) % (uint32_t)cl->nsrc] : NULL;
     HB_INC(w->st.connects);
-    int fd = hb_connect_nb(dst, src);
+    int fd = hb_connect_nb(&dst, src);
     if (fd < 0) {
+        int e = errno;
         HB_INC(w->st.connect_fail);
         c->redir_port = 0; /* the node we were sent to is gone: ask the configured ones again */
-        schedule_retry(w, i);
+        if (slot != CL_MEMBER_NONE && gone_errno(e) && w->mem.m[slot].listed && !atomic_load(&cl->stopping))
+            suspect_and_retry(w, c, slot);
+        else
+            schedule_retry(w, i);
         return;
     }
+    c->member = (uint8_t)slot;
+    if (slot != CL_MEMBER_NONE)
+        w->mem.m[slot].conns++;
     hb_tcp_nodelay(fd);
     c->state = CL_CONNECTING;
     c->sent_us = cl_now(cl);
@@ -255,7 +448,10 @@ static void connected(cl_worker *w, cl_conn *c)
     if (e) {
         HB_INC(w->st.connect_fail);
         c->redir_port = 0; /* as in cl_conn_connect */
-        cl_conn_lost(w, c);
+        if (gone_errno(e))
+            peer_gone(w, c);
+        else
+            cl_conn_lost(w, c);
         return;
     }
     HB_INC(w->st.connected);
@@ -370,10 +566,58 @@ static void on_open_reply(cl_worker *w, cl_conn *c, const Hb__OpenReply *r)
     }
 }
 
+/* Cluster: a member list came with a LoginOk or Redirect from member slot
+ * `from` (l NULL: none, the sender's list is ours, or no cluster). */
+static void take_list(cl_worker *w, const Hb__Members *l, int from)
+{
+    cl_members *ms = &w->mem;
+    ms->known = true; /* a node answered: with or without a list, probing is over */
+    uint64_t before = from != CL_MEMBER_NONE ? ms->m[from].seen_tag : 0;
+    bool dropped = false;
+    cl_list_result r = l ? cl_members_take(ms, l, &dropped) : CL_LIST_SAME;
+    if (r == CL_LIST_BAD) {
+        HB_INC(w->st.members_bad);
+        return;
+    }
+    if (from != CL_MEMBER_NONE)
+        ms->m[from].seen_tag = r == CL_LIST_LAGS ? l->tag : ms->tag;
+    if (r == CL_LIST_LAGS) {
+        HB_INC(w->st.members_lagging);
+        return;
+    }
+    if (r == CL_LIST_NEW)
+        HB_INC(w->st.members_lists);
+    if (dropped) { /* sessions on a node the list no longer has: move them (worker.c, paced) */
+        ms->sweeping = true;
+        ms->sweep = 0;
+    }
+    /* Parked users whose owner now agrees with our list go (wake_parked
+     * does nothing while the list still names a suspect). */
+    if (dropped || (from != CL_MEMBER_NONE && before != ms->tag))
+        wake_parked(w);
+}
+
 static void on_login_ok(cl_worker *w, cl_conn *c, const Hb__LoginOk *ok, int64_t now)
 {
     if (c->state != CL_LOGIN)
         return;
+    take_list(w, ok->members, c->member);
+    if (c->member == CL_MEMBER_NONE && w->mem.nslots) { /* connected before we had a list: which member is it? */
+        struct sockaddr_in pa;
+        socklen_t pl = sizeof pa;
+        if (getpeername(c->io.fd, (struct sockaddr *)&pa, &pl) == 0 && pa.sin_family == AF_INET) {
+            int slot = cl_members_slot_of(&w->mem, pa.sin_addr.s_addr, ntohs(pa.sin_port));
+            c->member = (uint8_t)slot;
+            if (slot != CL_MEMBER_NONE) {
+                w->mem.m[slot].conns++;
+                w->mem.m[slot].seen_tag = ok->members ? ok->members->tag : w->mem.tag;
+            }
+        }
+    }
+    if (cl_members_suspected(&w->mem, c->member)) { /* it answers: alive after all */
+        cl_members_trust(&w->mem, c->member);
+        wake_parked(w);
+    }
     c->state = CL_ACTIVE;
     c->attempt = 0;
     c->redirects = 0;
@@ -417,7 +661,21 @@ static void on_notice(cl_worker *w, cl_conn *c, const Hb__Notice *n)
 static void on_redirect(cl_worker *w, cl_conn *c, const Hb__Redirect *r)
 {
     struct in_addr a;
-    uint32_t i = (uint32_t)(c - w->conns);
+    c->flags |= CL_F_TOLD;
+    take_list(w, r->members, c->member);
+    if (r->host && inet_pton(AF_INET, r->host, &a) == 1 && r->port && r->port <= 65535) {
+        int to = cl_members_slot_of(&w->mem, a.s_addr, (uint16_t)r->port);
+        if (cl_members_suspected(&w->mem, to) && cl_members_owner(&w->mem, c->uid) != CL_MEMBER_NONE) {
+            /* To a node we believe dead: the sender still lists it (its TTL
+             * has not run out).  Not now: wait with the others, retry the
+             * next owner later. */
+            HB_INC(w->st.redirects_deferred);
+            c->redir_port = 0;
+            if (conn_close(w, c))
+                park(w, c, to);
+            return;
+        }
+    }
     if (c->redirects >= CL_REDIRECTS_MAX || !r->host || inet_pton(AF_INET, r->host, &a) != 1 || !r->port ||
         r->port > 65535) {
         HB_INC(w->st.redirect_loops);
@@ -430,20 +688,7 @@ static void on_redirect(cl_worker *w, cl_conn *c, const Hb__Redirect *r)
     c->redirects++;
     c->redir_ip = a.s_addr;
     c->redir_port = (uint16_t)r->port;
-    uint8_t attempt = c->attempt;
-    cl_conn_lost(w, c); /* schedules a back-off: replaced by connecting now */
-    for (size_t k = 0; k < w->hlen; k++)
-        if (w->heap[k].conn == i) {
-            w->heap[k].due = 0; /* the earliest: still a valid heap with it at the top after a sift */
-            while (k > 0 && w->heap[(k - 1) / 2].due > 0) {
-                struct cl_due t = w->heap[k];
-                w->heap[k] = w->heap[(k - 1) / 2];
-                w->heap[(k - 1) / 2] = t;
-                k = (k - 1) / 2;
-            }
-            break;
-        }
-    c->attempt = attempt;
+    cl_conn_reconnect_now(w, c);
 }
 
 /* Returns false if the connection was dropped. */
@@ -484,6 +729,7 @@ static bool on_frame(cl_worker *w, cl_conn *c, const uint8_t *body, size_t len, 
         on_redirect(w, c, f->redirect);
         break;
     case HB__FRAME__BODY_ERROR:
+        c->flags |= CL_F_TOLD; /* closing on purpose: no sign of a dead node */
         HB_INC(w->st.error_frames);
         HB_INC(w->st.err[cl_err_slot((unsigned)f->error->code)]);
         break; /* the server closes next; we reconnect then */
@@ -524,7 +770,7 @@ static void conn_read(cl_worker *w, cl_conn *c)
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        cl_conn_lost(w, c);
+        peer_gone(w, c); /* EOF or reset: unless the node said why first, it may be dead */
         return;
     }
     HB_ADD(w->st.bytes_in, (uint64_t)n);
@@ -551,7 +797,7 @@ static bool conn_flush(cl_worker *w, cl_conn *c)
 {
     ssize_t r = send(c->io.fd, c->out, c->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r < 0 && errno != EAGAIN && errno != EINTR) {
-        cl_conn_lost(w, c);
+        peer_gone(w, c);
         return false;
     }
     if (r > 0) {

@@ -64,7 +64,7 @@ static cl_client cl = {
 };
 
 static const hb_opt opts[] = {
-    {"server", HB_OPT_STR, &cl.cfg.server, "HOST", "server address", 0, 0},
+    {"server", HB_OPT_STR, &cl.cfg.server, "HOST[,HOST...]", "server address; in a cluster, several entry nodes (tried in turn when one fails)", 0, 0},
     {"port", HB_OPT_STR, &cl.cfg.ports, "PORTS", "server port(s): PORT, FIRST-LAST or a list; users are spread over them", 0, 0},
     {"source", HB_OPT_STR, &cl.cfg.sources, "ADDRS", "local source addresses (list or FIRST-LAST) to spread connections over", 0, 0},
     {"uid-from", HB_OPT_INT, &cl.cfg.uid_from, "UID", "first uid this process plays", 0, 4e9},
@@ -226,13 +226,25 @@ int main(int argc, char **argv)
     int np = hb_parse_ports(c->ports, ports, HB_MAX_PORTS, err, sizeof err);
     if (np < 0)
         usage_fail(err);
-    for (int i = 0; i < np; i++) {
-        char hp[300];
-        snprintf(hp, sizeof hp, "%s:%d", c->server, ports[i]);
-        if (hb_parse_hostport(hp, &cl.dst[i], err, sizeof err) < 0)
-            usage_fail(err);
+    /* --server A,B,...: entry nodes tried in turn (a connect that fails or
+     * times out moves that user to the next one), dst[host * np + port]. */
+    int nh = 0;
+    for (const char *h = c->server; *h && nh < CL_MAX_SERVERS; nh++) {
+        size_t len = strcspn(h, ",");
+        if (!len || len > 255)
+            usage_fail("--server: an empty or too long host in the list");
+        for (int i = 0; i < np; i++) {
+            char hp[300];
+            snprintf(hp, sizeof hp, "%.*s:%d", (int)len, h, ports[i]);
+            if (hb_parse_hostport(hp, &cl.dst[nh * np + i], err, sizeof err) < 0)
+                usage_fail(err);
+        }
+        h += len + (h[len] == ',');
     }
-    cl.ndst = np;
+    if (!nh)
+        usage_fail("--server: no host");
+    cl.ndst = nh * np;
+    cl.nports = np;
     if (c->sources && *c->sources && (cl.nsrc = hb_parse_addrs(c->sources, cl.src, HB_MAX_ADDRS, err, sizeof err)) < 0)
         usage_fail(err);
     if (c->secret_file && *c->secret_file && hb_secret_load(c->secret_file, cl.secret, &cl.secret_len, err, sizeof err) < 0)

@@ -45,6 +45,13 @@
     X(error_frames, "Error frames received from the server")             \
     X(redirects, "cluster: Redirect frames followed to another node")    \
     X(redirect_loops, "cluster: redirects past 3 in a row: backed off")   \
+    X(members_lists, "cluster: member lists received and taken (LoginOk/Redirect)") \
+    X(members_bad, "cluster: member lists ignored as malformed") \
+    X(members_lagging, "cluster: member lists not taken: they still name a suspect ours has dropped") \
+    X(direct_connects, "cluster: connects straight to a uid's owner by the member list") \
+    X(suspects, "cluster: members suspected dead (a connection closed or refused without Redirect or Error)") \
+    X(redirects_deferred, "cluster: Redirects to a suspected member not followed (backed off)") \
+    X(moved, "cluster: sessions moved because a member list dropped their node") \
     X(protocol_errors, "frames the client could not accept")             \
     X(bytes_in, "bytes read")                                            \
     X(bytes_out, "bytes written")                                        \

@@ -102,22 +102,70 @@ static void backoff_expired(cl_worker *w, int64_t mono)
         queue_connect(w, i);
 }
 
+/* Cluster: until the first node answers, a worker sends only CL_PROBES
+ * connects, so that once a member list comes with that answer its other
+ * users connect straight to their owners (without a list every one of them
+ * would go through the entry node and a Redirect); an answer without a list
+ * (no cluster) or CL_PROBE_WAIT_US without any answer ends the wait. */
+#define CL_PROBES 4
+#define CL_PROBE_WAIT_US 1000000
+
+static bool probing(cl_worker *w, int64_t mono)
+{
+    if (w->mem.known)
+        return false;
+    if (mono - w->start_mono >= CL_PROBE_WAIT_US) {
+        w->mem.known = true;
+        return false;
+    }
+    return HB_GET(w->st.connects) >= CL_PROBES;
+}
+
 /* Start queued connects at --connect-rate (shared by the workers), at most
  * --inflight at once. */
-static void paced_connects(cl_worker *w, double dt)
+static void paced_connects(cl_worker *w, double dt, int64_t mono)
 {
     cl_client *cl = w->cl;
     double rate = (double)cl->cfg.connect_rate / cl->nworkers;
     w->tokens += dt * rate;
     if (w->tokens > rate / 10 + 1)
         w->tokens = rate / 10 + 1; /* at most 100 ms worth in one burst */
-    while (w->cq_len && w->tokens >= 1 && w->pend_len < (size_t)cl->cfg.inflight) {
+    while (w->cq_len && w->tokens >= 1 && w->pend_len < (size_t)cl->cfg.inflight && !probing(w, mono)) {
         uint32_t i = w->cq[w->cq_head];
         w->cq_head = (w->cq_head + 1) % w->n;
         w->cq_len--;
         w->tokens -= 1;
         cl_conn_connect(w, i);
     }
+}
+
+/* Sessions on a node that the last member list dropped go to their new
+ * owners now, without waiting for the kernel to close them (a frozen node
+ * never does): at most CL_MOVES_PER_TICK a tick, looking at at most
+ * CL_SWEEP_SLOTS connections, so a worker never reconnects thousands in one
+ * loop turn; the reconnects then follow --connect-rate. */
+#define CL_MOVES_PER_TICK 64
+#define CL_SWEEP_SLOTS 65536
+
+static void members_tick(cl_worker *w, int64_t mono)
+{
+    cl_members *ms = &w->mem;
+    cl_members_expire(ms, mono);
+    cl_members_probe(w, mono);
+    if (!ms->sweeping)
+        return;
+    uint32_t moves = 0, end = ms->sweep + CL_SWEEP_SLOTS;
+    for (; ms->sweep < w->n && ms->sweep < end && moves < CL_MOVES_PER_TICK; ms->sweep++) {
+        cl_conn *c = &w->conns[ms->sweep];
+        if (c->state == CL_IDLE || c->member == CL_MEMBER_NONE || ms->m[c->member].listed)
+            continue;
+        HB_INC(w->st.moved);
+        moves++;
+        c->redir_port = 0;
+        cl_conn_reconnect_now(w, c);
+    }
+    if (ms->sweep >= w->n)
+        ms->sweeping = false;
 }
 
 /* Connects that never completed within --connect-timeout fail and back off.
@@ -233,8 +281,9 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     w->tick_planned = w->tick_at < mono ? w->tick_at : mono;
     double dt = (double)(mono - w->last_tick) / 1e6;
     w->last_tick = mono;
+    members_tick(w, mono); /* suspicions ended before the back-offs they held */
     backoff_expired(w, mono);
-    paced_connects(w, dt);
+    paced_connects(w, dt, mono);
     connect_timeouts(w, mono);
     shakes_due(w, mono);
     chats(w, dt);
@@ -290,6 +339,13 @@ static int64_t next_tick(cl_worker *w, int64_t mono)
     int64_t at = INT64_MAX;
     if (w->cq_len)
         at = soon; /* paced connects */
+    if (w->mem.sweeping)
+        at = soon; /* moving sessions off a dropped node */
+    if (w->mem.parked)
+        at = min64(at, w->mem.next_probe);
+    at = min64(at, w->mem.next_expiry);
+    if (!w->mem.known && w->cq_len)
+        at = min64(at, w->start_mono + CL_PROBE_WAIT_US);
     if (cl->cfg.chat_rate > 0 && !atomic_load(&cl->stop_sending))
         at = soon;
     if (w->hlen)
@@ -387,9 +443,12 @@ cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char 
         cl_worker_free(w);
         return NULL;
     }
+    cl_members_init(&w->mem);
+    w->mem.known = cl->cfg.echo; /* the echo server has no login, so no list */
     for (uint32_t i = 0; i < n; i++) {
         w->conns[i].uid = uid0 + i;
         w->conns[i].io.fd = -1;
+        w->conns[i].member = CL_MEMBER_NONE;
         pos[i] = (uint32_t)cl_layout_pos(&cl->layout, uid0 + i);
         ref[i] = i;
         queue_connect(w, i);

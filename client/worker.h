@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include "client.h"
 #include "frame.h"
+#include "members.h"
 #include "stats.h"
 #include "util.h"
 
@@ -39,7 +40,14 @@ typedef struct cl_conn {
     /* The node (LoginOk.node) of this session, and the one the outstanding
      * shake went to: a shake is retried only where it was sent. */
     uint8_t node, seq_node;
+    /* Cluster: the worker's member slot this connection is on
+     * (CL_MEMBER_NONE: not a known member), and CL_F_* flags. */
+    uint8_t member, flags;
 } cl_conn;
+
+#define CL_F_TOLD 1    /* the node sent Error or Redirect here: its closing is no sign of death */
+#define CL_F_PARKED 2  /* waiting in the back-off heap while its owner is suspected */
+#define CL_F_PROBE_SUSPECT 4 /* this reconnect tries the suspected owner itself (is it alive?) */
 
 /* Redirects followed in a row for one uid before backing off (a loop
  * between nodes that disagree costs a back-off, not a storm). */
@@ -91,6 +99,8 @@ struct cl_worker {
     double tokens;
     int64_t last_tick;
     double chat_tokens;
+
+    cl_members mem;      /* cluster: the member list and suspicions (members.h) */
 
     cl_open *opens;
     size_t nopens, capopens;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <arpa/inet.h>
 #include <ev.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -111,6 +112,79 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const sv_member *)a)->name, ((const sv_member *)b)->name);
 }
 
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+/* The list as clients get it (ms->wire, ms->tag): every member's key,
+ * weight, IPv4 address, port and band, with a tag hashed from them all.
+ * Not sent (tag 0) if a host is not an IPv4 address or the largest frame
+ * that carries the list would not fit HB_FRAME_MAX: clients then follow
+ * Redirects as without a list. */
+static void wire_members(sv_members *ms)
+{
+    Hb__Members *w = &ms->wire;
+    hb__members__init(w);
+    ms->tag = 0;
+    if (!ms->n)
+        return;
+    uint64_t h = 0x6a09e667f3bcc908ULL;
+    bool all_one = true;
+    for (size_t i = 0; i < ms->n; i++) {
+        struct in_addr a;
+        if (inet_pton(AF_INET, ms->m[i].host, &a) != 1)
+            return;
+        ms->w_key[i] = ms->place[i].key;
+        ms->w_weight[i] = ms->place[i].weight;
+        ms->w_addr[i] = ntohl(a.s_addr);
+        ms->w_port[i] = ms->m[i].port;
+        ms->w_band[i] = ms->m[i].index >= 0 ? (uint32_t)ms->m[i].index + 1 : 0;
+        all_one = all_one && ms->w_weight[i] == 1.0;
+        uint64_t wb;
+        memcpy(&wb, &ms->w_weight[i], sizeof wb);
+        h = mix64(h ^ ms->w_key[i]);
+        h = mix64(h ^ wb);
+        h = mix64(h ^ ((uint64_t)ms->w_addr[i] << 32 | ms->w_port[i] << 16 | (ms->w_band[i] & 0xffff)));
+    }
+    w->n_key = w->n_addr = w->n_port = w->n_band = ms->n;
+    w->key = ms->w_key;
+    w->addr = ms->w_addr;
+    w->port = ms->w_port;
+    w->band = ms->w_band;
+    w->n_weight = all_one ? 0 : ms->n;
+    w->weight = ms->w_weight;
+    w->tag = h ? h : 1;
+    /* The largest frames that carry it: a Redirect naming a 63-byte host
+     * and a LoginOk, every number at its widest. */
+    char host[64];
+    memset(host, '9', 63);
+    host[63] = 0;
+    Hb__Redirect r = HB__REDIRECT__INIT;
+    r.host = host;
+    r.port = 65535;
+    r.uid = UINT32_MAX;
+    r.members = w;
+    Hb__LoginOk ok = HB__LOGIN_OK__INIT;
+    ok.uid = ok.set = ok.node = UINT32_MAX;
+    ok.server_time_us = INT64_MIN;
+    ok.members = w;
+    Hb__Frame fr = HB__FRAME__INIT, fo = HB__FRAME__INIT;
+    fr.body_case = HB__FRAME__BODY_REDIRECT;
+    fr.redirect = &r;
+    fo.body_case = HB__FRAME__BODY_LOGIN_OK;
+    fo.login_ok = &ok;
+    if (protobuf_c_message_get_packed_size(&fr.base) > HB_FRAME_MAX ||
+        protobuf_c_message_get_packed_size(&fo.base) > HB_FRAME_MAX)
+        return; /* too many members for one frame */
+    ms->tag = w->tag;
+}
+
 /* The script's reply -> a new list (not yet published); NULL if malformed. */
 static sv_members *parse_members(sv_cluster *c, const redisReply *r)
 {
@@ -150,10 +224,11 @@ static sv_members *parse_members(sv_cluster *c, const redisReply *r)
         }
     ms->self = -1;
     for (size_t i = 0; i < ms->n; i++) {
-        ms->place[i] = (sv_place_member){sv_place_key(ms->m[i].name), w[i]};
+        ms->place[i] = (hb_place_member){hb_place_key(ms->m[i].name), w[i]};
         if (!strcmp(ms->m[i].name, c->o.name))
             ms->self = (int)i;
     }
+    wire_members(ms);
     return ms;
 }
 
@@ -163,7 +238,7 @@ static bool same_members(const sv_members *a, const sv_members *b)
         return false;
     for (size_t i = 0; i < a->n; i++)
         if (strcmp(a->m[i].name, b->m[i].name) || strcmp(a->m[i].host, b->m[i].host) || a->m[i].port != b->m[i].port ||
-            a->place[i].weight != b->place[i].weight)
+            a->m[i].index != b->m[i].index || a->place[i].weight != b->place[i].weight)
             return false;
     return true;
 }
@@ -190,8 +265,10 @@ static void log_members(const char *why, const sv_members *ms)
         off += (size_t)snprintf(line + off, sizeof line - off, "%s%s=%s:%u", i ? " " : "", ms->m[i].name,
                                 ms->m[i].host, ms->m[i].port);
     line[off < sizeof line ? off : sizeof line - 1] = 0;
-    hb_log("cluster: %s generation %llu, %zu member%s: %s", why, (unsigned long long)ms->gen, ms->n,
-           ms->n == 1 ? "" : "s", ms->n ? line : "(none)");
+    hb_log("cluster: %s generation %llu, %zu member%s: %s; %s %016llx", why, (unsigned long long)ms->gen, ms->n,
+           ms->n == 1 ? "" : "s", ms->n ? line : "(none)",
+           ms->tag ? "clients get it as tag" : "not sent to clients (a host not IPv4, or too long a list)",
+           (unsigned long long)ms->tag);
 }
 
 /* Publish ms if it differs from the current list (takes ownership). */
@@ -225,7 +302,7 @@ const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid)
 {
     if (!ms || !ms->n)
         return NULL;
-    int o = sv_place_owner(uid, ms->place, ms->n);
+    int o = hb_place_owner(uid, ms->place, ms->n);
     return o < 0 || o == ms->self ? NULL : &ms->m[o];
 }
 

@@ -34,10 +34,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "frame.h"
 #include "placement.h"
 #include "util.h"
 
-#define SV_CLUSTER_MAX 64                 /* members in one list */
+#define SV_CLUSTER_MAX HB_PLACE_MAX       /* members in one list (64) */
 #define SV_CLUSTER_GRACE_US 10000000      /* an old snapshot is freed 10 s after it was replaced */
 #define SV_CLUSTER_NAME_MAX 64
 
@@ -53,8 +54,17 @@ typedef struct sv_members {
     uint64_t gen;    /* 1, 2, ... one per change */
     int self;        /* this node's index in m[], -1 if absent */
     size_t n;
-    sv_place_member place[SV_CLUSTER_MAX]; /* parallel to m[]: keys and weights */
+    hb_place_member place[SV_CLUSTER_MAX]; /* parallel to m[]: keys and weights */
     sv_member m[SV_CLUSTER_MAX];
+    /* The list as clients get it (Members in proto/hongbao.proto), built once
+     * per snapshot so a Login only points at it: tag = 0 when it is not sent
+     * (a host that is not IPv4, or a LoginOk/Redirect with it would pass
+     * HB_FRAME_MAX); wire's arrays point into w_*. */
+    uint64_t tag;
+    Hb__Members wire;
+    uint64_t w_key[SV_CLUSTER_MAX];
+    double w_weight[SV_CLUSTER_MAX];
+    uint32_t w_addr[SV_CLUSTER_MAX], w_port[SV_CLUSTER_MAX], w_band[SV_CLUSTER_MAX];
 } sv_members;
 
 typedef struct sv_cluster_opts {
@@ -91,6 +101,14 @@ void sv_cluster_set_hooks(sv_cluster *c, void (*start)(void *arg, struct ev_loop
                           void *arg);
 /* Where Redis is (for such a module's own connection). */
 void sv_cluster_redis_addr(const sv_cluster *c, const char **host, int *port, const char **password);
+
+/* The list to attach to a LoginOk or Redirect for a client holding the list
+ * tagged `client_tag` (Login.members_tag): NULL when that is current, or the
+ * list is not sent to clients. */
+static inline Hb__Members *sv_members_for(const sv_members *ms, uint64_t client_tag)
+{
+    return ms && ms->tag && ms->tag != client_tag ? (Hb__Members *)&ms->wire : NULL;
+}
 
 /* The current snapshot (any thread; never NULL after sv_cluster_new). */
 const sv_members *sv_cluster_members(sv_cluster *c);

@@ -158,7 +158,7 @@ static void on_login(sv_set *set, sv_conn *c, const Hb__Login *l)
             return;
         }
     }
-    if (sv_rehome_login(set, c, l->uid))
+    if (sv_rehome_login(set, c, l->uid, l->members_tag))
         return; /* another node owns this uid: redirected there (rehome.c) */
     uint32_t slot = sv_conn_slot(set, c);
     c->uid = l->uid;
@@ -186,6 +186,8 @@ static void on_login(sv_set *set, sv_conn *c, const Hb__Login *l)
     ok.set = (uint32_t)set->id;
     ok.server_time_us = hb_now_us();
     ok.node = s->band;
+    /* Cluster: the member list when the client's is stale (cluster.h). */
+    ok.members = s->cluster ? sv_members_for(sv_cluster_members(s->cluster), l->members_tag) : NULL;
     Hb__Frame f = HB__FRAME__INIT;
     f.body_case = HB__FRAME__BODY_LOGIN_OK;
     f.login_ok = &ok;

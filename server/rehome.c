@@ -5,12 +5,14 @@
 
 #define SWEEP_SLOTS 65536 /* slots looked at per tick: bounds the tick's work */
 
-static void redirect(sv_set *set, sv_conn *c, const sv_member *to, uint32_t uid)
+/* members: the list for a client whose copy is stale (NULL: none). */
+static void redirect(sv_set *set, sv_conn *c, const sv_member *to, uint32_t uid, Hb__Members *members)
 {
     Hb__Redirect r = HB__REDIRECT__INIT;
     r.host = (char *)to->host;
     r.port = to->port;
     r.uid = uid;
+    r.members = members;
     Hb__Frame f = HB__FRAME__INIT;
     f.body_case = HB__FRAME__BODY_REDIRECT;
     f.redirect = &r;
@@ -18,16 +20,17 @@ static void redirect(sv_set *set, sv_conn *c, const sv_member *to, uint32_t uid)
     sv_conn_shut(set, c);
 }
 
-bool sv_rehome_login(sv_set *set, sv_conn *c, uint32_t uid)
+bool sv_rehome_login(sv_set *set, sv_conn *c, uint32_t uid, uint64_t members_tag)
 {
     sv_server *s = set->srv;
     if (!s->cluster)
         return false;
-    const sv_member *owner = sv_members_other_owner(sv_cluster_members(s->cluster), uid);
+    const sv_members *ms = sv_cluster_members(s->cluster);
+    const sv_member *owner = sv_members_other_owner(ms, uid);
     if (!owner)
         return false;
     HB_INC(set->st.redirected);
-    redirect(set, c, owner, uid);
+    redirect(set, c, owner, uid, sv_members_for(ms, members_tag));
     return true;
 }
 
@@ -63,7 +66,7 @@ void sv_rehome_tick(sv_set *set)
         }
         HB_INC(set->st.rehomed);
         rh->tokens -= 1;
-        redirect(set, c, owner, c->uid);
+        redirect(set, c, owner, c->uid, sv_members_for(ms, 0)); /* the list changed since its login */
     }
     if (rh->cursor > set->hwm) {
         rh->cursor = rh->again ? 1 : 0;

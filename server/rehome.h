@@ -1,7 +1,9 @@
 /* rehome.h -- every session on the node that owns its uid (cluster only).
  *
  * A Login for a uid that the current member list places on another node is
- * answered with Redirect{host, port} and the connection is shut.  When the
+ * answered with Redirect{host, port} and the connection is shut; the
+ * Redirect carries the member list when the client's copy is stale, and
+ * always when it moves a session (clients then connect straight to owners).  When the
  * member list changes, each SET sweeps its logged-in sessions and redirects
  * those whose uid moved, paced by --rehome-rate per SET per second, so the
  * quarter of a million users a join moves do not all reconnect in the same
@@ -24,8 +26,10 @@ typedef struct sv_rehome {
 
 struct sv_set;
 struct sv_conn;
-/* On Login: true if uid belongs elsewhere (c was redirected and shut). */
-bool sv_rehome_login(struct sv_set *set, struct sv_conn *c, uint32_t uid);
+/* On Login: true if uid belongs elsewhere (c was redirected and shut); the
+ * Redirect carries the member list unless members_tag (the Login's) is
+ * current. */
+bool sv_rehome_login(struct sv_set *set, struct sv_conn *c, uint32_t uid, uint64_t members_tag);
 /* Every SET tick (100 ms): continue the sweep. */
 void sv_rehome_tick(struct sv_set *set);
 

@@ -12,7 +12,15 @@
  *   5. a node killed with SIGKILL: its users are on the survivors within 10 s;
  *   6. shakes a frozen-then-killed node never answered are not retried on the
  *      survivor (only the dead node's journal knows if they won), but on that
- *      node when it is back and has taken its users home. */
+ *      node when it is back and has taken its users home;
+ *   7. a node frozen (SIGSTOP, its sockets stay open): once the survivors have
+ *      dropped it and the client learns their list, the client moves the
+ *      users still on it to the survivors while it is stopped; SIGCONT and
+ *      they go home.
+ * The client learns the member list from the nodes (LoginOk/Redirect.members):
+ * after its first logins it connects users straight to their owners (3:
+ * redirects a small fraction of the users) and leaves a dead node at once
+ * (5: about one connect per relogged user, almost no redirects). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -121,13 +129,13 @@ static void node_start(peer_server *s, const char *name, int i, int n, const cha
 /* The uids each of names[0..n-1] owns by the rendezvous placement. */
 static void expected(const char *const *names, int n, uint64_t *per)
 {
-    sv_place_member m[8];
+    hb_place_member m[8];
     for (int i = 0; i < n; i++) {
-        m[i] = (sv_place_member){sv_place_key(names[i]), 1.0};
+        m[i] = (hb_place_member){hb_place_key(names[i]), 1.0};
         per[i] = 0;
     }
     for (uint32_t u = 0; u < USERS; u++)
-        per[sv_place_owner(u, m, (size_t)n)]++;
+        per[hb_place_owner(u, m, (size_t)n)]++;
 }
 
 static peer_server client_stats; /* peer_stat_now reads any stats file */
@@ -237,9 +245,9 @@ static void run_over_cluster(void)
     /* a Login on the wrong node */
     uint64_t per2[2];
     expected(names, 2, per2);
-    sv_place_member m2[2] = {{sv_place_key("n0"), 1}, {sv_place_key("n1"), 1}};
+    hb_place_member m2[2] = {{hb_place_key("n0"), 1}, {hb_place_key("n1"), 1}};
     uint32_t u = 0;
-    while (sv_place_owner(u, m2, 2) != 1)
+    while (hb_place_owner(u, m2, 2) != 1)
         u++;
     peer *p = peer_connect(n[0].port);
     peer_login(p, u, NULL, 0);
@@ -262,9 +270,19 @@ static void run_over_cluster(void)
         struct stat_want w = {&n[i], "active", per2[i]};
         wait_for("2-node placement", stat_is, &w, 5000);
     }
-    PASS("hb-client connecting to n0 only: %llu redirects, every user on its owner (n0 %llu, n1 %llu users, as "
-         "placed)",
-         (unsigned long long)cstat("redirects"), (unsigned long long)per2[0], (unsigned long long)per2[1]);
+    /* The client learns the list from its first logins and connects the
+     * other users straight to their owners: without it, every user that n0
+     * does not own (about half) is redirected. */
+    uint64_t redirects = cstat("redirects");
+    CHECK(redirects < USERS / 20, "%llu redirects for %d users through one entry node: the member list is not used",
+          (unsigned long long)redirects, USERS);
+    CHECK(cstat("members_lists") >= 1 && cstat("direct_connects") >= USERS * 9 / 10,
+          "member lists %llu, direct connects %llu", (unsigned long long)cstat("members_lists"),
+          (unsigned long long)cstat("direct_connects"));
+    PASS("hb-client connecting through n0 only: %llu redirects for %d users (< 5%%), %llu connects straight to the "
+         "owner, every user on its owner (n0 %llu, n1 %llu users, as placed)",
+         (unsigned long long)redirects, USERS, (unsigned long long)cstat("direct_connects"),
+         (unsigned long long)per2[0], (unsigned long long)per2[1]);
 
     /* n2 joins: a third of the users move to it, paced */
     uint64_t per3[3];
@@ -382,12 +400,36 @@ static void node_killed(void)
     client_start(n[0].port, "kill", cl);
     wait_for("all users logged in on 3 nodes", all_logged_in, NULL, 15000);
     uint64_t on2 = peer_stat_now(&n[2], "active");
+    usleep(1200000); /* the stats file is written once a second: counts from before the kill */
+    uint64_t r0 = cstat("redirects"), c0 = cstat("connects"), l0 = cstat("logins");
     int64_t t0 = now_ms();
     peer_server_kill(&n[2]);
     wait_for("k2's users on the survivors", survivors_hold_all, n, 10000);
     int64_t took = now_ms() - t0;
-    PASS("k2 killed with %llu users: all %d users logged in on k0 and k1 %lld ms later", (unsigned long long)on2, USERS,
-         (long long)took);
+    usleep(1200000);
+    uint64_t dr = cstat("redirects") - r0, dc = cstat("connects") - c0, dl = cstat("logins") - l0;
+    /* Leaving a dead node at once: its users wait (parked) until the
+     * survivors have dropped it, then each connects once, straight to its
+     * new owner.  Without the member list each one knocks at the dead
+     * address, goes to k0, is redirected and logs in again (2-3 connects). */
+    CHECK(dl >= on2, "%llu logins after the kill, k2 held %llu users", (unsigned long long)dl, (unsigned long long)on2);
+    CHECK(dr <= on2 / 20, "%llu redirects after the kill of a node with %llu users (suspicions %llu, deferred %llu, "
+          "lists %llu, moved %llu, %lld ms)",
+          (unsigned long long)dr, (unsigned long long)on2, (unsigned long long)cstat("suspects"),
+          (unsigned long long)cstat("redirects_deferred"), (unsigned long long)cstat("members_lists"),
+          (unsigned long long)cstat("moved"), (long long)took);
+    CHECK(dc * 10 <= on2 * 13,
+          "%llu connects to relog %llu users: %.2f per user, want about 1 (suspicions %llu, deferred %llu, lists %llu, "
+          "lagging %llu, failed connects %llu, %lld ms)",
+          (unsigned long long)dc, (unsigned long long)on2, (double)dc / (double)on2,
+          (unsigned long long)cstat("suspects"), (unsigned long long)cstat("redirects_deferred"),
+          (unsigned long long)cstat("members_lists"), (unsigned long long)cstat("members_lagging"),
+          (unsigned long long)cstat("connect_fail"), (long long)took);
+    PASS("k2 killed with %llu users: all %d users logged in on k0 and k1 %lld ms later; %llu connects (%.2f per "
+         "relogged user), %llu logins, %llu redirects after the kill, %llu suspicions, %llu redirects to k2 deferred",
+         (unsigned long long)on2, USERS, (long long)took, (unsigned long long)dc, (double)dc / (double)on2,
+         (unsigned long long)dl, (unsigned long long)dr, (unsigned long long)cstat("suspects"),
+         (unsigned long long)cstat("redirects_deferred"));
     stop_pid(&client_pid, 5000);
 
     /* Redis goes away: the nodes serve on with what they hold, count their
@@ -396,9 +438,9 @@ static void node_killed(void)
     CHECK(peer_wait_stat(&n[0], "cluster_reconnects", 3, 8000) >= 3, "k0 does not retry Redis");
     CHECK(peer_stat_now(&n[0], "cluster_redis_up") == 0, "k0 thinks Redis is up");
     CHECK(peer_stat_now(&n[0], "cluster_members") == 2, "k0's member list changed while Redis was away");
-    sv_place_member m2[2] = {{sv_place_key("k0"), 1}, {sv_place_key("k1"), 1}};
+    hb_place_member m2[2] = {{hb_place_key("k0"), 1}, {hb_place_key("k1"), 1}};
     uint32_t u = 0;
-    while (sv_place_owner(u, m2, 2) != 0)
+    while (hb_place_owner(u, m2, 2) != 0)
         u++;
     peer *p = peer_connect(n[0].port);
     peer_login_ok(p, u, NULL, 0);
@@ -476,6 +518,81 @@ static void held_retry(void)
     peer_server_stop(&n[2]);
 }
 
+/* ---- 7. a frozen node's users are moved by the client ----------------------------- */
+
+static bool frozen_moved(void *arg)
+{
+    peer_server *n = arg;
+    return peer_stat_now(&n[0], "active") + peer_stat_now(&n[1], "active") == USERS;
+}
+
+static uint64_t f2_share;
+
+static bool frozen_home(void *arg)
+{
+    peer_server *n = arg;
+    return peer_stat_now(&n[2], "active") == f2_share && cstat("active") == USERS &&
+           peer_stat_now(&n[0], "active") + peer_stat_now(&n[1], "active") == USERS - f2_share;
+}
+
+static void node_frozen(void)
+{
+    static peer_server n[3];
+    const char *names[] = {"f0", "f1", "f2"};
+    const char *none[] = {"--total", "0", "--send-total", "0", NULL};
+    for (int i = 0; i < 3; i++)
+        node_start(&n[i], names[i], i, 3, none);
+    for (int i = 0; i < 3; i++)
+        CHECK(peer_wait_stat(&n[i], "cluster_members", 3, 5000) == 3, "%s does not see 3 members", names[i]);
+    const char *cl[] = {"--qps", "0", "--duration", "60", "--threads", "1", NULL};
+    client_start(n[0].port, "frozen", cl);
+    wait_for("all users logged in on 3 nodes", all_logged_in, NULL, 15000);
+    uint64_t per3[3];
+    expected(names, 3, per3);
+    f2_share = per3[2];
+    CHECK(peer_stat_now(&n[2], "active") == f2_share, "f2 holds %llu users, owns %llu",
+          (unsigned long long)peer_stat_now(&n[2], "active"), (unsigned long long)f2_share);
+    /* Frozen: its sockets stay open, its users notice nothing; it misses
+     * its refreshes and the survivors drop it after its TTL (3 s). */
+    kill(n[2].pid, SIGSTOP);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 2; i++) {
+        struct stat_want w = {&n[i], "cluster_members", 2};
+        wait_for("the survivors drop the frozen f2", stat_is, &w, 8000);
+    }
+    int64_t dropped = now_ms() - t0;
+    /* The client learns the new list at a login of any of its users: a
+     * peer logs in as one of f0's users, replacing its session; the user
+     * logs in again and its LoginOk brings the 2-member list. */
+    hb_place_member m2[2] = {{hb_place_key("f0"), 1}, {hb_place_key("f1"), 1}}, m3[3];
+    for (int i = 0; i < 3; i++)
+        m3[i] = (hb_place_member){hb_place_key(names[i]), 1};
+    uint32_t u = 0;
+    while (hb_place_owner(u, m2, 2) != 0 || hb_place_owner(u, m3, 3) != 0)
+        u++;
+    peer *p = peer_connect(n[0].port);
+    peer_login_ok(p, u, NULL, 0);
+    peer_close(p);
+    int64_t t1 = now_ms();
+    wait_for("the frozen f2's users moved to f0 and f1", frozen_moved, n, 10000);
+    int64_t took = now_ms() - t1;
+    usleep(1100000);
+    uint64_t moved = cstat("moved");
+    CHECK(moved >= f2_share, "%llu sessions moved, f2 held %llu", (unsigned long long)moved,
+          (unsigned long long)f2_share);
+    PASS("f2 frozen (SIGSTOP) with %llu users: dropped by the survivors after %lld ms; one login brought the client "
+         "the new list and it moved f2's users to f0 and f1 within %lld ms (%llu moved), f2 still stopped",
+         (unsigned long long)f2_share, (long long)dropped, (long long)took, (unsigned long long)moved);
+    kill(n[2].pid, SIGCONT);
+    t1 = now_ms();
+    wait_for("f2's users home again", frozen_home, n, 20000);
+    PASS("f2 continued: its %llu users home again %lld ms later (rehomed by f0 and f1)",
+         (unsigned long long)f2_share, (long long)(now_ms() - t1));
+    stop_pid(&client_pid, 5000);
+    for (int i = 0; i < 3; i++)
+        peer_server_stop(&n[i]);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -486,6 +603,7 @@ int main(void)
     redirect_loop();
     node_killed();
     held_retry();
+    node_frozen();
     cleanup();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -389,13 +389,13 @@ static void three_nodes(void)
         CHECK(peer_wait_stat(&n[i], "cluster_members", 3, 5000) == 3, "%s does not see 3 members", names[i]);
 
     /* a chat from a user of n0 to a user of n1 */
-    sv_place_member m[3];
+    hb_place_member m[3];
     for (int i = 0; i < 3; i++)
-        m[i] = (sv_place_member){sv_place_key(names[i]), 1.0};
+        m[i] = (hb_place_member){hb_place_key(names[i]), 1.0};
     uint32_t u0 = 0, u1 = 0;
-    while (sv_place_owner(u0, m, 3) != 0)
+    while (hb_place_owner(u0, m, 3) != 0)
         u0++;
-    while (sv_place_owner(u1, m, 3) != 1)
+    while (hb_place_owner(u1, m, 3) != 1)
         u1++;
     peer *p0 = peer_connect(n[0].port), *p1 = peer_connect(n[1].port);
     peer_login_ok(p0, u0, NULL, 0);

@@ -1,4 +1,4 @@
-/* test_placement -- rendezvous placement (server/placement.c): a join or a
+/* test_placement -- rendezvous placement (lib/placement.c): a join or a
  * leave moves about 1/N of the uids and only to or from the member that came
  * or went; weights set the shares; the owner does not depend on the order of
  * the member list. */
@@ -12,22 +12,22 @@
 
 #define UIDS 100000
 
-static void members(sv_place_member *m, int n)
+static void members(hb_place_member *m, int n)
 {
     char name[32];
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "node-%d", i);
-        m[i] = (sv_place_member){sv_place_key(name), 1.0};
+        m[i] = (hb_place_member){hb_place_key(name), 1.0};
     }
 }
 
 static void join_moves_a_fifth_to_the_newcomer(void **state)
 {
-    sv_place_member m[5];
+    hb_place_member m[5];
     members(m, 5);
     int moved = 0, per[5] = {0};
     for (uint32_t u = 0; u < UIDS; u++) {
-        int before = sv_place_owner(u, m, 4), after = sv_place_owner(u, m, 5);
+        int before = hb_place_owner(u, m, 4), after = hb_place_owner(u, m, 5);
         assert_true(before >= 0 && before < 4);
         per[after]++;
         if (before != after) {
@@ -45,7 +45,7 @@ static void join_moves_a_fifth_to_the_newcomer(void **state)
 
 static void leave_moves_only_the_leavers_uids(void **state)
 {
-    sv_place_member m[5], rest[4];
+    hb_place_member m[5], rest[4];
     members(m, 5);
     /* node 2 leaves */
     for (int i = 0, k = 0; i < 5; i++)
@@ -53,7 +53,7 @@ static void leave_moves_only_the_leavers_uids(void **state)
             rest[k++] = m[i];
     int moved = 0;
     for (uint32_t u = 0; u < UIDS; u++) {
-        int before = sv_place_owner(u, m, 5), after = sv_place_owner(u, rest, 4);
+        int before = hb_place_owner(u, m, 5), after = hb_place_owner(u, rest, 4);
         uint64_t kb = m[before].key, ka = rest[after].key;
         if (kb != ka) {
             moved++;
@@ -67,14 +67,14 @@ static void leave_moves_only_the_leavers_uids(void **state)
 
 static void weights_set_the_shares(void **state)
 {
-    sv_place_member m[3];
+    hb_place_member m[3];
     members(m, 3);
     m[0].weight = 1;
     m[1].weight = 2;
     m[2].weight = 1;
     int per[3] = {0};
     for (uint32_t u = 0; u < UIDS; u++)
-        per[sv_place_owner(u, m, 3)]++;
+        per[hb_place_owner(u, m, 3)]++;
     printf("weights 1:2:1: shares %d %d %d (ideal 25000 50000 25000)\n", per[0], per[1], per[2]);
     assert_true(fabs(per[1] / (double)UIDS - 0.5) < 0.02);
     assert_true(fabs(per[0] / (double)UIDS - 0.25) < 0.02);
@@ -82,20 +82,20 @@ static void weights_set_the_shares(void **state)
     /* weight 0 owns nothing; no member of positive weight: no owner */
     m[1].weight = 0;
     for (uint32_t u = 0; u < 1000; u++)
-        assert_int_not_equal(sv_place_owner(u, m, 3), 1);
+        assert_int_not_equal(hb_place_owner(u, m, 3), 1);
     m[0].weight = m[2].weight = 0;
-    assert_int_equal(sv_place_owner(7, m, 3), -1);
-    assert_int_equal(sv_place_owner(7, m, 0), -1);
+    assert_int_equal(hb_place_owner(7, m, 3), -1);
+    assert_int_equal(hb_place_owner(7, m, 0), -1);
 }
 
 static void order_does_not_matter(void **state)
 {
-    sv_place_member m[4], r[4];
+    hb_place_member m[4], r[4];
     members(m, 4);
     for (int i = 0; i < 4; i++)
         r[i] = m[3 - i];
     for (uint32_t u = 0; u < 10000; u++)
-        assert_true(m[sv_place_owner(u, m, 4)].key == r[sv_place_owner(u, r, 4)].key);
+        assert_true(m[hb_place_owner(u, m, 4)].key == r[hb_place_owner(u, r, 4)].key);
 }
 
 int main(void)

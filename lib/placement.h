@@ -1,5 +1,9 @@
 /* placement.h -- which node owns a uid: weighted rendezvous
- * (highest-random-weight) hashing over the live members.
+ * (highest-random-weight) hashing over the live members.  In lib/ because
+ * both sides compute it: a server node to redirect a Login it does not own
+ * (server/rehome.c), and hb-client to connect each user straight to its
+ * owner from the member list the nodes send it (client/members.c); one
+ * copy of the code is what makes them agree on every uid.
  *
  * Every node computes the owner of a uid from the member list alone, with no
  * table and no coordination: each member m scores the uid as
@@ -12,22 +16,26 @@
  * Invariants: the result depends only on (uid, the members' keys and
  * weights), not on their order; a member of weight <= 0 owns nothing; ties
  * (practically impossible with 53-bit hashes) go to the larger key. */
-#ifndef SV_PLACEMENT_H
-#define SV_PLACEMENT_H
+#ifndef HB_PLACEMENT_H
+#define HB_PLACEMENT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct sv_place_member {
-    uint64_t key;  /* sv_place_key(name): the member's identity in the hash */
+/* The most members a list holds (server: SV_CLUSTER_MAX; client: one
+ * worker's table). */
+#define HB_PLACE_MAX 64
+
+typedef struct hb_place_member {
+    uint64_t key;  /* hb_place_key(name): the member's identity in the hash */
     double weight; /* > 0 */
-} sv_place_member;
+} hb_place_member;
 
 /* A member's key from its name (64-bit FNV-1a, then mixed). */
-uint64_t sv_place_key(const char *name);
+uint64_t hb_place_key(const char *name);
 /* The member's score for uid (larger wins). */
-double sv_place_score(uint32_t uid, uint64_t key, double weight);
+double hb_place_score(uint32_t uid, uint64_t key, double weight);
 /* Index of uid's owner in m[0..n-1], or -1 if there is no member of positive weight. */
-int sv_place_owner(uint32_t uid, const sv_place_member *m, size_t n);
+int hb_place_owner(uint32_t uid, const hb_place_member *m, size_t n);
 
 #endif

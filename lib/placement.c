@@ -14,7 +14,7 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-uint64_t sv_place_key(const char *name)
+uint64_t hb_place_key(const char *name)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
@@ -24,7 +24,7 @@ uint64_t sv_place_key(const char *name)
     return mix64(h);
 }
 
-double sv_place_score(uint32_t uid, uint64_t key, double weight)
+double hb_place_score(uint32_t uid, uint64_t key, double weight)
 {
     if (!(weight > 0))
         return -INFINITY;
@@ -33,12 +33,12 @@ double sv_place_score(uint32_t uid, uint64_t key, double weight)
     return -weight / log(u);
 }
 
-int sv_place_owner(uint32_t uid, const sv_place_member *m, size_t n)
+int hb_place_owner(uint32_t uid, const hb_place_member *m, size_t n)
 {
     int best = -1;
     double bs = -INFINITY;
     for (size_t i = 0; i < n; i++) {
-        double sc = sv_place_score(uid, m[i].key, m[i].weight);
+        double sc = hb_place_score(uid, m[i].key, m[i].weight);
         if (sc == -INFINITY)
             continue;
         if (best < 0 || sc > bs || (sc == bs && m[i].key > m[best].key)) {
