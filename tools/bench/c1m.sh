@@ -194,7 +194,10 @@ since() { echo "$2 - $1" | bc -l | xargs printf %.1f; }
 # stat FILE KEY: a counter, 0 until the file and the counter are there (hb-stats)
 stat() {
   if [ "$SERVERS" -gt 1 ] && [ "$1" = "$OUT/server.stats" ]; then # a cluster: every node's
-    "$B/hb-stats" --default 0 --sum "$2" "$OUT"/s[0-9]*.stats
+    case $2 in # a node restarted on its journal counts the packets made before it died again
+      made_*) "$B/hb-stats" --default 0 --sum "$2" $(seq -f "$OUT/s%g.stats" 0 $((SERVERS - 1))) ;;
+      *) "$B/hb-stats" --default 0 --sum "$2" "$OUT"/s[0-9]*.stats ;;
+    esac
   else
     "$B/hb-stats" --default 0 "$1" "$2"
   fi
