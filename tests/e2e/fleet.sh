@@ -117,7 +117,10 @@ agent 6
 reclaimed() { "${FLEET[@]}" task status | grep -q "^slice $slice3 *fa6$"; }
 wait_until 10 reclaimed || fail "fa3's slice $slice3 not claimed by fa6: $("${FLEET[@]}" task status)"
 R=$(hb_now_ms)
-expect_ge "ms from the kill to fa6 holding slice $slice3 (the lease is $TTL ms)" $((R - K)) $TTL
+# Not before the lease ran out: fa3 renewed it last up to one poll (100 ms,
+# POLL_MS in client/agent.c) before the kill, so the lease can end up to
+# that much less than $TTL ms after it (seen: 1,493 ms in one CI run).
+expect_ge "ms from the kill to fa6 holding slice $slice3 (the lease is $TTL ms, renewed every 100 ms)" $((R - K)) $((TTL - 150))
 grep -q "slice $slice3 of 5" "$WORK/fa6.log" || fail "fa6 does not say it plays slice $slice3"
 # fa6's run connects 1,000 users and then shakes from where the schedule is:
 # over the 3 s from 2 s after the claim, the server's rate is 2,000/s again
