@@ -90,18 +90,34 @@ static bool can_connect(int port)
     return ok;
 }
 
-int peer_free_port(void)
+/* A random first port for n consecutive ones, below the kernel's ephemeral
+ * range when there is room (10000..its start): a free port inside it can
+ * become some connection's local port before the server binds it.  Seeded
+ * once per test: reseeding with the same pid and second made a node started
+ * right after another was killed pick the dead one's port, which a restart
+ * of the dead one then needed (e2e.cluster_msgs). */
+static int random_base(int n)
 {
-    /* Seeded once per test: reseeding with the same pid and second made a
-     * node started right after another was killed pick the dead one's port,
-     * which a restart of the dead one then needed (e2e.cluster_msgs). */
     static bool seeded;
     if (!seeded) {
         srand((unsigned)(getpid() ^ time(NULL)));
         seeded = true;
     }
+    int lo = 0, from = 20000, span = 30000;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f && fscanf(f, "%d", &lo) == 1 && lo > 10000 + 1000 + n) {
+        from = 10000;
+        span = lo - 10000 - n;
+    }
+    if (f)
+        fclose(f);
+    return from + rand() % span;
+}
+
+int peer_free_port(void)
+{
     for (int tries = 0; tries < 100; tries++) {
-        int port = 20000 + rand() % 30000;
+        int port = random_base(1);
         if (port_free(port))
             return port;
     }
@@ -174,16 +190,8 @@ static void server_start(peer_server *s, int port, int nports, const char *const
     for (int i = 0; i < nports && port; i++)
         CHECK(port_free(port + i), "port %d is taken", port + i);
     s->port = port;
-    /* Seeded once per test: reseeding with the same pid and second made a
-     * node started right after another was killed pick the dead one's port,
-     * which a restart of the dead one then needed (e2e.cluster_msgs). */
-    static bool seeded;
-    if (!seeded) {
-        srand((unsigned)(getpid() ^ time(NULL)));
-        seeded = true;
-    }
     for (int tries = 0; tries < 100 && !s->port; tries++) {
-        int base = 20000 + rand() % 30000;
+        int base = random_base(nports);
         bool ok = true;
         for (int i = 0; i < nports && ok; i++)
             ok = port_free(base + i);

@@ -61,10 +61,16 @@ hb_stat_test() {
 hb_port_free() { ! ss -Htan "sport = :$1" | grep -q .; }
 hb_listening() { ss -Htln "sport = :$1" | grep -q .; }
 hb_first_port() { echo "${1%%-*}"; }
+# hb_free_ports N: N consecutive free ports, below the kernel's ephemeral
+# range when there is room (10000..its start): a free port inside that
+# range can become some connection's local port before the test binds it
+# (seen: monitor.restart's HTTP port taken by a client's connect).
 hb_free_ports() {
-  local n=$1 base i busy
+  local n=$1 base i busy lo span from
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
+  if [ "$lo" -gt $((10000 + 1000 + n)) ]; then from=10000 span=$((lo - 10000 - n)); else from=20000 span=30000; fi
   for _ in $(seq 50); do
-    base=$((20000 + RANDOM % 30000))
+    base=$((from + RANDOM % span))
     busy=0
     for ((i = 0; i < n; i++)); do
       hb_port_free $((base + i)) || { busy=1; break; }
