@@ -2,17 +2,8 @@
 #include "placement.h"
 
 #include <math.h>
+#include "util.h"
 
-/* splitmix64's finaliser: every input bit affects every output bit. */
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 uint64_t hb_place_key(const char *name)
 {
@@ -21,14 +12,14 @@ uint64_t hb_place_key(const char *name)
         h ^= *p;
         h *= 0x100000001b3ULL;
     }
-    return mix64(h);
+    return hb_mix64(h);
 }
 
 double hb_place_score(uint32_t uid, uint64_t key, double weight)
 {
     if (!(weight > 0))
         return -INFINITY;
-    uint64_t h = mix64(key ^ mix64((uint64_t)uid + 0x9e3779b97f4a7c15ULL));
+    uint64_t h = hb_mix64(key ^ hb_mix64((uint64_t)uid + 0x9e3779b97f4a7c15ULL));
     double u = ((double)(h >> 11) + 0.5) / 9007199254740992.0; /* (0, 1): never 0 or 1 */
     return -weight / log(u);
 }

@@ -54,14 +54,20 @@ typedef _Atomic uint64_t hb_counter;
 #define HB_STORE(c, v) atomic_store_explicit(&(c), (v), memory_order_relaxed)
 #define HB_DEC(c) HB_STORE(c, HB_GET(c) - 1)
 
+/* splitmix64's finaliser: every input bit affects every output bit (the
+ * generator below, placement keys and scores, the member-list tag). */
+static inline uint64_t hb_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 /* splitmix64 (Steele, Lea, Flood 2014): a counter-based generator, cheap,
  * seedable, one state word per thread; not for secrets. */
 static inline uint64_t hb_rand64(uint64_t *s)
 {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return hb_mix64(*s += 0x9e3779b97f4a7c15ULL);
 }
 
 /* Uniform in [0, n) without modulo bias worth caring about (n < 2^32). */

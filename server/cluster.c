@@ -112,15 +112,6 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const sv_member *)a)->name, ((const sv_member *)b)->name);
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
 
 /* The list as clients get it (ms->wire, ms->tag): every member's key,
  * weight, IPv4 address, port and band, with a tag hashed from them all.
@@ -148,9 +139,9 @@ static void wire_members(sv_members *ms)
         all_one = all_one && ms->w_weight[i] == 1.0;
         uint64_t wb;
         memcpy(&wb, &ms->w_weight[i], sizeof wb);
-        h = mix64(h ^ ms->w_key[i]);
-        h = mix64(h ^ wb);
-        h = mix64(h ^ ((uint64_t)ms->w_addr[i] << 32 | ms->w_port[i] << 16 | (ms->w_band[i] & 0xffff)));
+        h = hb_mix64(h ^ ms->w_key[i]);
+        h = hb_mix64(h ^ wb);
+        h = hb_mix64(h ^ ((uint64_t)ms->w_addr[i] << 32 | ms->w_port[i] << 16 | (ms->w_band[i] & 0xffff)));
     }
     w->n_key = w->n_addr = w->n_port = w->n_band = ms->n;
     w->key = ms->w_key;
