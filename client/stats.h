@@ -19,6 +19,7 @@
 #define CL_COUNTERS(X)                                                   \
     X(connects, "connect() calls")                                       \
     X(connect_fail, "connects that failed or timed out")                 \
+    X(connected_at_once, "connects already complete when connect() returned (loopback): no wait for writable") \
     X(logins, "LoginOk received")                                        \
     X(closes, "connections lost (closed by the server or reset)")        \
     X(shakes, "shakes sent (first tries)")                               \

@@ -191,6 +191,13 @@ void hb_tcp_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+void hb_listen_conn_opts(int lfd, int sndbuf)
+{
+    hb_tcp_nodelay(lfd);
+    if (sndbuf > 0)
+        setsockopt(lfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+}
+
 const char *hb_addr_str(const struct in_addr *a, char *buf, size_t n)
 {
     if (!inet_ntop(AF_INET, a, buf, (socklen_t)n))

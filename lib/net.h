@@ -41,6 +41,12 @@ int hb_connect_nb(const struct sockaddr_in *dst, const struct in_addr *src);
 /* TCP_NODELAY: replies are single small frames that must leave at once. */
 void hb_tcp_nodelay(int fd);
 
+/* Set on a listening socket what every connection it accepts should have:
+ * TCP_NODELAY, and SO_SNDBUF when sndbuf > 0.  Linux starts an accepted
+ * socket as a copy of its listener, so these cost nothing per connection
+ * (test_net checks that this kernel still copies them). */
+void hb_listen_conn_opts(int lfd, int sndbuf);
+
 const char *hb_addr_str(const struct in_addr *a, char *buf, size_t n);
 
 #endif

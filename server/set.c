@@ -100,6 +100,11 @@ int sv_set_create(sv_server *s, int id, char *err, size_t errlen)
 
 void sv_set_add_listener(sv_set *set, int fd)
 {
+    /* TCP_NODELAY and --sndbuf on the listener, where the connections it
+     * accepts inherit them (one system call or two fewer per connection);
+     * on every listener this SET watches, made here or handed over by an
+     * older process that set them per connection. */
+    hb_listen_conn_opts(fd, (int)set->srv->cfg.sndbuf);
     set->lfd[set->nl] = fd;
     ev_io_init(&set->lio[set->nl], accept_cb, fd, EV_READ);
     if (!set->frozen)

@@ -111,6 +111,7 @@ struct sv_set {
     int lfd[HB_MAX_PORTS];
     ev_io lio[HB_MAX_PORTS];
     int spare_fd;    /* for accept-and-close at EMFILE */
+    uint8_t early_misses; /* conn.c early_read: accepted connections in a row with nothing to read yet */
     pthread_t th;
     bool unshared;
 

@@ -11,6 +11,7 @@
 /* name, meaning (shown in the stats file header comments and README) */
 #define SV_SET_COUNTERS(X)                                                        \
     X(accepted, "connections accepted")                                           \
+    X(read_at_accept, "connections whose first frame was read at accept, before any poll") \
     X(closed, "connections closed")                                               \
     X(logins, "successful logins")                                                \
     X(replaced, "sessions taken over by a newer login of the same uid")           \

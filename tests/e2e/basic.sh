@@ -26,6 +26,13 @@ log "run finished"
 expect_eq "server: connections accepted" "$(stat "$WORK/server.stats" accepted)" $USERS
 expect_eq "server: logins" "$(stat "$WORK/server.stats" logins)" $USERS
 expect_eq "server: errors" "$(stat "$WORK/server.stats" errors)" 0
+# The connect path: on loopback a client's connect is complete when
+# connect() returns, so it logs in at once, and the server finds the Login
+# already there when it accepts (no poll for the new connection).
+at_once=$(hb_stat_sum connected_at_once "$WORK/a.stats" "$WORK/b.stats")
+log "server: read at accept $(stat "$WORK/server.stats" read_at_accept) of $USERS; clients connected at once $at_once of $USERS"
+expect_ge "clients: connects complete when connect() returned (loopback)" "$at_once" $((USERS / 2))
+expect_ge "server: Logins read at accept" "$(stat "$WORK/server.stats" read_at_accept)" $((USERS / 10))
 for c in a b; do
   s="$WORK/$c.stats"
   expect_eq "client $c: logins (no reconnects)" "$(stat "$s" logins)" 10000
