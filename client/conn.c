@@ -764,11 +764,13 @@ static bool on_frame(cl_worker *w, cl_conn *c, const uint8_t *body, size_t len, 
 }
 
 /* Keep an unfinished frame for the next read: in the connection itself when
- * small (most are), else in a spill buffer of the largest frame's size. */
+ * small (most are), else in a spill buffer of the largest frame's size (a
+ * node's frames are bounded by HB_FRAME_DOWN_MAX: a LoginOk or Redirect
+ * with the member list may be up to that long). */
 static void keep_tail(cl_worker *w, cl_conn *c, const uint8_t *p, size_t rest)
 {
     if (rest > CL_INLINE) {
-        uint8_t *s = realloc(c->spill, HB_FRAME_WIRE_MAX);
+        uint8_t *s = realloc(c->spill, HB_FRAME_DOWN_WIRE_MAX);
         if (!s) {
             cl_conn_lost(w, c);
             return;
@@ -801,7 +803,7 @@ static void conn_read(cl_worker *w, cl_conn *c)
     int64_t now = cl_now(w->cl);
     size_t off = 0, prefix, body;
     int r;
-    while ((r = hb_frame_scan(rb + off, have - off, HB_FRAME_MAX, &prefix, &body)) == HB_SCAN_FRAME) {
+    while ((r = hb_frame_scan(rb + off, have - off, HB_FRAME_DOWN_MAX, &prefix, &body)) == HB_SCAN_FRAME) {
         if (!on_frame(w, c, rb + off + prefix, body, now))
             return;
         off += prefix + body;

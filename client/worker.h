@@ -116,9 +116,12 @@ struct cl_worker {
     int64_t last_second;
 
     hb_arena arena;
-    uint8_t arena_mem[4096];
+    /* What a node sends is bounded by HB_FRAME_DOWN_MAX (proto/frame.h): a
+     * kept tail of up to HB_FRAME_DOWN_WIRE_MAX - 1 bytes plus a 16 KiB read;
+     * any frame within the bound unpacks in the arena. */
+    uint8_t arena_mem[HB_FRAME_DOWN_ARENA];
     cl_stats st;
-    uint8_t rbuf[16384 + HB_FRAME_WIRE_MAX];
+    uint8_t rbuf[16384 + HB_FRAME_DOWN_WIRE_MAX];
 };
 
 cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char *err, size_t errlen);

@@ -21,15 +21,43 @@
 #include <protobuf-c/protobuf-c.h>
 #include "hongbao.pb-c.h"
 
-/* Hard limit on a frame body.  Every message a peer legitimately sends is
- * far below it (a shake is ~4 bytes, a chat at most ~120); anything longer is
- * an attack or a bug and closes the connection. */
+/* Hard limit on a frame body a server reads.  Every message a client
+ * legitimately sends is far below it (a shake is ~4 bytes, a chat at most
+ * ~120); anything longer is an attack or a bug and closes the connection. */
 #define HB_FRAME_MAX 512
 /* A varint for lengths up to HB_FRAME_MAX takes 2 bytes; the scanner rejects
  * any prefix longer than this, so a run of 0x80 bytes cannot keep it busy. */
 #define HB_FRAME_PREFIX_MAX 3
 /* Largest whole frame on the wire. */
 #define HB_FRAME_WIRE_MAX (HB_FRAME_MAX + HB_FRAME_PREFIX_MAX)
+/* Frames a server sends a client may be longer: a LoginOk or Redirect that
+ * carries the cluster's member list (hongbao.proto Members).  Only those:
+ * what a server reads stays bounded by HB_FRAME_MAX, so hostile input gains
+ * nothing from this bound.  Used by the server's output path (the buffer it
+ * packs into; server/conn.c asserts it fits one output chunk, SV_CHUNK =
+ * 2048, with its prefix) and by whatever reads a server (hb-client's scanner,
+ * receive buffer and arena; tests/e2e/peer.c).
+ * Sized from the widest list, HB_PLACE_MAX = 64 members (packed arrays, one
+ * tag byte and a 2-byte length each), in the longest Redirect:
+ *   Members: tag 1+8; key 1+2+64*8 = 515; weight 1+2+64*8 = 515; addr
+ *     1+2+64*4 = 259; port (65535: 3-byte varint) 1+2+64*3 = 195; band
+ *     (<= 99: 1 byte) 1+1+64 = 66                                     = 1,559
+ *   Redirect: host (63 bytes, the longest a member registers) 1+1+63,
+ *     port 1+3, uid 1+5, members 1+2+1,559                            = 1,637
+ *   Frame: 1+2+1,637 = 1,640 body bytes, 1,642 with the prefix
+ * (a LoginOk is shorter: 1,594 body bytes).  Every band at a uint32's
+ * widest (5 bytes: 1+2+320 = 323) adds 257: 1,897 body bytes, the most any
+ * 64-member list can take.  tests/unit/test_members.c packs both and
+ * prints these sizes.  2000 holds the widest with ~100 bytes to spare and
+ * stays within SV_CHUNK - HB_FRAME_PREFIX_MAX = 2045.  A node checks every
+ * list it builds against it and sends none rather than a longer frame
+ * (server/cluster.c); the prefix stays 2 bytes (lengths < 16384). */
+#define HB_FRAME_DOWN_MAX 2000
+#define HB_FRAME_DOWN_WIRE_MAX (HB_FRAME_DOWN_MAX + HB_FRAME_PREFIX_MAX)
+/* An arena for unpacking any frame up to HB_FRAME_DOWN_MAX (the client's):
+ * 8 bytes per body byte, the worst case as for HB_FRAME_MAX below, plus the
+ * messages' structs.  The widest member list takes about 2 KB of it. */
+#define HB_FRAME_DOWN_ARENA (8 * HB_FRAME_DOWN_MAX + 1024)
 /* Chat text limit (bytes). */
 #define HB_CHAT_MAX 100
 /* Monitor reports carry a histogram and are allowed to be larger; they travel
@@ -44,7 +72,7 @@ enum hb_scan {
 };
 
 /* Look at buf[0..len).  `max` is the largest body accepted (HB_FRAME_MAX on
- * connections).  On HB_SCAN_FRAME the frame body is buf[*prefix .. *prefix +
+ * what a server reads, HB_FRAME_DOWN_MAX on what a client reads).  On HB_SCAN_FRAME the frame body is buf[*prefix .. *prefix +
  * *body).  On HB_SCAN_MORE with *prefix != 0, *body says how long the frame
  * will be, so the caller knows how many bytes are missing. */
 int hb_frame_scan(const uint8_t *buf, size_t len, size_t max, size_t *prefix, size_t *body);

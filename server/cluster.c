@@ -116,8 +116,9 @@ static int by_name(const void *a, const void *b)
 /* The list as clients get it (ms->wire, ms->tag): every member's key,
  * weight, IPv4 address, port and band, with a tag hashed from them all.
  * Not sent (tag 0) if a host is not an IPv4 address or the largest frame
- * that carries the list would not fit HB_FRAME_MAX: clients then follow
- * Redirects as without a list. */
+ * that carries the list would not fit HB_FRAME_DOWN_MAX (the bound on what a
+ * node sends a client; a 64-member list always fits, proto/frame.h): clients
+ * then follow Redirects as without a list. */
 static void wire_members(sv_members *ms)
 {
     Hb__Members *w = &ms->wire;
@@ -170,8 +171,8 @@ static void wire_members(sv_members *ms)
     fr.redirect = &r;
     fo.body_case = HB__FRAME__BODY_LOGIN_OK;
     fo.login_ok = &ok;
-    if (protobuf_c_message_get_packed_size(&fr.base) > HB_FRAME_MAX ||
-        protobuf_c_message_get_packed_size(&fo.base) > HB_FRAME_MAX)
+    if (protobuf_c_message_get_packed_size(&fr.base) > HB_FRAME_DOWN_MAX ||
+        protobuf_c_message_get_packed_size(&fo.base) > HB_FRAME_DOWN_MAX)
         return; /* too many members for one frame */
     ms->tag = w->tag;
 }

@@ -59,7 +59,7 @@ typedef struct sv_members {
     /* The list as clients get it (Members in proto/hongbao.proto), built once
      * per snapshot so a Login only points at it: tag = 0 when it is not sent
      * (a host that is not IPv4, or a LoginOk/Redirect with it would pass
-     * HB_FRAME_MAX); wire's arrays point into w_*. */
+     * HB_FRAME_DOWN_MAX); wire's arrays point into w_*. */
     uint64_t tag;
     Hb__Members wire;
     uint64_t w_key[SV_CLUSTER_MAX];

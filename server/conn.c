@@ -348,9 +348,17 @@ void sv_conn_send(sv_set *set, sv_conn *c, const uint8_t *frame, size_t len)
     conn_write(set, c, frame, len);
 }
 
+/* Frames a node sends are bounded by HB_FRAME_DOWN_MAX (a LoginOk or
+ * Redirect with the member list; proto/frame.h), what it reads by
+ * HB_FRAME_MAX.  The longest must fit the batch buffer, and one output
+ * chunk: a socket that takes only part of it leaves the rest in a chunk
+ * (conn_write). */
+_Static_assert(HB_FRAME_DOWN_WIRE_MAX <= SV_CHUNK, "a frame to a client must fit one output chunk");
+_Static_assert(HB_FRAME_DOWN_WIRE_MAX <= sizeof(((sv_set *)0)->tx), "a frame to a client must fit the batch");
+
 void sv_conn_send_frame(sv_set *set, sv_conn *c, const Hb__Frame *f)
 {
-    uint8_t buf[HB_FRAME_WIRE_MAX];
+    uint8_t buf[HB_FRAME_DOWN_WIRE_MAX];
     size_t n = hb_frame_pack(f, buf, sizeof buf);
     if (n)
         sv_conn_send(set, c, buf, n);

@@ -50,10 +50,49 @@ static void bad(const char *what, bool login_first, const void *bytes, size_t n,
 
 static void bad_frame(const char *what, bool login_first, const Hb__Frame *f, Hb__ErrorCode code, const char *counter)
 {
-    uint8_t buf[HB_FRAME_WIRE_MAX + 64];
+    uint8_t buf[HB_FRAME_DOWN_WIRE_MAX + 64];
     size_t n = hb_frame_pack(f, buf, sizeof buf);
     CHECK(n, "pack");
     bad(what, login_first, buf, n, code, counter);
+}
+
+/* f: a Login (uid 600) whose frame body is exactly `body` bytes, padded
+ * with a token (no --secret: the token is not looked at). */
+static void login_of(Hb__Frame *f, Hb__Login *l, uint8_t *tok, size_t body)
+{
+    hb__login__init(l);
+    l->uid = 600;
+    l->token.data = tok;
+    *f = (Hb__Frame)HB__FRAME__INIT;
+    f->body_case = HB__FRAME__BODY_LOGIN;
+    f->login = l;
+    for (l->token.len = 0; protobuf_c_message_get_packed_size(&f->base) < body; l->token.len++)
+        ;
+    CHECK(protobuf_c_message_get_packed_size(&f->base) == body, "no Login of %zu bytes", body);
+}
+
+/* What a node reads stays bounded by HB_FRAME_MAX, though what it sends a
+ * client may be up to HB_FRAME_DOWN_MAX (proto/frame.h): a whole Login of
+ * 512 bytes is served, one of 513 and one as long as a node's longest frame
+ * are refused. */
+static void too_long_logins(void)
+{
+    static uint8_t tok[HB_FRAME_DOWN_MAX];
+    memset(tok, 'x', sizeof tok);
+    Hb__Frame f;
+    Hb__Login l;
+    login_of(&f, &l, tok, HB_FRAME_MAX);
+    peer *p = peer_connect(S.port);
+    peer_send(p, &f);
+    Hb__Frame *ok = peer_expect(p, HB__FRAME__BODY_LOGIN_OK, 3000);
+    CHECK(ok && ok->login_ok->uid == 600, "a Login of exactly %d bytes was not served", HB_FRAME_MAX);
+    peer_close(p);
+    PASS("a whole Login of %d bytes (the bound): served", HB_FRAME_MAX);
+    login_of(&f, &l, tok, HB_FRAME_MAX + 1);
+    bad_frame("a whole Login of 513 bytes", false, &f, HB__ERROR_CODE__ERR_FRAME_TOO_LARGE, "err_frame_too_large");
+    login_of(&f, &l, tok, HB_FRAME_DOWN_MAX);
+    bad_frame("a whole Login as long as a node's longest frame (HB_FRAME_DOWN_MAX)", false, &f,
+              HB__ERROR_CODE__ERR_FRAME_TOO_LARGE, "err_frame_too_large");
 }
 
 static void bad_input(void)
@@ -107,6 +146,7 @@ static void bad_input(void)
     ch.text = "hi";
     ch.to_uid = 5000;
     bad_frame("chat to a uid out of range", true, &f, HB__ERROR_CODE__ERR_CHAT_INVALID, "err_chat_invalid");
+    too_long_logins();
 }
 
 static void slow_peers(void)

@@ -376,7 +376,7 @@ static peer *connect_with(int port, const char *src, int rcvbuf)
     }
     int one = 1;
     setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    hb_stream_init(&p->in, HB_FRAME_MAX);
+    hb_stream_init(&p->in, HB_FRAME_DOWN_MAX); /* it reads what a node sends (proto/frame.h) */
     hb_arena_init(&p->arena, p->mem, sizeof p->mem);
     track(p);
     return p;
@@ -470,7 +470,7 @@ void peer_chat(peer *p, uint32_t to, const char *text)
 static int enqueue(void *ctx, const uint8_t *body, size_t len)
 {
     peer *p = ctx;
-    if (p->nq < 64 && len <= HB_FRAME_MAX) {
+    if (p->nq < 64 && len <= HB_FRAME_DOWN_MAX) {
         memcpy(p->queued[p->nq], body, len);
         p->qlen[p->nq++] = len;
     }
@@ -498,7 +498,7 @@ Hb__Frame *peer_next(peer *p, int ms)
     while (p->nq == 0)
         if (!fill(p, end))
             return NULL;
-    static uint8_t body[HB_FRAME_MAX];
+    static uint8_t body[HB_FRAME_DOWN_MAX];
     size_t len = p->qlen[0];
     memcpy(body, p->queued[0], len);
     memmove(p->queued, p->queued + 1, (size_t)(p->nq - 1) * sizeof p->queued[0]);

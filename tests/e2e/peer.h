@@ -56,7 +56,7 @@ typedef struct peer {
     hb_arena arena;
     uint8_t mem[16384];
     /* frames received but not yet asked for */
-    uint8_t queued[64][HB_FRAME_MAX];
+    uint8_t queued[64][HB_FRAME_DOWN_MAX]; /* a node's frames: up to HB_FRAME_DOWN_MAX */
     size_t qlen[64];
     int nq;
 } peer;
