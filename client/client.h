@@ -47,6 +47,7 @@ typedef struct cl_config {
     int64_t clock_skew_us; /* tests: pretend the local clock is off by this much */
     char *control;      /* HTTP control address, NULL = off */
     bool echo;          /* raw echo mode (against tools/bench/echo-floor) */
+    bool echo_login;    /* echo mode: a connection is up once its Login comes back (one round trip, as a real login) */
     bool shake;         /* send shakes (off: only connect, open, chat) */
     bool wait_connected; /* start shaking once all users are logged in */
     int64_t seed;

@@ -456,6 +456,14 @@ void cl_conn_connect(cl_worker *w, uint32_t i)
     }
 }
 
+/* Echo mode: the connection counts as logged in. */
+static void echo_up(cl_worker *w, cl_conn *c)
+{
+    c->state = CL_ACTIVE;
+    HB_INC(w->st.active);
+    c->attempt = 0;
+}
+
 /* The handshake is complete: count it, wait for replies, log in. */
 static void established(cl_worker *w, cl_conn *c)
 {
@@ -463,13 +471,11 @@ static void established(cl_worker *w, cl_conn *c)
     ev_io_stop(w->loop, &c->io); /* a no-op if it was never started */
     ev_io_set(&c->io, c->io.fd, EV_READ);
     ev_io_start(w->loop, &c->io);
-    if (w->cl->cfg.echo) { /* the echo server has no login */
-        c->state = CL_ACTIVE;
-        HB_INC(w->st.active);
-        c->attempt = 0;
+    if (w->cl->cfg.echo && !w->cl->cfg.echo_login) { /* the echo server has no login */
+        echo_up(w, c);
         return;
     }
-    c->state = CL_LOGIN;
+    c->state = CL_LOGIN; /* --echo-login: up when the echo server sends it back */
     send_login(w, c);
 }
 
@@ -729,6 +735,14 @@ static bool on_frame(cl_worker *w, cl_conn *c, const uint8_t *body, size_t len, 
         break;
     case HB__FRAME__BODY_SHAKE_REPLY:
         on_shake_reply(w, c, f->shake_reply, now);
+        break;
+    case HB__FRAME__BODY_LOGIN: /* --echo-login: our Login back */
+        if (w->cl->cfg.echo && c->state == CL_LOGIN) {
+            echo_up(w, c);
+            HB_INC(w->st.logins);
+        } else {
+            HB_INC(w->st.protocol_errors);
+        }
         break;
     case HB__FRAME__BODY_SHAKE: /* echo mode: our own frame back */
         if (w->cl->cfg.echo) {
