@@ -64,6 +64,8 @@ second: CPU, context switches, run-queue wait and syscalls (perf) of each
 role (server, floor, each fleet, the rest), in a cgroup v2 per role, and
 the box's /proc/stat; report.md's cost table has them per window and shake.
   --no-cost          no sampler;  --no-perf  no perf stat (syscalls)
+  --server-args A    more hb-server flags (word-split), e.g. "--journal-delay 1000"
+                     (the single server only; the report's facts name them)
 Cluster (issue 15; tools/cluster.sh):
   --servers N        N hb-server nodes, one per server host (tools/cluster.sh
                      up N: namespaces beside the client hosts, one
@@ -102,7 +104,7 @@ EOF
 }
 
 USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS='' IDLE=30 QPS1=30000 QPS2=60000 RATE=200
-PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
+EXTRA_SERVER='' PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
 OUT='' BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000 UPGRADE=0
 COMPARE=0 CMP_QPS='' CMP_S=15 COST=1 PERF=1 CTL_PORT=980
 SERVERS=1 KILL_NODE=0 KILL_DOWN=5 KILL_REDIS=0 REDIS_DOWN=5
@@ -131,6 +133,7 @@ while [ $# -gt 0 ]; do
     --compare) COMPARE=$2; shift ;;
     --compare-qps) CMP_QPS=$2; shift ;;
     --compare-seconds) CMP_S=$2; shift ;;
+    --server-args) EXTRA_SERVER=$2; shift ;;
     --no-cost) COST=0 ;;
     --no-perf) PERF=0 ;;
     --servers) SERVERS=$2; shift ;;
@@ -305,6 +308,7 @@ fact users "$USERS"; fact hosts "$HOSTS"; fact sets "$SETS"; fact client_threads
 fact ports "$NPORTS"; fact addrs "$ADDRS"; fact date "$(date -u +%Y-%m-%dT%H:%MZ)"
 fact machine "$(nproc) cores, $(($(meminfo MemTotal) / 1048576)) GiB, Linux $(uname -r)"
 fact max_p99_ms "$MAX_P99"; fact step_max "$STEP_MAX"
+[ -z "$EXTRA_SERVER" ] || fact server_args "$EXTRA_SERVER"
 # The box is shared: what else was running shows in the load before we start.
 fact loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 say "sysctls (sysctl/apply.sh server; reverted at the end)"
@@ -538,6 +542,8 @@ SERVER_ARGS=(--listen "$SERVER" --insecure --port "$PORTS" --sets "$SETS" --user
   --total "$PACKETS" --send-rate "$RATE" --send-total "$SEND" --send-split 3 --start-delay "$delay"
   --journal "$OUT/server.journal" --stats-file "$OUT/server.stats" --monitor "$MON" --instance server --progress
   --upgrade-socket "$OUT/upgrade.sock")
+# shellcheck disable=SC2206  # --server-args is meant to be word-split
+[ -z "$EXTRA_SERVER" ] || SERVER_ARGS+=($EXTRA_SERVER)
 bg server "$B/hb-server" "${SERVER_ARGS[@]}"
 for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sleep 0.1; done
 ss -Htln "sport = :$BASE_PORT" | grep -q . || die "hb-server did not listen (see $OUT/server.log)"
