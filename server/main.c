@@ -42,7 +42,7 @@ static const hb_opt opts[] = {
     {"journal", HB_OPT_STR, &srv.cfg.journal, "FILE", "grant journal (replayed at start)", 0, 0},
     {"fsync", HB_OPT_BOOL, &srv.cfg.fsync, NULL, "fdatasync each journal batch before replying", 0, 0},
     {"renotify", HB_OPT_DOUBLE, &srv.cfg.renotify, "SEC", "tell recipients who have not opened their share again after SEC, then after twice as long, ... up to a minute (0 = never)", 0, 3600},
-    {"journal-delay", HB_OPT_INT, &srv.cfg.journal_delay_us, "US", "wait US before each journal write, to gather bigger batches (tests use it to play a slow disk)", 0, 10000000},
+    {"journal-delay", HB_OPT_INT, &srv.cfg.journal_delay_us, "US", "wait US before each journal write, so one commit takes what came meanwhile: fewer fdatasyncs and wake-ups for up to US more latency on wins and opens (0 = none; tests also use it to play a slow disk)", 0, 10000000},
     {"journal-cut", HB_OPT_BOOL, &srv.cfg.journal_cut, NULL, "start even if the journal is damaged before its end, cutting it there (loses what follows)", 0, 0},
     {"secret", HB_OPT_STR, &srv.cfg.secret_file, "FILE", "login tokens are HMAC-SHA256(secret, uid || expires), see hb-token; unset = no auth", 0, 0},
     {"insecure", HB_OPT_BOOL, &srv.cfg.insecure, NULL, "allow a non-loopback --listen without --secret: anyone who reaches the port logs in as any uid", 0, 0},
