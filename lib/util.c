@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,8 +61,15 @@ void hb_sleep_until_mono(int64_t mono_us)
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
-int hb_thread_nice(int nice, const char *who)
+int hb_thread_urgent(int rt, int nice, const char *who)
 {
+    if (rt > 0) {
+        struct sched_param sp = {.sched_priority = rt};
+        int e = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+        if (e == 0)
+            return 1;
+        hb_log("%s: cannot run as real-time (SCHED_FIFO %d: %s): falling back to nice %d", who, rt, strerror(e), nice);
+    }
     if (nice == 0)
         return 0;
     /* Linux: PRIO_PROCESS with a thread id sets that thread alone. */

@@ -36,12 +36,20 @@ static inline int64_t hb_mono_us(void)
 
 /* Sleep until a CLOCK_MONOTONIC instant (us); returns early on a signal. */
 void hb_sleep_until_mono(int64_t mono_us);
-/* Give the calling thread nice value `nice` (0: leave it). A thread that
- * works little but must run on time (a producer, a commit writer) among
- * hundreds of runnable threads gets CFS weight to be picked at once when it
- * wakes. Needs CAP_SYS_NICE below 0: without it, logs once per `who` and
- * carries on at the process's priority. Returns 0 or -1. */
-int hb_thread_nice(int nice, const char *who);
+/* Make the calling thread one that must run on time among hundreds of
+ * runnable threads (a producer, a commit writer): SCHED_FIFO at priority
+ * `rt` (1-99) if rt > 0, else nice value `nice` (0: leave it).  Why a
+ * real-time class: nice only weighs a thread's share of CPU, and under
+ * EEVDF a woken thread at nice -10 can still wait for a busy thread's slice
+ * to end (a 1M run's overloaded stage made 168-233 packets in a second
+ * where 200 were due); a FIFO thread preempts every normal thread at once.
+ * Safe only for threads that sleep between short bursts (these block in
+ * nanosleep, futex and fdatasync, never spin), and the kernel's RT
+ * throttling (sched_rt_runtime_us) bounds even a runaway.  Needs
+ * CAP_SYS_NICE: without it, logs once per `who` and falls back to `nice`,
+ * then to the process's priority.  Returns 1 (real-time), 0 (nice or
+ * unchanged), -1 (neither could be set). */
+int hb_thread_urgent(int rt, int nice, const char *who);
 
 /* Counters written by exactly one thread and read by others (the stats
  * reporter).  A relaxed load + store compiles to a plain add: no lock prefix

@@ -172,7 +172,7 @@ static void *dealer_main(void *arg)
     sv_server *s = arg;
     sv_producer *p = &s->prod;
     pthread_setname_np(pthread_self(), "hb-producer");
-    hb_thread_nice((int)s->cfg.urgent_nice, "hb-producer");
+    hb_thread_urgent((int)s->cfg.urgent_rt, (int)s->cfg.urgent_nice, "hb-producer");
     sv_lock_role(SV_ROLE_PRODUCER); /* its waits are producer_wait_us */
     if (s->journal_first_cycle) {
         journal_cycle(s, 1);

@@ -279,7 +279,7 @@ static void *writer_main(void *arg)
 {
     sv_journal *j = arg;
     pthread_setname_np(pthread_self(), "hb-journal"); /* for top -H, perf, gdb */
-    hb_thread_nice(j->nice, "hb-journal");
+    hb_thread_urgent(j->rt, j->nice, "hb-journal");
     for (;;) {
         uint64_t h = atomic_load(&j->head);
         if (!published(j, h)) {

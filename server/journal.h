@@ -69,6 +69,7 @@ typedef struct sv_journal {
     bool started;
     int64_t batch_delay_us; /* optional wait to gather more per batch */
     int nice;               /* the writer thread's nice value (0 = the process's) */
+    int rt;                 /* its SCHED_FIFO priority (0 = none: `nice` only) */
     /* figures */
     _Atomic uint64_t appends, batches, bytes, max_batch, sync_us;
     _Atomic uint64_t sync_max_us; /* the longest write + fdatasync of one batch */

@@ -23,6 +23,7 @@ static const hb_opt opts[] = {
     {"backlog", HB_OPT_INT, &srv.cfg.backlog, "N", "listen() backlog per listener", 1, 1000000},
     {"sndbuf", HB_OPT_INT, &srv.cfg.sndbuf, "BYTES", "SO_SNDBUF of each connection (0 = the kernel's autotuning; caps kernel memory per idle connection)", 0, 1 << 26},
     {"io-collect-us", HB_OPT_INT, &srv.cfg.io_collect_us, "US", "after a loop turn that handled 2 or more connection events, a SET waits up to US before it polls again, to take more events per wake-up (libev io collect interval; 0 = always poll at once)", 0, 100000},
+    {"urgent-rt", HB_OPT_INT, &srv.cfg.urgent_rt, "PRIO", "SCHED_FIFO priority of the producer and journal writer threads (1-99; 0 = none: they run at --urgent-nice): a real-time thread preempts the busy SETs the moment it wakes, so packets leave on the second even in overload; they sleep between short bursts. Without CAP_SYS_NICE the server logs it and uses --urgent-nice", 0, 99},
     {"urgent-nice", HB_OPT_INT, &srv.cfg.urgent_nice, "N", "nice value of the producer and journal writer threads (-20..0; 0 = the process's own): they do little work but must run on time among hundreds of busy threads, or packets leave in bursts and wins wait for their commit", -20, 0},
     {"rate", HB_OPT_DOUBLE, &srv.cfg.rate, "N", "shake-flow packets produced per second", 0, 1e7},
     {"total", HB_OPT_INT, &srv.cfg.total, "N", "shake-flow packets to produce in all", 0, 1e12},

@@ -37,6 +37,7 @@ void sv_server_defaults(sv_config *c)
         .users = 1000000,
         .private_fds = true,
         .urgent_nice = -10, /* the producer and journal writer: on time among busy threads */
+        .urgent_rt = 1,     /* ... as real-time threads where allowed (the lowest RT priority) */
         .backlog = 65535,
         .rate = 200,
         .total = 40000,
@@ -320,6 +321,7 @@ static int load_journal(sv_server *s, int fd, sv_replay_t *rp, char *err, size_t
         return -1;
     s->journal.batch_delay_us = c->journal_delay_us;
     s->journal.nice = (int)c->urgent_nice;
+    s->journal.rt = (int)c->urgent_rt;
     return 0;
 }
 

@@ -49,6 +49,7 @@ typedef struct sv_config {
     int64_t sndbuf;
     int64_t io_collect_us;      /* SET loops: libev io collect interval (0 = poll at once) */
     int64_t urgent_nice;        /* nice of the producer and journal writer threads (0 = as the process) */
+    int64_t urgent_rt;          /* their SCHED_FIFO priority (0 = none: urgent_nice only) */
 
     /* shake flow */
     double rate;

@@ -13,6 +13,21 @@ TOTAL=1500 SEND_TOTAL=500 SPLIT=3
 start server "$BIN/hb-server" --sets 4 --port "$PORTS" --users $USERS --rate 200 --total $TOTAL \
   --send-rate 200 --send-total $SEND_TOTAL --send-split $SPLIT --journal "$WORK/j" --stats-file "$WORK/server.stats"
 wait_until 10 listening "$(first_port "$PORTS")" || fail "server did not listen"
+# The producer and the journal writer run as real-time threads (--urgent-rt
+# 1 by default): field 41 of a thread's stat is its policy, 1 = SCHED_FIFO.
+# As root (CI) they must be; without CAP_SYS_NICE the server falls back to nice.
+thread_policy() { # NAME: the policy of the server's thread called NAME
+  local t
+  for t in /proc/"$PID_server"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" = "$1" ] && { awk '{ sub(/.*\) /, ""); print $(41 - 2) }' "$t/stat"; return; }
+  done
+  echo none
+}
+if [ "$(id -u)" = 0 ]; then
+  wait_until 5 test "$(thread_policy hb-journal)" != none || true
+  expect_eq "server: the producer thread is SCHED_FIFO" "$(thread_policy hb-producer)" 1
+  expect_eq "server: the journal writer thread is SCHED_FIFO" "$(thread_policy hb-journal)" 1
+fi
 for c in a b; do
   from=$([ $c = a ] && echo 0 || echo 10000); to=$((from + 10000))
   start "client_$c" "$BIN/hb-client" --server 127.0.0.1 --port "$PORTS" --uid-from "$from" --uid-to $to \
@@ -69,3 +84,16 @@ expect_eq "made.tsv: shake packets" "$(awk 'NR > 1 { n += $2 } END { print n + 0
   "$(stat "$S" made_shake)"
 expect_eq "made.tsv: send packets" "$(awk 'NR > 1 { n += $3 } END { print n + 0 }' "$WORK/made.tsv")" \
   "$(stat "$S" made_send)"
+
+# Without CAP_SYS_NICE the urgent threads cannot be real-time: the server
+# says so and carries on at the process's priority (no crash, no refusal).
+if [ "$(id -u)" = 0 ]; then
+  P2=$(free_ports 1)
+  start nocap setpriv --inh-caps=-sys_nice --bounding-set=-sys_nice "$BIN/hb-server" --sets 1 --port "$P2" \
+    --users 100 --rate 10 --total 10 --journal "$WORK/j2"
+  PID_server=$PID_nocap
+  wait_until 10 listening "$(first_port "$P2")" || fail "server without CAP_SYS_NICE did not listen"
+  wait_until 5 grep -q "hb-journal: cannot run as real-time" "$WORK/nocap.log" || fail "no word on the fallback"
+  expect_eq "server without CAP_SYS_NICE: the journal writer is not SCHED_FIFO" "$(thread_policy hb-journal)" 0
+  stop nocap
+fi
