@@ -53,12 +53,6 @@ static void cleanup(void)
     tredis_stop(&redis, SIGTERM, 3000);
 }
 
-static void redis_start(void)
-{
-    CHECK(mkdtemp(dir), "mkdtemp");
-    tredis_start(&redis, dir, "hb-test-pw", false);
-}
-
 #define USERS 1500
 
 /* Node `name` (index i of n) with the test's money settings plus `extra`. */
@@ -546,7 +540,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     atexit(cleanup);
-    redis_start();
+    CHECK(mkdtemp(dir), "mkdtemp");
+    tredis_start(&redis, dir, "hb-test-pw", false);
     wrong_password();
     run_over_cluster();
     redirect_loop();

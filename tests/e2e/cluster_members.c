@@ -61,13 +61,6 @@ static void cleanup(void)
     tredis_stop(&redis, SIGTERM, 3000);
 }
 
-static void redis_start(void)
-{
-    CHECK(mkdtemp(dir), "mkdtemp");
-    tredis_start(&redis, dir, "hb-test-pw", false);
-    rc = tredis_connect(&redis);
-}
-
 /* The placement every node and the client compute: n0 (weight 1) and
  * m01..m63 (FAKE_WEIGHT). */
 static hb_place_member place[MEMBERS];
@@ -120,7 +113,9 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     atexit(cleanup);
-    redis_start();
+    CHECK(mkdtemp(dir), "mkdtemp");
+    tredis_start(&redis, dir, "hb-test-pw", false);
+    rc = tredis_connect(&redis);
     fake_members();
 
     /* 1 */

@@ -47,13 +47,6 @@ static void cleanup(void)
     tredis_stop(&redis, SIGTERM, 3000);
 }
 
-/* Redis with its data in dir: appendonly, fsync per write. */
-static void redis_start(void)
-{
-    CHECK(mkdtemp(dir), "mkdtemp");
-    tredis_start(&redis, dir, "hb-test-pw", true);
-}
-
 /* Node `name`, index i of n, with `base` flags then `extra`, on `port` (0:
  * any free one).  A node restarted while its registration is still live
  * must come back at the same address: another description under its name
@@ -408,7 +401,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     atexit(cleanup);
-    redis_start();
+    CHECK(mkdtemp(dir), "mkdtemp");
+    tredis_start(&redis, dir, "hb-test-pw", true); /* AOF, fsync per write: a SIGKILL loses nothing */
     two_nodes();
     three_nodes();
     cleanup();

@@ -37,13 +37,6 @@ static void cleanup(void)
     tredis_stop(&redis, SIGTERM, 3000);
 }
 
-static void redis_start(void)
-{
-    CHECK(mkdtemp(dir), "mkdtemp");
-    tredis_start(&redis, dir, "hb-test-pw", false);
-    rc = tredis_connect(&redis);
-}
-
 /* `name`'s description and expiry stamp in Redis ("" if none). */
 static void registration(const char *name, char *desc, size_t dlen, char *exp, size_t elen)
 {
@@ -69,7 +62,9 @@ static void node_flags(const char **flags, const char *adv, const char *idx)
 int main(void)
 {
     atexit(cleanup);
-    redis_start();
+    CHECK(mkdtemp(dir), "mkdtemp");
+    tredis_start(&redis, dir, "hb-test-pw", false);
+    rc = tredis_connect(&redis);
     int a = peer_free_port(), b;
     do
         b = peer_free_port();

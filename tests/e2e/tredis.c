@@ -44,16 +44,12 @@ static void run(tredis *r)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
-    const char *argv[20] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir, "--save", ""};
-    int n = 9;
+    const char *argv[20] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir, "--save", "",
+                            "--appendonly", r->aof ? "yes" : "no"};
+    int n = 11;
     if (r->aof) {
-        argv[n++] = "--appendonly";
-        argv[n++] = "yes";
         argv[n++] = "--appendfsync";
         argv[n++] = "always";
-    } else {
-        argv[n++] = "--appendonly";
-        argv[n++] = "no";
     }
     if (r->password[0]) {
         argv[n++] = "--requirepass";
