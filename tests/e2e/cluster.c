@@ -31,17 +31,14 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include "peer.h"
 #include "placement.h"
 #include "spawn.h"
+#include "tredis.h"
 
 static char dir[64] = "/tmp/hb-cluster.XXXXXX";
-static pid_t redis_pid, client_pid;
-static int rport;
-static char url[64], pwfile[128];
+static tredis redis;
+static pid_t client_pid;
 
 static int64_t now_ms(void)
 {
@@ -50,59 +47,10 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void stop_pid(pid_t *pid, int ms)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, SIGTERM);
-    int st;
-    for (int64_t end = now_ms() + ms; now_ms() < end; usleep(20000))
-        if (waitpid(*pid, &st, WNOHANG) == *pid) {
-            *pid = 0;
-            return;
-        }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, &st, 0);
-    *pid = 0;
-}
-
 static void cleanup(void)
 {
-    stop_pid(&client_pid, 2000);
-    stop_pid(&redis_pid, 3000);
-}
-
-static bool can_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    close(fd);
-    return ok;
-}
-
-static void redis_start(void)
-{
-    CHECK(mkdtemp(dir), "mkdtemp");
-    rport = peer_free_port();
-    char port[16], log[128];
-    snprintf(port, sizeof port, "%d", rport);
-    snprintf(log, sizeof log, "%s/redis.log", dir);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-                          "--appendonly", "no", "--requirepass", "hb-test-pw", NULL};
-    redis_pid = spawn(argv, log);
-    int64_t end = now_ms() + 5000;
-    while (!can_connect(rport)) {
-        CHECK(now_ms() < end, "redis-server does not listen (see %s)", log);
-        usleep(20000);
-    }
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", rport);
-    snprintf(pwfile, sizeof pwfile, "%s/pw", dir);
-    FILE *f = fopen(pwfile, "w");
-    CHECK(f, "pw file");
-    fputs("hb-test-pw\n", f);
-    fclose(f);
+    spawn_stop(&client_pid, SIGTERM, 2000);
+    tredis_stop(&redis, SIGTERM, 3000);
 }
 
 #define USERS 1500
@@ -117,8 +65,8 @@ static void node_start(peer_server *s, const char *name, int i, int n, const cha
     snprintf(nn[k], sizeof nn[k], "%d", n);
     const char *flags[64] = {"--sets", "2", "--users", "1500", "--total", "600", "--rate", "200",
                              "--send-total", "60", "--send-rate", "60", "--send-split", "3",
-                             "--cluster", url, "--node", name, "--node-index", idx[k], "--nodes", nn[k],
-                             "--redis-password-file", pwfile, "--stats-every", "200"};
+                             "--cluster", redis.url, "--node", name, "--node-index", idx[k], "--nodes", nn[k],
+                             "--redis-password-file", redis.pwfile, "--stats-every", "200"};
     int m = 26;
     for (int e = 0; extra && extra[e] && m < 62; e++)
         flags[m++] = extra[e];
@@ -206,13 +154,13 @@ static void wrong_password(void)
     int port = peer_free_port();
     char p[16];
     snprintf(p, sizeof p, "%d", port);
-    const char *flags[] = {"--port", p, "--sets", "1", "--users", "100", "--journal", j, "--cluster", url, "--node",
-                           "w0", "--node-index", "0", "--nodes", "1", "--redis-password-file", bad, NULL};
+    const char *flags[] = {"--port", p, "--sets", "1", "--users", "100", "--journal", j, "--cluster", redis.url,
+                           "--node", "w0", "--node-index", "0", "--nodes", "1", "--redis-password-file", bad, NULL};
     int rc = peer_server_run(flags, 10000, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "refused the password"), "wrong password: status %d, output: %s", rc, out);
     PASS("a wrong Redis password stops the start: status 1, \"%.*s\"", (int)strcspn(out, "\n"), out);
-    const char *nopw[] = {"--port", p, "--sets", "1", "--users", "100", "--journal", j, "--cluster", url, "--node",
-                          "w0", "--node-index", "0", "--nodes", "1", NULL};
+    const char *nopw[] = {"--port", p, "--sets", "1", "--users", "100", "--journal", j, "--cluster", redis.url,
+                          "--node", "w0", "--node-index", "0", "--nodes", "1", NULL};
     rc = peer_server_run(nopw, 10000, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "NOAUTH"), "no password: status %d, output: %s", rc, out);
     PASS("no password where Redis needs one: status 1, \"%.*s\"", (int)strcspn(out, "\n"), out);
@@ -430,11 +378,11 @@ static void node_killed(void)
          (unsigned long long)on2, USERS, (long long)took, (unsigned long long)dc, (double)dc / (double)on2,
          (unsigned long long)dl, (unsigned long long)dr, (unsigned long long)cstat("suspects"),
          (unsigned long long)cstat("redirects_deferred"));
-    stop_pid(&client_pid, 5000);
+    spawn_stop(&client_pid, SIGTERM, 5000);
 
     /* Redis goes away: the nodes serve on with what they hold, count their
      * reconnects, log it once; when it is back they register again. */
-    stop_pid(&redis_pid, 3000);
+    tredis_stop(&redis, SIGTERM, 3000);
     CHECK(peer_wait_stat(&n[0], "cluster_reconnects", 3, 8000) >= 3, "k0 does not retry Redis");
     CHECK(peer_stat_now(&n[0], "cluster_redis_up") == 0, "k0 thinks Redis is up");
     CHECK(peer_stat_now(&n[0], "cluster_members") == 2, "k0's member list changed while Redis was away");
@@ -449,12 +397,7 @@ static void node_killed(void)
     snprintf(cmd, sizeof cmd, "test $(grep -c 'unreachable' %s) -eq 1", n[0].log);
     CHECK(system(cmd) == 0, "k0 did not log the loss of Redis exactly once (see %s)", n[0].log);
     uint64_t tries = peer_stat_now(&n[0], "cluster_reconnects");
-    char port[16], log[128];
-    snprintf(port, sizeof port, "%d", rport);
-    snprintf(log, sizeof log, "%s/redis.log", dir);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-                          "--appendonly", "no", "--requirepass", "hb-test-pw", NULL};
-    redis_pid = spawn(argv, log);
+    tredis_restart(&redis);
     CHECK(peer_wait_stat(&n[0], "cluster_redis_up", 1, 8000) == 1, "k0 did not get back to Redis");
     CHECK(peer_wait_stat(&n[0], "cluster_members", 2, 5000) == 2, "k0 does not see k1 again");
     snprintf(cmd, sizeof cmd, "grep -q 'is back after' %s", n[0].log);
@@ -513,7 +456,7 @@ static void held_retry(void)
     PASS("h1 frozen then killed: %llu shakes held while its users were on h0 (h0 asked 0 retries); h1 back: "
          "%llu retries, all on h1",
          (unsigned long long)held, (unsigned long long)cstat("retries"));
-    stop_pid(&client_pid, 5000);
+    spawn_stop(&client_pid, SIGTERM, 5000);
     peer_server_stop(&n[0]);
     peer_server_stop(&n[2]);
 }
@@ -588,7 +531,7 @@ static void node_frozen(void)
     wait_for("f2's users home again", frozen_home, n, 20000);
     PASS("f2 continued: its %llu users home again %lld ms later (rehomed by f0 and f1)",
          (unsigned long long)f2_share, (long long)(now_ms() - t1));
-    stop_pid(&client_pid, 5000);
+    spawn_stop(&client_pid, SIGTERM, 5000);
     for (int i = 0; i < 3; i++)
         peer_server_stop(&n[i]);
 }
@@ -597,7 +540,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     atexit(cleanup);
-    redis_start();
+    CHECK(mkdtemp(dir), "mkdtemp");
+    tredis_start(&redis, dir, "hb-test-pw", false);
     wrong_password();
     run_over_cluster();
     redirect_loop();

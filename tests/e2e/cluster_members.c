@@ -36,6 +36,7 @@
 #include "peer.h"
 #include "placement.h"
 #include "spawn.h"
+#include "tredis.h"
 
 #define MEMBERS HB_PLACE_MAX
 #define USERS 1500
@@ -43,9 +44,8 @@
 #define FAKE_WEIGHT 0.001
 
 static char dir[64] = "/tmp/hb-cmembers.XXXXXX";
-static pid_t redis_pid, client_pid;
-static int rport;
-static char url[64], pwfile[128];
+static tredis redis;
+static pid_t client_pid;
 static redisContext *rc;
 
 static int64_t now_ms(void)
@@ -55,56 +55,10 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void stop_pid(pid_t *pid)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, SIGTERM);
-    int st;
-    for (int64_t end = now_ms() + 3000; now_ms() < end; usleep(20000))
-        if (waitpid(*pid, &st, WNOHANG) == *pid) {
-            *pid = 0;
-            return;
-        }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, &st, 0);
-    *pid = 0;
-}
-
 static void cleanup(void)
 {
-    stop_pid(&client_pid);
-    stop_pid(&redis_pid);
-}
-
-static void redis_start(void)
-{
-    CHECK(mkdtemp(dir), "mkdtemp");
-    rport = peer_free_port();
-    char port[16], log[128];
-    snprintf(port, sizeof port, "%d", rport);
-    snprintf(log, sizeof log, "%s/redis.log", dir);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-                          "--appendonly", "no", "--requirepass", "hb-test-pw", NULL};
-    redis_pid = spawn(argv, log);
-    struct timeval tv = {1, 0};
-    for (int64_t end = now_ms() + 5000;; usleep(20000)) {
-        rc = redisConnectWithTimeout("127.0.0.1", rport, tv);
-        if (rc && !rc->err)
-            break;
-        if (rc)
-            redisFree(rc);
-        CHECK(now_ms() < end, "redis-server does not listen (see %s)", log);
-    }
-    redisReply *r = redisCommand(rc, "AUTH hb-test-pw");
-    CHECK(r && r->type == REDIS_REPLY_STATUS, "AUTH");
-    freeReplyObject(r);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", rport);
-    snprintf(pwfile, sizeof pwfile, "%s/pw", dir);
-    FILE *f = fopen(pwfile, "w");
-    CHECK(f, "pw file");
-    fputs("hb-test-pw\n", f);
-    fclose(f);
+    spawn_stop(&client_pid, SIGTERM, 3000);
+    tredis_stop(&redis, SIGTERM, 3000);
 }
 
 /* The placement every node and the client compute: n0 (weight 1) and
@@ -159,14 +113,16 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     atexit(cleanup);
-    redis_start();
+    CHECK(mkdtemp(dir), "mkdtemp");
+    tredis_start(&redis, dir, "hb-test-pw", false);
+    rc = tredis_connect(&redis);
     fake_members();
 
     /* 1 */
     static peer_server n0;
-    const char *flags[] = {"--sets", "2", "--users", "1500", "--total", "0", "--send-total", "0", "--cluster", url,
-                           "--node", "n0", "--node-index", "0", "--nodes", "64", "--redis-password-file", pwfile,
-                           "--stats-every", "200", NULL};
+    const char *flags[] = {"--sets", "2", "--users", "1500", "--total", "0", "--send-total", "0",
+                           "--cluster", redis.url, "--node", "n0", "--node-index", "0", "--nodes", "64",
+                           "--redis-password-file", redis.pwfile, "--stats-every", "200", NULL};
     peer_server_start(&n0, 1, flags);
     CHECK(peer_wait_stat(&n0, "cluster_members", MEMBERS, 5000) == MEMBERS, "n0 does not see %d members", MEMBERS);
     PASS("n0 and 63 members written into Redis (15-byte hosts, weights %g): n0 lists %d", FAKE_WEIGHT, MEMBERS);

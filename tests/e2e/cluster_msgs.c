@@ -23,19 +23,16 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include "ledgerfile.h"
 #include "money.h"
 #include "peer.h"
 #include "placement.h"
 #include "spawn.h"
+#include "tredis.h"
 
 static char dir[64] = "/tmp/hb-xmsg.XXXXXX";
-static pid_t redis_pid, client_pid;
-static int rport;
-static char url[64], pwfile[128];
+static tredis redis;
+static pid_t client_pid;
 
 static int64_t now_ms(void)
 {
@@ -44,65 +41,10 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void stop_pid(pid_t *pid, int sig, int ms)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, sig);
-    int st;
-    for (int64_t end = now_ms() + ms; now_ms() < end; usleep(20000))
-        if (waitpid(*pid, &st, WNOHANG) == *pid) {
-            *pid = 0;
-            return;
-        }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, &st, 0);
-    *pid = 0;
-}
-
 static void cleanup(void)
 {
-    stop_pid(&client_pid, SIGTERM, 2000);
-    stop_pid(&redis_pid, SIGTERM, 3000);
-}
-
-static bool can_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Redis with its data in dir: appendonly, fsync per write. */
-static void redis_run(void)
-{
-    char port[16], log[128];
-    snprintf(port, sizeof port, "%d", rport);
-    snprintf(log, sizeof log, "%s/redis.log", dir);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-                          "--appendonly", "yes", "--appendfsync", "always", "--requirepass", "hb-test-pw", NULL};
-    redis_pid = spawn(argv, log);
-    int64_t end = now_ms() + 5000;
-    while (!can_connect(rport)) {
-        CHECK(now_ms() < end, "redis-server does not listen (see %s)", log);
-        usleep(20000);
-    }
-}
-
-static void redis_start(void)
-{
-    CHECK(mkdtemp(dir), "mkdtemp");
-    rport = peer_free_port();
-    redis_run();
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", rport);
-    snprintf(pwfile, sizeof pwfile, "%s/pw", dir);
-    FILE *f = fopen(pwfile, "w");
-    CHECK(f, "pw file");
-    fputs("hb-test-pw\n", f);
-    fclose(f);
+    spawn_stop(&client_pid, SIGTERM, 2000);
+    tredis_stop(&redis, SIGTERM, 3000);
 }
 
 /* Node `name`, index i of n, with `base` flags then `extra`, on `port` (0:
@@ -117,8 +59,8 @@ static void node_start_at(peer_server *s, int port, const char *name, int i, int
     k = (k + 1) % 8;
     snprintf(idx[k], sizeof idx[k], "%d", i);
     snprintf(nn[k], sizeof nn[k], "%d", n);
-    const char *flags[64] = {"--cluster", url, "--node", name, "--node-index", idx[k], "--nodes", nn[k],
-                             "--redis-password-file", pwfile, "--stats-every", "200"};
+    const char *flags[64] = {"--cluster", redis.url, "--node", name, "--node-index", idx[k], "--nodes", nn[k],
+                             "--redis-password-file", redis.pwfile, "--stats-every", "200"};
     int m = 12;
     for (int e = 0; base && base[e] && m < 62; e++)
         flags[m++] = base[e];
@@ -286,8 +228,8 @@ static void two_nodes(void)
     uint64_t x0 = peer_stat_now(&a, "xmsg_xadd");
     kill(a.pid, SIGUSR1);
     CHECK(peer_wait_stat(&a, "xmsg_xadd", x0 + PER_CYCLE, 8000) >= x0 + PER_CYCLE, "a did not XADD cycle 2");
-    stop_pid(&redis_pid, SIGKILL, 1000);
-    redis_run();
+    tredis_stop(&redis, SIGKILL, 1000);
+    tredis_restart(&redis);
     CHECK(peer_wait_stat(&a, "cluster_redis_up", 1, 8000) == 1, "a did not get back to Redis");
     node_start_at(&b3, b.port, "b", 1, 2, base, again);
     kill(b3.pid, SIGUSR1); /* b's cycle 2 too: both journals have 2 cycles */
@@ -459,7 +401,8 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     atexit(cleanup);
-    redis_start();
+    CHECK(mkdtemp(dir), "mkdtemp");
+    tredis_start(&redis, dir, "hb-test-pw", true); /* AOF, fsync per write: a SIGKILL loses nothing */
     two_nodes();
     three_nodes();
     cleanup();

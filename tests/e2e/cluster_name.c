@@ -15,17 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <hiredis/hiredis.h>
 #include "peer.h"
-#include "spawn.h"
+#include "tredis.h"
 
 static char dir[64] = "/tmp/hb-cname.XXXXXX";
-static pid_t redis_pid;
-static int rport;
-static char url[64], pwfile[128];
+static tredis redis;
 static redisContext *rc;
 
 static int64_t now_ms(void)
@@ -37,40 +34,7 @@ static int64_t now_ms(void)
 
 static void cleanup(void)
 {
-    if (redis_pid > 0) {
-        kill(redis_pid, SIGTERM);
-        waitpid(redis_pid, NULL, 0);
-    }
-}
-
-static void redis_start(void)
-{
-    CHECK(mkdtemp(dir), "mkdtemp");
-    rport = peer_free_port();
-    char port[16], log[128];
-    snprintf(port, sizeof port, "%d", rport);
-    snprintf(log, sizeof log, "%s/redis.log", dir);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-                          "--appendonly", "no", "--requirepass", "hb-test-pw", NULL};
-    redis_pid = spawn(argv, log);
-    struct timeval tv = {1, 0};
-    for (int64_t end = now_ms() + 5000;; usleep(20000)) {
-        rc = redisConnectWithTimeout("127.0.0.1", rport, tv);
-        if (rc && !rc->err)
-            break;
-        if (rc)
-            redisFree(rc);
-        CHECK(now_ms() < end, "redis-server does not listen (see %s)", log);
-    }
-    redisReply *r = redisCommand(rc, "AUTH hb-test-pw");
-    CHECK(r && r->type == REDIS_REPLY_STATUS, "AUTH");
-    freeReplyObject(r);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", rport);
-    snprintf(pwfile, sizeof pwfile, "%s/pw", dir);
-    FILE *f = fopen(pwfile, "w");
-    CHECK(f, "pw file");
-    fputs("hb-test-pw\n", f);
-    fclose(f);
+    tredis_stop(&redis, SIGTERM, 3000);
 }
 
 /* `name`'s description and expiry stamp in Redis ("" if none). */
@@ -89,8 +53,8 @@ static void registration(const char *name, char *desc, size_t dlen, char *exp, s
 /* Node "dup" advertised at 127.0.0.1:adv, index idx (of 2). */
 static void node_flags(const char **flags, const char *adv, const char *idx)
 {
-    const char *f[] = {"--listen", "127.0.0.1", "--users", "40", "--cluster", url, "--node", "dup",
-                       "--node-index", idx, "--nodes", "2", "--advertise", adv, "--redis-password-file", pwfile,
+    const char *f[] = {"--listen", "127.0.0.1", "--users", "40", "--cluster", redis.url, "--node", "dup",
+                       "--node-index", idx, "--nodes", "2", "--advertise", adv, "--redis-password-file", redis.pwfile,
                        "--stats-every", "200", NULL};
     memcpy(flags, f, sizeof f);
 }
@@ -98,7 +62,9 @@ static void node_flags(const char **flags, const char *adv, const char *idx)
 int main(void)
 {
     atexit(cleanup);
-    redis_start();
+    CHECK(mkdtemp(dir), "mkdtemp");
+    tredis_start(&redis, dir, "hb-test-pw", false);
+    rc = tredis_connect(&redis);
     int a = peer_free_port(), b;
     do
         b = peer_free_port();

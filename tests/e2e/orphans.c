@@ -1,7 +1,7 @@
 /* orphans: a test that dies leaves no services behind.
  *   1. a C test binary (this one, run again with --abort DIR) starts a
  *      redis-server and an hb-server cluster node on it, both through
- *      spawn.c (the hb-server through peer.c), then abort()s as a
+ *      spawn.c (through tredis.c and peer.c), then abort()s as a
  *      sanitizer does: no atexit handler, no peer_abort() runs.  Both must
  *      be gone within 5 s (spawn.c's PR_SET_PDEATHSIG);
  *   2. a shell test (orphans_killed.sh, on tests/e2e/lib.sh) run under
@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include "peer.h"
 #include "spawn.h"
+#include "tredis.h"
 
 static int64_t now_ms(void)
 {
@@ -49,24 +50,17 @@ static bool listening(int port)
 
 static void victim(const char *dir)
 {
-    int rport = peer_free_port();
-    char port[16], log[256], url[64], pids[256];
-    snprintf(port, sizeof port, "%d", rport);
-    snprintf(log, sizeof log, "%s/redis.log", dir);
-    const char *redis[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-                           "--appendonly", "no", NULL};
-    pid_t redis_pid = spawn(redis, log);
-    for (int64_t end = now_ms() + 5000; !listening(rport); usleep(20000))
-        CHECK(now_ms() < end, "redis-server does not listen (see %s)", log);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", rport);
-    const char *flags[] = {"--listen", "127.0.0.1", "--users", "40", "--cluster", url, "--node", "orphan",
+    tredis redis;
+    tredis_start(&redis, dir, NULL, false);
+    const char *flags[] = {"--listen", "127.0.0.1", "--users", "40", "--cluster", redis.url, "--node", "orphan",
                            "--node-index", "0", "--nodes", "1", NULL};
     peer_server s;
     peer_server_start(&s, 1, flags);
+    char pids[256];
     snprintf(pids, sizeof pids, "%s/pids", dir);
     FILE *f = fopen(pids, "w");
     CHECK(f, "%s", pids);
-    fprintf(f, "%d %d %d %d %s\n", (int)redis_pid, rport, (int)s.pid, s.port, s.dir);
+    fprintf(f, "%d %d %d %d %s\n", (int)redis.pid, redis.port, (int)s.pid, s.port, s.dir);
     fclose(f);
     abort(); /* as a sanitizer does: no atexit, no peer_abort() */
 }

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "peer.h"
 
@@ -40,4 +42,26 @@ pid_t spawn(const char *const *argv, const char *log)
 pid_t spawn_fd(const char *const *argv, int fd)
 {
     return start(argv, NULL, fd);
+}
+
+void spawn_stop(pid_t *pid, int sig, int ms)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, sig);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+            *pid = 0;
+            return;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms)
+            break;
+        usleep(20000);
+    }
+    kill(*pid, SIGKILL);
+    waitpid(*pid, NULL, 0);
+    *pid = 0;
 }

@@ -24,5 +24,9 @@ pid_t spawn(const char *const *argv, const char *log);
 /* The same with stdout and stderr on the open descriptor `fd`; -1: the
  * test's own stdout and stderr. */
 pid_t spawn_fd(const char *const *argv, int fd);
+/* Stop *pid: send sig, wait up to ms for it to exit, then SIGKILL and reap
+ * it; *pid becomes 0.  Nothing if *pid <= 0, so cleanup may call it on
+ * what never started or was stopped already. */
+void spawn_stop(pid_t *pid, int sig, int ms);
 
 #endif
