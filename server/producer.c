@@ -103,6 +103,19 @@ static uint32_t amount(sv_producer *p, const sv_flow *f)
     return f->amin + hb_rand_below(&p->rng, f->amax - f->amin + 1);
 }
 
+/* Count how late packet `k` of flow f is when made at `now`. */
+static void note_lateness(sv_producer *p, const sv_flow *f, int64_t now)
+{
+    int64_t late = now - flow_due(f, f->made);
+    if (late <= 0)
+        return;
+    HB_ADD(p->late_us, (uint64_t)late);
+    if (late > 5000)
+        HB_INC(p->late_5ms);
+    if ((uint64_t)late > HB_GET(p->late_max_us))
+        HB_STORE(p->late_max_us, (uint64_t)late);
+}
+
 /* Round-robin, skipping SETs whose queue is full; false if all are. */
 static bool deal(sv_producer *p, const sv_packet *pk)
 {
@@ -192,6 +205,7 @@ uint64_t sv_producer_step(sv_producer *p, int64_t now)
     }
     sv_flow *s = &p->shake;
     while (s->running && !flow_done(s) && flow_due(s, s->made) <= now) {
+        note_lateness(p, s, now);
         make_shake(p);
         n++;
         if (p->held_len) {
@@ -208,6 +222,7 @@ uint64_t sv_producer_step(sv_producer *p, int64_t now)
     }
     sv_flow *d = &p->send;
     while (d->running && !flow_done(d) && flow_due(d, d->made) <= now) {
+        note_lateness(p, d, now);
         make_send(p);
         n++;
     }

@@ -53,6 +53,14 @@ typedef struct sv_producer {
     uint64_t rng;
     hb_counter *dealt; /* per SET */
     hb_counter stalls; /* steps that found every queue full */
+    /* How late packets were made: the step's clock minus the packet's due
+     * time.  A packet made late is stamped late, so a late producer is what
+     * makes a second of the journal's clock hold 168 packets and the next
+     * 232; these say whether it was (and by how much), where the journal's
+     * counts only show the result. */
+    hb_counter late_us;     /* summed over all packets made */
+    hb_counter late_5ms;    /* packets made more than 5 ms after due */
+    hb_counter late_max_us; /* the latest one so far */
     hb_counter made_shake, made_send; /* mirrors of the flows' `made`, for readers on other threads */
     _Atomic bool started;
 } sv_producer;

@@ -73,6 +73,9 @@ void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool fin
     hb_sb_u64(&b, "made_shake", HB_GET(s->prod.made_shake));
     hb_sb_u64(&b, "made_send", HB_GET(s->prod.made_send));
     hb_sb_u64(&b, "producer_stalls", HB_GET(s->prod.stalls));
+    hb_sb_u64(&b, "producer_late_us", HB_GET(s->prod.late_us));
+    hb_sb_u64(&b, "producer_late_5ms", HB_GET(s->prod.late_5ms));
+    hb_sb_u64(&b, "producer_late_max_us", HB_GET(s->prod.late_max_us));
     hb_sb_u64(&b, "event_started", atomic_load(&s->event_started));
     hb_sb_u64(&b, "cycle", (uint64_t)atomic_load(&s->cycles_started));
     hb_sb_u64(&b, "journal_appends", atomic_load(&s->journal.appends));

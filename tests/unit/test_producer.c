@@ -262,6 +262,33 @@ static void test_cycles(void **st)
     sv_producer_free(&p);
 }
 
+/* Lateness: a step at the due time counts nothing; a step 7 ms after a
+ * packet was due counts it (and each packet by its own due time). */
+static void test_lateness(void **st)
+{
+    fake f = {0};
+    for (int i = 0; i < NSETS; i++)
+        f.cap[i] = UINT64_MAX;
+    sv_producer p;
+    sv_producer_ops o = ops(&f);
+    assert_int_equal(sv_producer_init(&p, &o, NSETS, 42), 0);
+    sv_flow_set(&p.shake, 200, 1000, 0, 1, 100); /* one every 5 ms */
+    int64_t t0 = 1000000;
+    sv_producer_start(&p, t0);
+    for (int64_t now = t0; now <= t0 + 100000; now += 5000) /* on time */
+        sv_producer_step(&p, now);
+    assert_int_equal(p.shake.made, 21);
+    assert_int_equal(HB_GET(p.late_us), 0);
+    assert_int_equal(HB_GET(p.late_5ms), 0);
+    /* due at +105, +110, +115 ms; made at +117 ms: 12, 7 and 2 ms late */
+    sv_producer_step(&p, t0 + 117000);
+    assert_int_equal(p.shake.made, 24);
+    assert_int_equal(HB_GET(p.late_us), 12000 + 7000 + 2000);
+    assert_int_equal(HB_GET(p.late_5ms), 2);
+    assert_int_equal(HB_GET(p.late_max_us), 12000);
+    sv_producer_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_held_dealt_first),
         cmocka_unit_test(test_restart_continues),
         cmocka_unit_test(test_cycles),
+        cmocka_unit_test(test_lateness),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

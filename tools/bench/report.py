@@ -77,6 +77,22 @@ def producing(srv, st):
     return made, series.rate_stats({s: srv[s] for s in full}, "packets_created", min(full), max(full)) if full else None
 
 
+def producer_late(C, st):
+    """(packets made > 5 ms after due, their mean lateness in ms, the latest
+    so far in ms or None if not reached in the stage) from the server's
+    counters in cost.tsv; None without samples or counters."""
+    e = C and cost.ends(C, st["first"], st["last"])
+    if not e:
+        return None
+    a, b = e[0].get("server", {}), e[1].get("server", {})
+    if "producer_late_5ms" not in a or "producer_late_5ms" not in b:
+        return None
+    made = b.get("producer_late_us", 0) - a.get("producer_late_us", 0)
+    n = b["producer_late_5ms"] - a["producer_late_5ms"]
+    mx = b.get("producer_late_max_us")
+    return n, made, None if mx is None or mx <= a.get("producer_late_max_us", 0) else mx / 1000
+
+
 def p99_of(rows, ph):
     h = series.hist(series.select(rows, "client", "c" if ph["target"] == "server" else "e"), ph["first"], ph["last"])
     return ms(series.percentile(h, 99))
@@ -318,6 +334,18 @@ def main():
         for p, v in (("p50", p50), ("p99", p99), ("p999", p999)):
             R["%s.latency_%s_us" % (name, p)] = v
         R["%s.packets_made" % name] = round(made_n)
+    C = cost.load(os.path.join(a.dir, "cost.tsv"))
+    lates = [(st["name"], producer_late(C, st)) for st in stages]
+    if any(x for _, x in lates):
+        L += ["", "The producer's own clock (hb-server's producer_late_* counters): packets made more than 5 ms "
+              "after they were due, and the stage's latest if it set a new maximum -- a late producer stamps "
+              "late, so this tells a late producer from a busy journal clock: " + "; ".join(
+                  "%s %s (%s µs late in all%s)" % (nm, fnum(x[0]), fnum(x[1]),
+                                                  "" if x[2] is None else ", latest %.1f ms" % x[2])
+                  for nm, x in lates if x)]
+        for nm, x in lates:
+            if x:
+                R["%s.producer_late_5ms" % nm] = round(x[0])
     L.append("")
     if not stages:  # --compare
         del L[i0:]

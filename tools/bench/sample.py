@@ -64,7 +64,8 @@ import time
 ROLES = ("server", "floor", "clients-c", "clients-e", "other", "meter")
 ALL_ROLES = ROLES + ("ksoftirqd",)
 PROCESS_ROLE = {"hb-server": "server", "hb-echo-floor": "floor"}
-SERVER_KEYS = ("journal_sync_us", "journal_batches", "journal_sync_max_us", "lock_waits", "lock_wait_us")
+SERVER_KEYS = ("journal_sync_us", "journal_batches", "journal_sync_max_us", "lock_waits", "lock_wait_us",
+               "producer_late_5ms", "producer_late_us", "producer_late_max_us")
 HZ = os.sysconf("SC_CLK_TCK")
 
 
