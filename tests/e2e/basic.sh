@@ -16,15 +16,16 @@ wait_until 10 listening "$(first_port "$PORTS")" || fail "server did not listen"
 # The producer and the journal writer run as real-time threads (--urgent-rt
 # 1 by default): field 41 of a thread's stat is its policy, 1 = SCHED_FIFO.
 # As root (CI) they must be; without CAP_SYS_NICE the server falls back to nice.
-thread_policy() { # NAME: the policy of the server's thread called NAME
+thread_policy() { # NAME [SERVER]: the policy of the thread called NAME of the process started as SERVER (server)
   local t
-  for t in /proc/"$PID_server"/task/*; do
+  for t in /proc/"$(hb_pid "${2:-server}")"/task/*; do
     [ "$(cat "$t/comm" 2>/dev/null)" = "$1" ] && { awk '{ sub(/.*\) /, ""); print $(41 - 2) }' "$t/stat"; return; }
   done
   echo none
 }
 if [ "$(id -u)" = 0 ]; then
-  wait_until 5 test "$(thread_policy hb-journal)" != none || true
+  has_thread() { [ "$(thread_policy "$1")" != none ]; }
+  wait_until 5 has_thread hb-journal || fail "no thread hb-journal in the server"
   expect_eq "server: the producer thread is SCHED_FIFO" "$(thread_policy hb-producer)" 1
   expect_eq "server: the journal writer thread is SCHED_FIFO" "$(thread_policy hb-journal)" 1
 fi
@@ -91,9 +92,8 @@ if [ "$(id -u)" = 0 ]; then
   P2=$(free_ports 1)
   start nocap setpriv --inh-caps=-sys_nice --bounding-set=-sys_nice "$BIN/hb-server" --sets 1 --port "$P2" \
     --users 100 --rate 10 --total 10 --journal "$WORK/j2"
-  PID_server=$PID_nocap
   wait_until 10 listening "$(first_port "$P2")" || fail "server without CAP_SYS_NICE did not listen"
   wait_until 5 grep -q "hb-journal: cannot run as real-time" "$WORK/nocap.log" || fail "no word on the fallback"
-  expect_eq "server without CAP_SYS_NICE: the journal writer is not SCHED_FIFO" "$(thread_policy hb-journal)" 0
+  expect_eq "server without CAP_SYS_NICE: the journal writer is not SCHED_FIFO" "$(thread_policy hb-journal nocap)" 0
   stop nocap
 fi
