@@ -47,6 +47,7 @@ typedef struct cl_config {
     int64_t clock_skew_us; /* tests: pretend the local clock is off by this much */
     char *control;      /* HTTP control address, NULL = off */
     bool echo;          /* raw echo mode (against tools/bench/echo-floor) */
+    bool fastopen;      /* TCP Fast Open: the Login rides in the SYN (after a first connect got a cookie) */
     bool echo_login;    /* echo mode: a connection is up once its Login comes back (one round trip, as a real login) */
     bool shake;         /* send shakes (off: only connect, open, chat) */
     bool wait_connected; /* start shaking once all users are logged in */

@@ -94,6 +94,7 @@ static const hb_opt opts[] = {
     {"clock-skew", HB_OPT_INT, &cl.cfg.clock_skew_us, "US", "for tests: pretend the local clock is off by US microseconds", -1e12, 1e12},
     {"control", HB_OPT_STR, &cl.cfg.control, "ADDR:PORT", "serve the HTTP control interface (GET /stats, POST /qps /pause /resume)", 0, 0},
     {"echo", HB_OPT_BOOL, &cl.cfg.echo, NULL, "raw echo mode: no login, count echoed shakes (for tools/bench/echo-floor)", 0, 0},
+    {"fastopen", HB_OPT_BOOL, &cl.cfg.fastopen, NULL, "TCP Fast Open: send the Login in the SYN once a first connection to the server got a cookie (one packet fewer per connect; the server needs --fastopen, both kernels net.ipv4.tcp_fastopen: sysctl/)", 0, 0},
     {"echo-login", HB_OPT_BOOL, &cl.cfg.echo_login, NULL, "with --echo: send a Login at connect and count the connection up when it comes back (the floor of a login: one round trip)", 0, 0},
     {"shake", HB_OPT_BOOL, &cl.cfg.shake, NULL, "send shakes on schedule", 0, 0},
     {"wait-connected", HB_OPT_BOOL, &cl.cfg.wait_connected, NULL, "start shaking once every user is logged in (at most 30 s)", 0, 0},
@@ -222,6 +223,8 @@ int main(int argc, char **argv)
         usage_fail("--clock must be 'local' or 'server'");
     if (c->echo_login && !c->echo)
         usage_fail("--echo-login needs --echo (it is for the echo floor)");
+    if (c->fastopen && c->echo && !c->echo_login) /* a Fast Open connect sends its SYN with the first write */
+        usage_fail("--fastopen with --echo needs --echo-login: a connection that writes nothing would never connect");
     cl.server_clock = !strcmp(c->clock, "server");
     if ((uint64_t)c->qps > (uint64_t)c->users)
         usage_fail("--qps above --users: a user cannot shake twice in one second");

@@ -19,6 +19,7 @@
 #define CL_COUNTERS(X)                                                   \
     X(connects, "connect() calls")                                       \
     X(connect_fail, "connects that failed or timed out")                 \
+    X(fastopen_connects, "TCP Fast Open connects: the Login left in the SYN (--fastopen, with the server's cookie)") \
     X(connected_at_once, "connects already complete when connect() returned (loopback): no wait for writable") \
     X(logins, "LoginOk received")                                        \
     X(closes, "connections lost (closed by the server or reset)")        \

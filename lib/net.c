@@ -160,7 +160,7 @@ bool hb_port_taken(const struct in_addr *addr, int port)
     return taken;
 }
 
-int hb_connect_nb(const struct sockaddr_in *dst, const struct in_addr *src)
+int hb_connect_nb(const struct sockaddr_in *dst, const struct in_addr *src, bool fastopen, bool *ready)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -176,12 +176,19 @@ int hb_connect_nb(const struct sockaddr_in *dst, const struct in_addr *src)
             return -1;
         }
     }
-    if (connect(fd, (const struct sockaddr *)dst, sizeof *dst) < 0 && errno != EINPROGRESS) {
+    if (fastopen) { /* an old kernel without it: a plain connect */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one);
+    }
+    int r = connect(fd, (const struct sockaddr *)dst, sizeof *dst);
+    if (r < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         errno = e;
         return -1;
     }
+    if (ready)
+        *ready = r == 0;
     return fd;
 }
 
@@ -191,11 +198,14 @@ void hb_tcp_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-void hb_listen_conn_opts(int lfd, int sndbuf)
+int hb_listen_conn_opts(int lfd, int sndbuf, int fastopen)
 {
     hb_tcp_nodelay(lfd);
     if (sndbuf > 0)
         setsockopt(lfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (fastopen > 0 && setsockopt(lfd, IPPROTO_TCP, TCP_FASTOPEN, &fastopen, sizeof fastopen) < 0)
+        return -1;
+    return 0;
 }
 
 const char *hb_addr_str(const struct in_addr *a, char *buf, size_t n)

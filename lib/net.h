@@ -35,8 +35,14 @@ bool hb_port_taken(const struct in_addr *addr, int port);
 /* Start a non-blocking connect to dst, from src when given.  With a source
  * address the port is left to connect() (IP_BIND_ADDRESS_NO_PORT), so one
  * source port can serve many destinations: the 4-tuple, not the local port,
- * must be unique.  Returns the fd (connect in progress or done) or -1. */
-int hb_connect_nb(const struct sockaddr_in *dst, const struct in_addr *src);
+ * must be unique.  fastopen: TCP Fast Open (TCP_FASTOPEN_CONNECT) -- with
+ * a cookie for dst from an earlier connection, connect() sends nothing and
+ * the first write carries its data in the SYN; without one it is a plain
+ * handshake that asks for a cookie.  *ready (may be NULL): connect()
+ * returned 0, so the caller may write at once (a loopback handshake that
+ * completed inside the call, or a Fast Open connect waiting for its first
+ * write).  Returns the fd or -1. */
+int hb_connect_nb(const struct sockaddr_in *dst, const struct in_addr *src, bool fastopen, bool *ready);
 
 /* TCP_NODELAY: replies are single small frames that must leave at once. */
 void hb_tcp_nodelay(int fd);
@@ -44,8 +50,12 @@ void hb_tcp_nodelay(int fd);
 /* Set on a listening socket what every connection it accepts should have:
  * TCP_NODELAY, and SO_SNDBUF when sndbuf > 0.  Linux starts an accepted
  * socket as a copy of its listener, so these cost nothing per connection
- * (test_net checks that this kernel still copies them). */
-void hb_listen_conn_opts(int lfd, int sndbuf);
+ * (test_net checks that this kernel still copies them).  fastopen > 0:
+ * accept data in the SYN (TCP Fast Open) with at most that many such
+ * connections not yet accepted; the kernel takes it only where
+ * net.ipv4.tcp_fastopen has bit 2 (sysctl/server.conf).  Returns 0, or -1
+ * if the kernel refused TCP_FASTOPEN (errno). */
+int hb_listen_conn_opts(int lfd, int sndbuf, int fastopen);
 
 const char *hb_addr_str(const struct in_addr *a, char *buf, size_t n);
 

@@ -21,6 +21,7 @@ static const hb_opt opts[] = {
     {"users", HB_OPT_INT, &srv.cfg.users, "N", "uids are 0..N-1", 1, 4000000000.0},
     {"private-fds", HB_OPT_BOOL, &srv.cfg.private_fds, NULL, "give every SET its own descriptor table (unshare CLONE_FILES)", 0, 0},
     {"backlog", HB_OPT_INT, &srv.cfg.backlog, "N", "listen() backlog per listener", 1, 1000000},
+    {"fastopen", HB_OPT_INT, &srv.cfg.fastopen, "N", "TCP Fast Open: take a client's Login from its SYN (a round trip's packet fewer per connect), at most N such connections per listener not yet accepted (0 = off); the kernel must allow it (net.ipv4.tcp_fastopen with bit 2: sysctl/server.conf)", 0, 1000000},
     {"sndbuf", HB_OPT_INT, &srv.cfg.sndbuf, "BYTES", "SO_SNDBUF of each connection (0 = the kernel's autotuning; caps kernel memory per idle connection)", 0, 1 << 26},
     {"io-collect-us", HB_OPT_INT, &srv.cfg.io_collect_us, "US", "after a loop turn that handled 2 or more connection events, a SET waits up to US before it polls again, to take more events per wake-up (libev io collect interval; 0 = always poll at once)", 0, 100000},
     {"urgent-rt", HB_OPT_INT, &srv.cfg.urgent_rt, "PRIO", "SCHED_FIFO priority of the producer and journal writer threads (1-99; 0 = none: they run at --urgent-nice): a real-time thread preempts the busy SETs the moment it wakes, so packets leave on the second even in overload; they sleep between short bursts. Without CAP_SYS_NICE the server logs it and uses --urgent-nice", 0, 99},

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +105,12 @@ void sv_set_add_listener(sv_set *set, int fd)
      * accepts inherit them (one system call or two fewer per connection);
      * on every listener this SET watches, made here or handed over by an
      * older process that set them per connection. */
-    hb_listen_conn_opts(fd, (int)set->srv->cfg.sndbuf);
+    if (hb_listen_conn_opts(fd, (int)set->srv->cfg.sndbuf, (int)set->srv->cfg.fastopen) < 0) {
+        static atomic_flag said = ATOMIC_FLAG_INIT; /* once, not per listener and SET */
+        if (!atomic_flag_test_and_set(&said))
+            hb_log("--fastopen: the kernel refused TCP_FASTOPEN (%s): connections use a plain handshake",
+                   strerror(errno));
+    }
     set->lfd[set->nl] = fd;
     ev_io_init(&set->lio[set->nl], accept_cb, fd, EV_READ);
     if (!set->frozen)

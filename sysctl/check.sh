@@ -84,6 +84,7 @@ while IFS=$'\t' read -r key conf; do
       fi
       ;;
     net.ipv4.tcp_fin_timeout) cmp=le ;;
+    net.ipv4.tcp_fastopen) cmp=bits ;; # flags: these bits set, others as they are
     net.ipv4.tcp_rmem | net.ipv4.tcp_wmem | net.ipv4.tcp_tw_reuse) cmp=eq ;;
   esac
   ok=1
@@ -91,6 +92,7 @@ while IFS=$'\t' read -r key conf; do
     ge) for v in $have; do [ "$v" -ge "$want" ] || ok=0; break; done ;;
     le) [ "$have" -le "$want" ] || ok=0 ;;
     eq) [ "$have" = "$want" ] || ok=0 ;;
+    bits) [ $((have & want)) = $((want)) ] || ok=0; want="bits $want set" ;;
     high) read -ra f <<<"$have"; [ "${f[2]}" -ge "$want" ] || ok=0; want="high >= $want" ;;
     width)
       read -ra f <<<"$have"

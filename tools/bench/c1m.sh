@@ -65,6 +65,11 @@ role (server, floor, each fleet, the rest), in a cgroup v2 per role, and
 the box's /proc/stat; report.md's cost table has them per window and shake.
   --no-cost          no sampler;  --no-perf  no perf stat (syscalls)
   --server-args A    more hb-server flags (word-split), e.g. "--journal-delay 1000"
+  --fastopen         TCP Fast Open: the clients send their Login in the SYN
+                     (hb-client --fastopen, hb-server --fastopen 65535; the
+                     floor's clients write nothing at connect, so not there);
+                     sysctl/server.conf allows it (net.ipv4.tcp_fastopen = 3);
+                     the single server only
                      (the single server only; the report's facts name them)
 Cluster (issue 15; tools/cluster.sh):
   --servers N        N hb-server nodes, one per server host (tools/cluster.sh
@@ -104,7 +109,7 @@ EOF
 }
 
 USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS='' IDLE=30 QPS1=30000 QPS2=60000 RATE=200
-EXTRA_SERVER='' PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
+EXTRA_SERVER='' FASTOPEN=0 PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
 OUT='' BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000 UPGRADE=0
 COMPARE=0 CMP_QPS='' CMP_S=15 COST=1 PERF=1 CTL_PORT=980
 SERVERS=1 KILL_NODE=0 KILL_DOWN=5 KILL_REDIS=0 REDIS_DOWN=5
@@ -134,6 +139,7 @@ while [ $# -gt 0 ]; do
     --compare-qps) CMP_QPS=$2; shift ;;
     --compare-seconds) CMP_S=$2; shift ;;
     --server-args) EXTRA_SERVER=$2; shift ;;
+    --fastopen) FASTOPEN=1 ;;
     --no-cost) COST=0 ;;
     --no-perf) PERF=0 ;;
     --servers) SERVERS=$2; shift ;;
@@ -309,6 +315,7 @@ fact ports "$NPORTS"; fact addrs "$ADDRS"; fact date "$(date -u +%Y-%m-%dT%H:%MZ
 fact machine "$(nproc) cores, $(($(meminfo MemTotal) / 1048576)) GiB, Linux $(uname -r)"
 fact max_p99_ms "$MAX_P99"; fact step_max "$STEP_MAX"
 [ -z "$EXTRA_SERVER" ] || fact server_args "$EXTRA_SERVER"
+[ "$FASTOPEN" = 0 ] || fact fastopen 1
 # The box is shared: what else was running shows in the load before we start.
 fact loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 say "sysctls (sysctl/apply.sh server; reverted at the end)"
@@ -544,6 +551,7 @@ SERVER_ARGS=(--listen "$SERVER" --insecure --port "$PORTS" --sets "$SETS" --user
   --upgrade-socket "$OUT/upgrade.sock")
 # shellcheck disable=SC2206  # --server-args is meant to be word-split
 [ -z "$EXTRA_SERVER" ] || SERVER_ARGS+=($EXTRA_SERVER)
+[ "$FASTOPEN" = 0 ] || SERVER_ARGS+=(--fastopen 65535)
 bg server "$B/hb-server" "${SERVER_ARGS[@]}"
 for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sleep 0.1; done
 ss -Htln "sport = :$BASE_PORT" | grep -q . || die "hb-server did not listen (see $OUT/server.log)"
@@ -564,6 +572,7 @@ fact slab_before_kb "$(meminfo Slab)"; fact memavail_before_kb "$(meminfo MemAva
 start_clients() {
   local pre=$1 mode=$2 i extra=()
   [ "$mode" = echo ] && extra=(--echo)
+  [ "$mode" = shake ] && [ "$FASTOPEN" = 1 ] && extra=(--fastopen)
   for ((i = 1; i <= HOSTS; i++)); do
     bg "$pre$i" tools/hosts.sh --prefix "$PREFIX" run $i "$B/hb-client" --agent "redis://$SERVER:$RP" \
       --redis-password-file "$OUT/redis.pw" --agent-name "$pre$i" --agent-dir "$OUT/$pre$i" \
