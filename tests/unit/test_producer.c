@@ -67,14 +67,21 @@ static sv_producer_ops ops(fake *f)
     return (sv_producer_ops){.ctx = f, .created = created, .deal = deal, .sent = sent, .pick = pick};
 }
 
+/* A producer over NSETS queues that never fill. */
+static void unbounded(fake *f, sv_producer *p)
+{
+    *f = (fake){0};
+    for (int i = 0; i < NSETS; i++)
+        f->cap[i] = UINT64_MAX;
+    sv_producer_ops o = ops(f);
+    assert_int_equal(sv_producer_init(p, &o, NSETS, 42), 0);
+}
+
 static void test_rate_exact(void **st)
 {
-    fake f = {0};
-    for (int i = 0; i < NSETS; i++)
-        f.cap[i] = UINT64_MAX;
+    fake f;
     sv_producer p;
-    sv_producer_ops o = ops(&f);
-    assert_int_equal(sv_producer_init(&p, &o, NSETS, 42), 0);
+    unbounded(&f, &p);
     sv_flow_set(&p.shake, 200, 1000000, 0, 1, 100);
     int64_t t0 = 5000000;
     sv_producer_start(&p, t0);
@@ -266,12 +273,9 @@ static void test_cycles(void **st)
  * packet was due counts it (and each packet by its own due time). */
 static void test_lateness(void **st)
 {
-    fake f = {0};
-    for (int i = 0; i < NSETS; i++)
-        f.cap[i] = UINT64_MAX;
+    fake f;
     sv_producer p;
-    sv_producer_ops o = ops(&f);
-    assert_int_equal(sv_producer_init(&p, &o, NSETS, 42), 0);
+    unbounded(&f, &p);
     sv_flow_set(&p.shake, 200, 1000, 0, 1, 100); /* one every 5 ms */
     int64_t t0 = 1000000;
     sv_producer_start(&p, t0);
