@@ -103,10 +103,9 @@ static uint32_t amount(sv_producer *p, const sv_flow *f)
     return f->amin + hb_rand_below(&p->rng, f->amax - f->amin + 1);
 }
 
-/* Count how late packet `k` of flow f is when made at `now`. */
-static void note_lateness(sv_producer *p, const sv_flow *f, int64_t now)
+/* Count a packet made `late` us after it was due. */
+static void note_lateness(sv_producer *p, int64_t late)
 {
-    int64_t late = now - flow_due(f, f->made);
     if (late <= 0)
         return;
     HB_ADD(p->late_us, (uint64_t)late);
@@ -204,8 +203,9 @@ uint64_t sv_producer_step(sv_producer *p, int64_t now)
         return 0; /* keep order: nothing new until the held packets are placed */
     }
     sv_flow *s = &p->shake;
-    while (s->running && !flow_done(s) && flow_due(s, s->made) <= now) {
-        note_lateness(p, s, now);
+    int64_t due;
+    while (s->running && !flow_done(s) && (due = flow_due(s, s->made)) <= now) {
+        note_lateness(p, now - due);
         make_shake(p);
         n++;
         if (p->held_len) {
@@ -221,8 +221,8 @@ uint64_t sv_producer_step(sv_producer *p, int64_t now)
             flow_begin(&p->send, s->total > s->base ? flow_due(s, s->total) : now);
     }
     sv_flow *d = &p->send;
-    while (d->running && !flow_done(d) && flow_due(d, d->made) <= now) {
-        note_lateness(p, d, now);
+    while (d->running && !flow_done(d) && (due = flow_due(d, d->made)) <= now) {
+        note_lateness(p, now - due);
         make_send(p);
         n++;
     }

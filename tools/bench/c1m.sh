@@ -65,12 +65,12 @@ role (server, floor, each fleet, the rest), in a cgroup v2 per role, and
 the box's /proc/stat; report.md's cost table has them per window and shake.
   --no-cost          no sampler;  --no-perf  no perf stat (syscalls)
   --server-args A    more hb-server flags (word-split), e.g. "--journal-delay 1000"
+                     (the single server only; the report's facts name them)
   --fastopen         TCP Fast Open: the clients send their Login in the SYN
                      (hb-client --fastopen, hb-server --fastopen 65535; the
                      floor's clients write nothing at connect, so not there);
                      sysctl/server.conf allows it (net.ipv4.tcp_fastopen = 3);
                      the single server only
-                     (the single server only; the report's facts name them)
 Cluster (issue 15; tools/cluster.sh):
   --servers N        N hb-server nodes, one per server host (tools/cluster.sh
                      up N: namespaces beside the client hosts, one

@@ -78,9 +78,9 @@ def producing(srv, st):
 
 
 def producer_late(C, st):
-    """(packets made > 5 ms after due, their mean lateness in ms, the latest
-    so far in ms or None if not reached in the stage) from the server's
-    counters in cost.tsv; None without samples or counters."""
+    """(packets made > 5 ms after due, the lateness of all packets in µs,
+    the latest so far in ms or None if not reached in the stage) from the
+    server's counters in cost.tsv; None without samples or counters."""
     e = C and cost.ends(C, st["first"], st["last"])
     if not e:
         return None
@@ -102,10 +102,10 @@ def hms(t0, t):
     return "+%d s" % (t - t0)
 
 
-def cost_section(d, F, stages, steps, windows, rows, R):
-    """The cost breakdown (issue 14): one row per stage, search step and
-    --compare window, the server/floor ratios, and the order they ran in."""
-    C = cost.load(os.path.join(d, "cost.tsv"))
+def cost_section(C, F, stages, steps, windows, rows, R):
+    """The cost breakdown (issue 14) from cost.tsv's samples C: one row per
+    stage, search step and --compare window, the server/floor ratios, and
+    the order they ran in."""
     L = ["## What a shake costs", ""]
     if C is None:
         R["cost"] = "missing"
@@ -389,7 +389,7 @@ def main():
                          "clients and the kernel's TCP work (all on the same cores), not what the server adds")
         L.append("")
 
-    L += cost_section(a.dir, F, stages, steps, windows, rows, R)
+    L += cost_section(C, F, stages, steps, windows, rows, R)
 
     # -- hot upgrade (--upgrade)
     if "upgrade_rc" in F:
