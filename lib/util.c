@@ -81,6 +81,32 @@ int hb_thread_urgent(int rt, int nice, const char *who)
     return 0;
 }
 
+int hb_thread_pin(int index)
+{
+    if (index < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    cpu_set_t allowed, one;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) < 0)
+        return -1;
+    int n = CPU_COUNT(&allowed);
+    if (n <= 0) {
+        errno = ESRCH;
+        return -1;
+    }
+    int want = index % n;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed) || want-- > 0)
+            continue;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        return sched_setaffinity(0, sizeof one, &one) < 0 ? -1 : cpu;
+    }
+    errno = ESRCH;
+    return -1;
+}
+
 uint64_t hb_seed(void)
 {
     static _Atomic uint64_t calls;

@@ -50,6 +50,15 @@ void hb_sleep_until_mono(int64_t mono_us);
  * then to the process's priority.  Returns 1 (real-time), 0 (nice or
  * unchanged), -1 (neither could be set). */
 int hb_thread_urgent(int rt, int nice, const char *who);
+/* Pin the calling thread to one CPU: the (index mod n)-th of the n CPUs the
+ * thread may run on now (its inherited mask: taskset, cgroup cpusets).  For
+ * threads that each carry an equal, steady share of the load (SETs over
+ * hashed users, client workers over equal uid ranges), as nginx's
+ * worker_cpu_affinity: the kernel's balancer then has nothing to move, and
+ * a wake-up never finds its thread queued behind a CPU's backlog while the
+ * other CPU idles.  Returns the CPU, or -1 with errno (index < 0: -1,
+ * nothing done). */
+int hb_thread_pin(int index);
 
 /* Counters written by exactly one thread and read by others (the stats
  * reporter).  A relaxed load + store compiles to a plain add: no lock prefix

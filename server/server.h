@@ -49,6 +49,7 @@ typedef struct sv_config {
     int64_t sndbuf;
     int64_t fastopen; /* TCP Fast Open queue per listener (0 = off) */
     int64_t io_collect_us;      /* SET loops: libev io collect interval (0 = poll at once) */
+    bool pin_sets;              /* SET k runs on allowed CPU k mod n (hb_thread_pin) */
     int64_t urgent_nice;        /* nice of the producer and journal writer threads (0 = as the process) */
     int64_t urgent_rt;          /* their SCHED_FIFO priority (0 = none: urgent_nice only) */
 

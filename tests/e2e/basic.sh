@@ -10,7 +10,7 @@ PORTS=$(free_ports 4)
 USERS=20000
 TOTAL=1500 SEND_TOTAL=500 SPLIT=3
 
-start server "$BIN/hb-server" --sets 4 --port "$PORTS" --users $USERS --rate 200 --total $TOTAL \
+start server "$BIN/hb-server" --sets 4 --pin-sets --port "$PORTS" --users $USERS --rate 200 --total $TOTAL \
   --send-rate 200 --send-total $SEND_TOTAL --send-split $SPLIT --journal "$WORK/j" --stats-file "$WORK/server.stats"
 wait_until 10 listening "$(first_port "$PORTS")" || fail "server did not listen"
 # The producer and the journal writer run as real-time threads (--urgent-rt
@@ -29,11 +29,46 @@ if [ "$(id -u)" = 0 ]; then
   expect_eq "server: the producer thread is SCHED_FIFO" "$(thread_policy hb-producer)" 1
   expect_eq "server: the journal writer thread is SCHED_FIFO" "$(thread_policy hb-journal)" 1
 fi
+# --pin-sets: SET k runs on the (k mod n)-th CPU the server may use; client
+# a's --pin-workers 1 puts its worker i on the (1 + i mod n)-th.
+expand_cpus() { # "0-2,5" -> "0 1 2 5"
+  local r a b out=()
+  for r in ${1//,/ }; do
+    a=${r%-*} b=${r#*-}
+    for ((; a <= b; a++)); do out+=("$a"); done
+  done
+  echo "${out[@]}"
+}
+pinned_to() { # PROC NAME: the CPU list the thread called NAME of the process started as PROC may use
+  local t
+  for t in /proc/"$(hb_pid "$1")"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] && { awk '/^Cpus_allowed_list/ { print $2 }' "$t/status"; return; }
+  done
+  echo none
+}
+expect_pins() { # PROC PREFIX COUNT FIRST: threads PREFIX0..COUNT-1 each on one CPU, i-th on allowed CPU (FIRST + i) mod n
+  local allowed i want got
+  read -r -a allowed <<<"$(expand_cpus "$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/"$(hb_pid "$1")"/status)")"
+  for ((i = 0; i < $3; i++)); do
+    want=${allowed[$((($4 + i) % ${#allowed[@]}))]}
+    got=$(pinned_to "$1" "$2$i")
+    expect_eq "$1: thread $2$i pinned to CPU $want" "$got" "$want"
+  done
+}
+has_set3() { [ "$(pinned_to server hb-set-3)" != none ]; }
+wait_until 5 has_set3 || fail "no thread hb-set-3 in the server"
+expect_pins server hb-set- 4 0
 for c in a b; do
   from=$([ $c = a ] && echo 0 || echo 10000); to=$((from + 10000))
-  start "client_$c" "$BIN/hb-client" --server 127.0.0.1 --port "$PORTS" --uid-from "$from" --uid-to $to \
+  pin=(); [ $c = a ] && pin=(--pin-workers 1)
+  start "client_$c" "$BIN/hb-client" "${pin[@]}" --threads 2 --server 127.0.0.1 --port "$PORTS" --uid-from "$from" --uid-to $to \
     --users $USERS --qps 2000 --duration 16 --drain 10 --ledger "$WORK/$c.ledger" --stats-file "$WORK/$c.stats"
 done
+has_worker1() { [ "$(pinned_to client_a hb-worker-1)" != none ]; }
+wait_until 5 has_worker1 || fail "no thread hb-worker-1 in client a"
+expect_pins client_a hb-worker- 2 1
+expect_eq "client b (no --pin-workers): worker 0 may run on every CPU" "$(pinned_to client_b hb-worker-0)" \
+  "$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/"$(hb_pid client_b)"/status)"
 wait_exit client_a 60
 wait_exit client_b 60
 stop server

@@ -66,6 +66,9 @@ the box's /proc/stat; report.md's cost table has them per window and shake.
   --no-cost          no sampler;  --no-perf  no perf stat (syscalls)
   --server-args A    more hb-server flags (word-split), e.g. "--journal-delay 1000"
                      (the single server only; the report's facts name them)
+  --pin              pin threads to CPUs: hb-server --pin-sets (and the
+                     floor's --pin), each host's workers --pin-workers
+                     (host-1) x threads, so all 17 fleets spread evenly
   --fastopen         TCP Fast Open: the clients send their Login in the SYN
                      (hb-client --fastopen, hb-server --fastopen 65535; the
                      floor's clients write nothing at connect, so not there);
@@ -109,7 +112,7 @@ EOF
 }
 
 USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS='' IDLE=30 QPS1=30000 QPS2=60000 RATE=200
-EXTRA_SERVER='' FASTOPEN=0 PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
+EXTRA_SERVER='' FASTOPEN=0 PIN=0 PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
 OUT='' BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000 UPGRADE=0
 COMPARE=0 CMP_QPS='' CMP_S=15 COST=1 PERF=1 CTL_PORT=980
 SERVERS=1 KILL_NODE=0 KILL_DOWN=5 KILL_REDIS=0 REDIS_DOWN=5
@@ -140,6 +143,7 @@ while [ $# -gt 0 ]; do
     --compare-seconds) CMP_S=$2; shift ;;
     --server-args) EXTRA_SERVER=$2; shift ;;
     --fastopen) FASTOPEN=1 ;;
+    --pin) PIN=1 ;;
     --no-cost) COST=0 ;;
     --no-perf) PERF=0 ;;
     --servers) SERVERS=$2; shift ;;
@@ -316,6 +320,8 @@ fact machine "$(nproc) cores, $(($(meminfo MemTotal) / 1048576)) GiB, Linux $(un
 fact max_p99_ms "$MAX_P99"; fact step_max "$STEP_MAX"
 [ -z "$EXTRA_SERVER" ] || fact server_args "$EXTRA_SERVER"
 [ "$FASTOPEN" = 0 ] || fact fastopen 1
+[ "$PIN" = 0 ] || fact pin 1
+FLOOR_PIN=(); [ "$PIN" = 0 ] || FLOOR_PIN=(--pin)
 # The box is shared: what else was running shows in the load before we start.
 fact loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 say "sysctls (sysctl/apply.sh server; reverted at the end)"
@@ -552,6 +558,7 @@ SERVER_ARGS=(--listen "$SERVER" --insecure --port "$PORTS" --sets "$SETS" --user
 # shellcheck disable=SC2206  # --server-args is meant to be word-split
 [ -z "$EXTRA_SERVER" ] || SERVER_ARGS+=($EXTRA_SERVER)
 [ "$FASTOPEN" = 0 ] || SERVER_ARGS+=(--fastopen 65535)
+[ "$PIN" = 0 ] || SERVER_ARGS+=(--pin-sets)
 bg server "$B/hb-server" "${SERVER_ARGS[@]}"
 for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sleep 0.1; done
 ss -Htln "sport = :$BASE_PORT" | grep -q . || die "hb-server did not listen (see $OUT/server.log)"
@@ -574,10 +581,12 @@ start_clients() {
   [ "$mode" = echo ] && extra=(--echo)
   [ "$mode" = shake ] && [ "$FASTOPEN" = 1 ] && extra=(--fastopen)
   for ((i = 1; i <= HOSTS; i++)); do
+    local pin=()
+    [ "$PIN" = 0 ] || pin=(--pin-workers $(((i - 1) * THREADS)))
     bg "$pre$i" tools/hosts.sh --prefix "$PREFIX" run $i "$B/hb-client" --agent "redis://$SERVER:$RP" \
       --redis-password-file "$OUT/redis.pw" --agent-name "$pre$i" --agent-dir "$OUT/$pre$i" \
       --source "$(hosts addr $i)" --threads "$THREADS" --drain 30 --control "$(ctl_addr $i):$CTL_PORT" \
-      --monitor "$MON" "${extra[@]}"
+      --monitor "$MON" "${extra[@]}" "${pin[@]}"
   done
   for _ in $(seq 100); do
     [ "$("${FLEET[@]}" task status 2>/dev/null | grep -c "^agent ${pre}[0-9]* .*idle$")" = "$HOSTS" ] && break
@@ -755,7 +764,7 @@ compare_run() {
   while ss -Htln "sport = :$RP_E" | grep -q .; do RP_E=$((RP_E + 1)); done
   (umask 077; sed "s/^port .*/port $RP_E/" "$OUT/redis.conf" >"$OUT/redis-e.conf")
   bg redis_e redis-server "$OUT/redis-e.conf"
-  bg echo "$B/hb-echo-floor" --listen "$SERVER" --port "$PORTS_E" --threads "$SETS" --stats-file "$OUT/echo.stats"
+  bg echo "$B/hb-echo-floor" --listen "$SERVER" --port "$PORTS_E" --threads "$SETS" "${FLOOR_PIN[@]}" --stats-file "$OUT/echo.stats"
   for _ in $(seq 100); do ss -Htln "sport = :$fb" | grep -q . && ss -Htln "sport = :$RP_E" | grep -q . && break; sleep 0.1; done
   ss -Htln "sport = :$fb" | grep -q . || die "hb-echo-floor did not listen (see $OUT/echo.log)"
   ss -Htln "sport = :$RP_E" | grep -q . || die "the second redis-server did not listen (see $OUT/redis_e.log)"
@@ -888,7 +897,7 @@ settle() {
 if [ $STEPS = 1 ] && [ $FLOOR = 1 ] && [ "$SERVERS" = 1 ]; then
   settle
   say "echo floor: hb-echo-floor with $SETS threads, $USERS connections again"
-  bg echo "$B/hb-echo-floor" --listen "$SERVER" --port "$PORTS" --threads "$SETS" --stats-file "$OUT/echo.stats"
+  bg echo "$B/hb-echo-floor" --listen "$SERVER" --port "$PORTS" --threads "$SETS" "${FLOOR_PIN[@]}" --stats-file "$OUT/echo.stats"
   for _ in $(seq 100); do ss -Htln "sport = :$BASE_PORT" | grep -q . && break; sleep 0.1; done
   e0=$(date +%s.%N)
   start_clients e echo

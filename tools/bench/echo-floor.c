@@ -35,12 +35,14 @@
 static struct {
     char *listen, *ports, *stats_file;
     int64_t threads, backlog;
+    bool pin;
 } cfg = {.listen = "0.0.0.0", .ports = "7000", .threads = 64, .backlog = 65535};
 
 static const hb_opt opts[] = {
     {"listen", HB_OPT_STR, &cfg.listen, "ADDR", "IPv4 address to listen on", 0, 0},
     {"port", HB_OPT_STR, &cfg.ports, "PORTS", "port, FIRST-LAST range or list; every thread listens on each", 0, 0},
     {"threads", HB_OPT_INT, &cfg.threads, "N", "worker threads, each with its own descriptor table and listeners", 1, 1024},
+    {"pin", HB_OPT_BOOL, &cfg.pin, NULL, "pin thread k to the (k mod n)-th CPU this process may use (as hb-server --pin-sets)", 0, 0},
     {"backlog", HB_OPT_INT, &cfg.backlog, "N", "listen() backlog per listener", 1, 1000000},
     {"stats-file", HB_OPT_STR, &cfg.stats_file, "FILE", "write counters ('name value') to FILE every second and at exit", 0, 0},
     {NULL, 0, NULL, NULL, NULL, 0, 0},
@@ -206,6 +208,8 @@ static bool is_listener(const worker *w, int fd)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    if (cfg.pin && hb_thread_pin(w->id) < 0)
+        hb_log("thread %d: cannot pin to a CPU (%s)", w->id, strerror(errno));
     /* First our own table: every descriptor below lives in it. */
     w->unshared = unshare(CLONE_FILES) == 0;
     w->ep = epoll_create1(EPOLL_CLOEXEC);
