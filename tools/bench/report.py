@@ -259,7 +259,12 @@ def main():
          "Machine: %s.  Server: %s SETs on %s ports; each host: one hb-client, %s worker threads, %s source address(es)."
          % (F.get("machine"), F.get("sets"), F.get("ports"), F.get("client_threads"), F.get("addrs")),
          "Load average before the run: %s (other work on this shared machine skews every figure below)."
-         % F.get("loadavg_before", "?"), ""]
+         % F.get("loadavg_before", "?")]
+    opts = [o for o, on in (("the server's SETs and the floor's threads pinned to CPUs (--pin)", "pin" in F),
+                            ("the client workers pinned to CPUs (--pin-clients)", "pin_clients" in F),
+                            ("TCP Fast Open (--fastopen)", "fastopen" in F),
+                            ("hb-server flags: %s" % F.get("server_args"), "server_args" in F)) if on]
+    L += ["Options: %s." % "; ".join(opts) if opts else "Options: none (threads unpinned).", ""]
 
     # -- connections and memory
     conn_s = float(F.get("connect_s", "nan"))
