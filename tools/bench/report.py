@@ -98,6 +98,38 @@ def p99_of(rows, ph):
     return ms(series.percentile(h, 99))
 
 
+def seconds_p99(stages, srv, cli_rows, R):
+    """Lines on the p99 of each second of every shaking stage (issue 14's "no
+    second above 50 ms"): median, worst, how many seconds over 50 ms, and the
+    medians of the seconds without and with send-flow notices (the send half
+    adds notices and opens, and commits, to the same shakes).  The stage's
+    first and last second are left out, as for the rates."""
+    out = []
+    for st in stages:
+        if not st["qps"]:
+            continue
+        secs = [t for t in range(st["first"] + 1, st["last"]) if t in srv]
+        p99 = {t: series.percentile(series.hist(cli_rows, t, t), 99) for t in secs}
+        p99 = {t: v for t, v in p99.items() if v is not None}
+        if not p99:
+            continue
+        vals = sorted(p99.values())
+        worst = max(p99, key=p99.get)
+        send = [p99[t] for t in p99 if srv[t].get("notices", 0) > 0]
+        shake = [p99[t] for t in p99 if srv[t].get("notices", 0) <= 0]
+        over = sum(1 for v in vals if v > 50000)
+        name = st["name"]
+        R["%s.second_p99_median_us" % name] = statistics.median(vals)
+        R["%s.second_p99_worst_us" % name] = p99[worst]
+        R["%s.seconds_over_50ms" % name] = over
+        halves = "; the seconds without send-flow notices %s ms, with them %s ms (medians)" % (
+            ms(statistics.median(shake)) if shake else "-", ms(statistics.median(send)) if send else "-")
+        out.append("- %s, the p99 of each second (%d seconds): median %s ms, worst %s ms (second %d of the stage), "
+                   "**%d second(s) over 50 ms**%s" % (name, len(vals), ms(statistics.median(vals)), ms(p99[worst]),
+                                                    worst - st["first"], over, halves))
+    return ["", "Latency second by second (all clients' histograms of that second merged):", ""] + out if out else []
+
+
 def hms(t0, t):
     return "+%d s" % (t - t0)
 
@@ -339,6 +371,7 @@ def main():
         for p, v in (("p50", p50), ("p99", p99), ("p999", p999)):
             R["%s.latency_%s_us" % (name, p)] = v
         R["%s.packets_made" % name] = round(made_n)
+    L += seconds_p99(stages, srv, cli_rows, R)
     C = cost.load(os.path.join(a.dir, "cost.tsv"))
     lates = [(st["name"], producer_late(C, st)) for st in stages]
     if any(x for _, x in lates):
