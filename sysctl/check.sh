@@ -128,9 +128,9 @@ fi
 # Kernel preemption: with PREEMPT_NONE (many distribution and VM kernels,
 # PREEMPT_DYNAMIC's default here) a woken thread, even the real-time
 # producer, waits until the running thread's system call returns.  In
-# eleven 1M runs, 24 of the 30 seconds of stage 2 in which the producer made
+# twelve 1M runs, 24 of the 31 seconds of stage 2 in which the producer made
 # a packet more than 5 ms late had a shake p99 over 30 ms, against 40 of all
-# 1,211 (README, C1000K).  Not a sysctl: it is chosen at boot
+# 1,332 (README, C1000K).  Not a sysctl: it is chosen at boot
 # (preempt=full on the kernel command line) or, without lockdown, in
 # debugfs; so it is advice, never a failure.
 if [ "$role" != client ]; then
