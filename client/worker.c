@@ -24,7 +24,6 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 #include "conn.h"
@@ -478,8 +477,8 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "hb-worker-%d", w->id);
     pthread_setname_np(pthread_self(), name);
-    if (w->cl->cfg.pin_workers >= 0 && hb_thread_pin((int)(w->cl->cfg.pin_workers + w->id)) < 0)
-        hb_log("worker %d: cannot pin to a CPU (%s)", w->id, strerror(errno));
+    if (w->cl->cfg.pin_workers >= 0)
+        hb_thread_pin((int)(w->cl->cfg.pin_workers + w->id), name);
     /* Our own descriptor table: up to RLIMIT_NOFILE connections per worker. */
     if (unshare(CLONE_FILES) == 0)
         w->unshared = true;

@@ -81,12 +81,9 @@ int hb_thread_urgent(int rt, int nice, const char *who)
     return 0;
 }
 
-int hb_thread_pin(int index)
+/* The CPU for hb_thread_pin, or -1 with errno. */
+static int pin_to(int index)
 {
-    if (index < 0) {
-        errno = EINVAL;
-        return -1;
-    }
     cpu_set_t allowed, one;
     if (sched_getaffinity(0, sizeof allowed, &allowed) < 0)
         return -1;
@@ -105,6 +102,16 @@ int hb_thread_pin(int index)
     }
     errno = ESRCH;
     return -1;
+}
+
+int hb_thread_pin(int index, const char *who)
+{
+    if (index < 0)
+        return -1;
+    int cpu = pin_to(index);
+    if (cpu < 0)
+        hb_log("%s: cannot pin to a CPU (%s): it runs where the kernel puts it", who, strerror(errno));
+    return cpu;
 }
 
 uint64_t hb_seed(void)

@@ -56,9 +56,10 @@ int hb_thread_urgent(int rt, int nice, const char *who);
  * hashed users, client workers over equal uid ranges), as nginx's
  * worker_cpu_affinity: the kernel's balancer then has nothing to move, and
  * a wake-up never finds its thread queued behind a CPU's backlog while the
- * other CPU idles.  Returns the CPU, or -1 with errno (index < 0: -1,
- * nothing done). */
-int hb_thread_pin(int index);
+ * other CPU idles.  On failure logs it once per call, naming `who` (the
+ * thread then runs where the kernel puts it).  Returns the CPU, or -1
+ * (index < 0: -1, nothing done). */
+int hb_thread_pin(int index, const char *who);
 
 /* Counters written by exactly one thread and read by others (the stats
  * reporter).  A relaxed load + store compiles to a plain add: no lock prefix

@@ -151,8 +151,8 @@ static void *set_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "hb-set-%d", set->id); /* top -H shows which SET is busy */
     pthread_setname_np(pthread_self(), name);
-    if (set->srv->cfg.pin_sets && hb_thread_pin(set->id) < 0)
-        hb_log("SET %d: cannot pin to a CPU (%s): it runs where the kernel puts it", set->id, strerror(errno));
+    if (set->srv->cfg.pin_sets)
+        hb_thread_pin(set->id, name);
 
     if (set->srv->cfg.private_fds) {
         /* From here on this thread has its own descriptor table (its own

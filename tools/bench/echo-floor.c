@@ -208,8 +208,11 @@ static bool is_listener(const worker *w, int fd)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
-    if (cfg.pin && hb_thread_pin(w->id) < 0)
-        hb_log("thread %d: cannot pin to a CPU (%s)", w->id, strerror(errno));
+    if (cfg.pin) {
+        char name[32];
+        snprintf(name, sizeof name, "echo thread %d", w->id);
+        hb_thread_pin(w->id, name);
+    }
     /* First our own table: every descriptor below lives in it. */
     w->unshared = unshare(CLONE_FILES) == 0;
     w->ep = epoll_create1(EPOLL_CLOEXEC);
