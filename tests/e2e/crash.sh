@@ -58,10 +58,26 @@ start_server() { # JOURNAL
 }
 # kill_server: SIGKILL, and check it died of it
 kill_server() { stop "$SERVER" KILL; }
-# all_back: every user logged in again to the current instance
+# counters NAMES...: "name value" of each there is in the server's and the clients'
+# stats and the kernel's listen-queue counters, for a failure message.
+counters() {
+  local f n v out=
+  for f in "$SS" "$WORK"/?.stats; do
+    [ -f "$f" ] || continue
+    out+="$(basename "$f"):"
+    for n in "$@"; do v=$(stat "$f" "$n" 2>/dev/null) && out+=" $n $v"; done
+    out+="; "
+  done
+  echo "$out kernel: $(nstat -az TcpExtListenOverflows TcpExtListenDrops TcpExtTCPReqQFullDrop 2>/dev/null |
+    awk 'NR > 1 && $1 !~ /^#/ {printf "%s %s ", $1, $2}')"
+}
+# all_back: every user logged in again to the current instance.  Here it
+# takes 0.5-1.5 s (also with every core busy); a CI machine once took more
+# than 10 s, so the bound is wide and a failure says where the users are.
 all_back() {
   local t0; t0=$(date +%s%N)
-  wait_until 10 ge "$SS" logins $USERS || fail "not all $USERS clients came back to $SERVER within 10 s"
+  wait_until 30 ge "$SS" logins $USERS ||
+    fail "not all $USERS clients came back to $SERVER within 30 s: $(counters accepted logins conns active connects connect_fail connected_at_once closes connected)"
   log "all $USERS clients back $(( ($(date +%s%N) - t0) / 1000000 )) ms after $SERVER listened"
 }
 
