@@ -68,8 +68,14 @@ the box's /proc/stat; report.md's cost table has them per window and shake.
                      (the single server only; the report's facts name them)
   --pin              pin the server's SETs to CPUs (hb-server --pin-sets;
                      the floor's threads alike, --pin)
-  --pin-clients      pin the client workers too: host i's --pin-workers
-                     (i-1) x threads, so all 17 fleets spread evenly
+  --no-pin-clients   leave the client workers to the scheduler; by default
+                     they are pinned (host i's --pin-workers (i-1) x threads,
+                     so all 17 fleets spread evenly over the CPUs): they
+                     stand for phones on other machines, and 68 busy client
+                     threads migrating beside the server's cost stage 2 its
+                     p99 (README, "The clients pinned, the server free");
+                     the server and the floor stay unpinned unless --pin
+  --pin-clients      the default (kept for older command lines)
   --fastopen         TCP Fast Open: the clients send their Login in the SYN
                      (hb-client --fastopen, hb-server --fastopen 65535; the
                      floor's clients write nothing at connect, so not there);
@@ -113,7 +119,7 @@ EOF
 }
 
 USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS='' IDLE=30 QPS1=30000 QPS2=60000 RATE=200
-EXTRA_SERVER='' FASTOPEN=0 PIN=0 PIN_CLIENTS=0 PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
+EXTRA_SERVER='' FASTOPEN=0 PIN=0 PIN_CLIENTS=1 PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
 OUT='' BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000 UPGRADE=0
 COMPARE=0 CMP_QPS='' CMP_S=15 COST=1 PERF=1 CTL_PORT=980
 SERVERS=1 KILL_NODE=0 KILL_DOWN=5 KILL_REDIS=0 REDIS_DOWN=5
@@ -146,6 +152,7 @@ while [ $# -gt 0 ]; do
     --fastopen) FASTOPEN=1 ;;
     --pin) PIN=1 ;;
     --pin-clients) PIN_CLIENTS=1 ;;
+    --no-pin-clients) PIN_CLIENTS=0 ;;
     --no-cost) COST=0 ;;
     --no-perf) PERF=0 ;;
     --servers) SERVERS=$2; shift ;;
@@ -323,7 +330,7 @@ fact max_p99_ms "$MAX_P99"; fact step_max "$STEP_MAX"
 [ -z "$EXTRA_SERVER" ] || fact server_args "$EXTRA_SERVER"
 [ "$FASTOPEN" = 0 ] || fact fastopen 1
 [ "$PIN" = 0 ] || fact pin 1
-[ "$PIN_CLIENTS" = 0 ] || fact pin_clients 1
+fact pin_clients "$PIN_CLIENTS"
 FLOOR_PIN=(); [ "$PIN" = 0 ] || FLOOR_PIN=(--pin)
 # The box is shared: what else was running shows in the load before we start.
 fact loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -293,7 +293,9 @@ def main():
          "Load average before the run: %s (other work on this shared machine skews every figure below)."
          % F.get("loadavg_before", "?")]
     opts = [o for o, on in (("the server's SETs and the floor's threads pinned to CPUs (--pin)", "pin" in F),
-                            ("the client workers pinned to CPUs (--pin-clients)", "pin_clients" in F),
+                            ("the client workers pinned to CPUs (the default; --no-pin-clients)",
+                             F.get("pin_clients") == "1"),
+                            ("the client workers not pinned (--no-pin-clients)", F.get("pin_clients") == "0"),
                             ("TCP Fast Open (--fastopen)", "fastopen" in F),
                             ("hb-server flags: %s" % F.get("server_args"), "server_args" in F)) if on]
     L += ["Options: %s." % "; ".join(opts) if opts else "Options: none (threads unpinned).", ""]
