@@ -47,16 +47,19 @@ Hot upgrade (issue 17):
                      and report the pause: seconds with p99 over 100 ms and
                      the worst p99 (pause.py), connections lost and shakes
                      retried by the clients, memory before and after
-Side by side (issue 14), instead of the stages and the searches:
+Side by side (issue 14), instead of the stages:
   --compare ROUNDS   hb-server and hb-echo-floor run at once (ports
                      7000.. and the next free range), each with its own
-                     fleet holding --users connections (c and e; at most
-                     200,000 users); then ROUNDS rounds of two fixed-rate
-                     windows, one per target, in the order S F, F S, S F, ...
-                     (a drift of the box cancels over rounds; one fleet
-                     shakes at a time); the report gives each window's cost
-                     and the rounds' median and spread
-  --compare-qps Q    the windows' rate (90% of users, as --step-max)
+                     fleet holding --users connections (c and e: 2 x --users
+                     in all, ~6.7 KB of memory each, so 1M needs ~14 GB
+                     free); then ROUNDS rounds of two fixed-rate windows,
+                     one per target, in the order S F, F S, S F, ... (a
+                     drift of the box cancels over rounds; one fleet shakes
+                     at a time); the report gives each window's cost and
+                     the rounds' median and spread.  Then the two rate
+                     searches interleaved, one step of each per round in
+                     the same alternating order (--no-steps: not)
+  --compare-qps Q    the windows' rate (--qps1, at most 90% of --users)
   --compare-seconds S  seconds per window, the first 2 not counted (15)
   Quick: tools/bench/c1m.sh --users 19800 --hosts 2 --compare 3
 What it costs (tools/bench/sample.py, in every mode): OUT/cost.tsv, once a
@@ -198,10 +201,16 @@ PER=$(((USERS + HOSTS - 1) / HOSTS)) # the most one host plays (1,000,000 / 17 d
 [ "$COMPARE" != 0 ] || [ "$QPS2" -le "$USERS" ] || die "--qps2 above --users: a user shakes at most once a second"
 if [ "$COMPARE" != 0 ]; then # side by side: no stages (no packets), no searches
   { [[ $COMPARE =~ ^[0-9]+$ ]] && [[ $CMP_S =~ ^[0-9]+$ ]] && [ "$CMP_S" -ge 5 ]; } || die "--compare needs ROUNDS, --compare-seconds at least 5"
-  [ "$USERS" -le 200000 ] || die "--compare holds 2 x --users connections: at most 200,000 users"
-  CMP_QPS=${CMP_QPS:-$((USERS * 9 / 10))}
+  # Both ends of 2 x USERS connections live in this kernel: ~6.7 KB of
+  # MemAvailable per connection at 1M (report.py's "MemAvailable -"), taken
+  # as 8 KB, and 2 GB for everything else; short of it the box would swap
+  # or kill, not measure.
+  need=$((2 * USERS * 8 + 2000000)) have=$(awk '$1 == "MemAvailable:" { print $2 }' /proc/meminfo)
+  [ "$have" -ge "$need" ] || die "--compare holds 2 x $USERS connections: needs ~$((need / 1000000)) GB free, $((have / 1000000)) GB are"
+  cq=$((USERS * 9 / 10))
+  CMP_QPS=${CMP_QPS:-$((QPS1 < cq ? QPS1 : cq))}
   [ "$CMP_QPS" -le "$USERS" ] || die "--compare-qps above --users: a user shakes at most once a second"
-  PACKETS=0 SEND=0 STEPS=0
+  PACKETS=0 SEND=0
 fi
 OUT=${OUT:-$ROOT/out/bench-c1m-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -336,7 +345,7 @@ FLOOR_PIN=(); [ "$PIN" = 0 ] || FLOOR_PIN=(--pin)
 fact loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 say "sysctls (sysctl/apply.sh server; reverted at the end)"
 sysctl/apply.sh server --holder $$ >"$OUT/apply.log" || die "sysctl/apply.sh failed (see $OUT/apply.log)"
-sysctl/check.sh server --conns "$USERS" --one-box >"$OUT/check.log" 2>&1 || { cat "$OUT/check.log"; die "sysctl/check.sh: not ready"; }
+sysctl/check.sh server --conns "$((COMPARE > 0 ? 2 * USERS : USERS))" --one-box >"$OUT/check.log" 2>&1 || { cat "$OUT/check.log"; die "sysctl/check.sh: not ready"; }
 say "client hosts: $HOSTS x $ADDRS address(es), server on $NET.0.1"
 hosts up "$HOSTS" --addrs "$ADDRS" >"$OUT/hosts.log" || die "tools/hosts.sh up failed (see $OUT/hosts.log)"
 SERVER=$(hosts server)
@@ -350,7 +359,8 @@ fi
 port_busy() { ss -Htln "sport >= :$1 and sport <= :$(($1 + NPORTS - 1))" | grep -q .; }
 while port_busy $BASE_PORT; do BASE_PORT=$((BASE_PORT + NPORTS)); done
 PORTS="$BASE_PORT-$((BASE_PORT + NPORTS - 1))"
-hosts run 1 sysctl/check.sh client --conns $PER --tuples $((NPORTS * ADDRS)) >>"$OUT/check.log" 2>&1 ||
+W=$((COMPARE > 0 ? 2 : 1)) # side by side: twice the connections over twice the ports
+hosts run 1 sysctl/check.sh client --conns $((W * PER)) --tuples $((W * NPORTS * ADDRS)) >>"$OUT/check.log" 2>&1 ||
   { tail -20 "$OUT/check.log"; die "client host 1 is not ready (sysctl/check.sh client)"; }
 
 # hb-monitor receives every report: reports.tsv (each raw report, what
@@ -642,10 +652,16 @@ wait_conns() { # wait_conns FILE KEY DEADLINE: until FILE's KEY reaches USERS; p
 # ---- the rate search ---------------------------------------------------------------------------
 # step_once TARGET PREFIX QPS: all clients at QPS from a common second for
 # STEP_S seconds; judge.py decides on all but the first 2; sets VERDICT.
+# With STEP_STOP=1 the fleet stops at the step's end.
+STEP_STOP=0
 step_once() {
   local first last out rc=0
   fleet_qps "$3"
   first=$((QAT + 2)) last=$((QAT + STEP_S - 1))
+  if [ "$STEP_STOP" = 1 ]; then # side by side: the other fleet steps next
+    sleep_until $((last - 1))
+    fleet_qps 0 $((last + 1))
+  fi
   sleep_until "$((last + 1)).8" # the reports stamped last+1 leave just after that second begins
   out=$(python3 tools/bench/judge.py --tsv "$OUT/reports.tsv" --prefix "$2" --first $first --last $last \
     --qps "$3" --max-p99-ms "$MAX_P99") || rc=$?
@@ -681,26 +697,29 @@ step() {
   step_once "$@"
   [ "$VERDICT" = pass ] || step_once "$@"
 }
-# search TARGET PREFIX: double from STEP_FROM until a step fails (or
-# STEP_MAX), then halve the interval down to 5%; sets BEST.
-search() {
-  local lo=0 hi=0 q=$STEP_FROM
-  while :; do
-    step "$1" "$2" "$q"
-    if [ "$VERDICT" = pass ]; then
-      lo=$q
-      [ "$q" -ge "$STEP_MAX" ] && break
-      q=$((2 * q > STEP_MAX ? STEP_MAX : 2 * q))
-    else
-      hi=$q
-      break
+# search_next LO HI: the search's next rate, nothing when it is done.  LO
+# is the highest rate passed (0: none yet), HI the lowest failed (0: none
+# yet).  Until a step fails the rate doubles from STEP_FROM (at most
+# STEP_MAX, done once that passed); then the interval is halved, rounded
+# down to a multiple of 500, until it is within 5% or 1,000/s.
+search_next() {
+  local lo=$1 hi=$2
+  if [ "$hi" = 0 ]; then
+    if [ "$lo" = 0 ]; then echo "$STEP_FROM"; elif [ "$lo" -lt "$STEP_MAX" ]; then
+      echo $((2 * lo > STEP_MAX ? STEP_MAX : 2 * lo))
     fi
-  done
-  while [ "$hi" -gt 0 ] && [ $((hi - lo)) -gt $((hi / 20)) ] && [ $((hi - lo)) -gt 1000 ]; do
-    # shellcheck disable=SC2017 # rounded down to a multiple of 500 on purpose
-    q=$(((lo + hi) / 1000 * 500))
-    [ $q -gt "$lo" ] || break
-    step "$1" "$2" $q
+    return
+  fi
+  [ $((hi - lo)) -gt $((hi / 20)) ] && [ $((hi - lo)) -gt 1000 ] || return 0
+  # shellcheck disable=SC2017 # rounded down to a multiple of 500 on purpose
+  local q=$(((lo + hi) / 1000 * 500))
+  [ $q -le "$lo" ] || echo $q
+}
+# search TARGET PREFIX: step at search_next's rates until it is done; sets BEST.
+search() {
+  local lo=0 hi=0 q
+  while q=$(search_next "$lo" "$hi") && [ -n "$q" ]; do
+    step "$1" "$2" "$q"
     if [ "$VERDICT" = pass ]; then lo=$q; else hi=$q; fi
   done
   fleet_qps 0
@@ -766,6 +785,36 @@ compare_window() { # compare_window TARGET PREFIX ROUND
   printf 'window\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" $first $last "$CMP_QPS" "$3" "$([ $rc = 0 ] && echo pass || echo fail)" \
     >>"$OUT/phases.tsv"
 }
+# compare_search: the two rate searches side by side and interleaved, each
+# round one step of each (as step(): tried twice before it fails) in the
+# windows' order S F, F S, ..., so a drift of the box between the searches
+# cancels as it does there -- two searches run minutes apart once put the
+# floor anywhere from 36,500 to over 60,000/s in four identical runs.  A
+# search that is done leaves the rounds to the other.
+compare_search() {
+  local r=1 t q
+  local -A lo=([c]=0 [e]=0) hi=([c]=0 [e]=0) name=([c]=server [e]=echo)
+  say "rate search side by side: from $STEP_FROM/s, $STEP_S s steps, one step of each target per round"
+  STEP_STOP=1
+  while :; do
+    local order=(c e) more=0
+    [ $((r % 2)) = 1 ] || order=(e c)
+    for t in "${order[@]}"; do
+      q=$(search_next "${lo[$t]}" "${hi[$t]}")
+      [ -n "$q" ] || continue
+      more=1
+      use_fleet "$t"
+      step "${name[$t]}" "$t" "$q"
+      if [ "$VERDICT" = pass ]; then lo[$t]=$q; else hi[$t]=$q; fi
+    done
+    [ $more = 1 ] || break
+    r=$((r + 1))
+  done
+  STEP_STOP=0
+  fact search_order interleaved
+  fact max_qps_server "${lo[c]}"
+  fact max_qps_echo "${lo[e]}"
+}
 compare_run() {
   local fb r c0 tc e0 te es
   fb=$((BASE_PORT + NPORTS))
@@ -802,6 +851,7 @@ compare_run() {
       compare_window echo e $r; compare_window server c $r
     fi
   done
+  [ "$STEPS" = 0 ] || compare_search
   use_fleet e
   stop_clients e
   stop_wait echo 30
@@ -904,7 +954,7 @@ settle() {
   note "$n closed connections still being torn down after 150 s"
 }
 
-if [ $STEPS = 1 ] && [ $FLOOR = 1 ] && [ "$SERVERS" = 1 ]; then
+if [ $STEPS = 1 ] && [ $FLOOR = 1 ] && [ "$SERVERS" = 1 ] && [ "$COMPARE" = 0 ]; then
   settle
   say "echo floor: hb-echo-floor with $SETS threads, $USERS connections again"
   bg echo "$B/hb-echo-floor" --listen "$SERVER" --port "$PORTS" --threads "$SETS" "${FLOOR_PIN[@]}" --stats-file "$OUT/echo.stats"

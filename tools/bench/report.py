@@ -407,6 +407,9 @@ def main():
                 sp["verdict"]))
             if sp["verdict"] == "pass":
                 best[sp["target"]] = max(best.get(sp["target"], 0), sp["qps"])
+        if F.get("search_order") == "interleaved":
+            L += ["", "The two searches ran side by side (--compare), interleaved: each round one step of each, in "
+                  "the order S F, F S, ..., so a drift of the box falls on both alike."]
         L.append("")
         for t in ("server", "echo"):
             if any(sp["target"] == t for sp in steps):
@@ -423,7 +426,9 @@ def main():
             L.append("- **hb-server sustains %.0f%% of the echo floor's rate**, measured in the same run" % (100 * frac))
             if frac > 1.1:
                 L.append("- the floor measured below hb-server, which does strictly more per shake: this run's floor "
-                         "steps were disturbed (see settle_s in facts.txt) and the comparison is not valid")
+                         "steps were disturbed (%s) and the comparison is not valid" % (
+                             "see each step's p99 above" if F.get("search_order") == "interleaved"
+                             else "see settle_s in facts.txt"))
             elif frac >= 0.9:
                 L.append("- the two are within the run-to-run noise of each other: at this scale the ceiling is the "
                          "clients and the kernel's TCP work (all on the same cores), not what the server adds")
