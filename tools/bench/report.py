@@ -218,6 +218,14 @@ def cost_section(C, F, stages, steps, windows, rows, R):
               "is not that of a steady rate)" % (", ".join(
                   "%s %s ms" % ("S" if wd["target"] == "server" else "F", p99_of(rows, wd)) for wd in
                   sorted(windows, key=lambda w: w["first"])), F.get("max_p99_ms", "10")), ""]
+        sat = [w for _, key, _, _, rr, _, w in figs if w and not key.startswith("step") and rr
+               and (w.get("busy_frac") or 0) >= 0.97]
+        if sat:
+            R["cost_windows_saturated"] = len(sat)
+            L[-1:] = ["- **the box was saturated (busy >= 97%%) in %d of %d windows**: a saturated box spends both "
+                      "cores whatever the target, so its µs per shake there is cores / rate for both and the whole-box "
+                      "ratio is 1 by construction.  Run the windows below the "
+                      "floor's limit (--compare-qps; the side-by-side search gives it)" % (len(sat), len(windows)), ""]
         if rb:
             R["cost_ratio_box_median"] = round(statistics.median(rb), 3)
             R["cost_ratio_box_min"], R["cost_ratio_box_max"] = round(min(rb), 3), round(max(rb), 3)
