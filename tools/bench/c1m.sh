@@ -844,6 +844,9 @@ compare_run() {
   fact echo_connect_s "$es"
   say "compare: hb-server $(stat "$OUT/server.stats" logins) connected in $(grep '^connect_s=' "$OUT/facts.txt" | cut -d= -f2) s, floor $(stat "$OUT/echo.stats" conns) in $es s"
   sleep 3
+  # both sets held and idle: what 2 x USERS connections cost (the report
+  # divides by both counts)
+  fact slab_idle_kb "$(meminfo Slab)"; fact memavail_idle_kb "$(meminfo MemAvailable)"
   for ((r = 1; r <= COMPARE; r++)); do
     if [ $((r % 2)) = 1 ]; then
       compare_window server c $r; compare_window echo e $r

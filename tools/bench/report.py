@@ -340,13 +340,15 @@ def main():
                  "(%.0f above the %.1f MiB of the server before any connection)" % (
                      rss / 2**20, rss / n, (rss - base) / n, base / 2**20))
     if "slab_idle_kb" in F:
-        n = max(1, int(F.get("connected", users)))
+        # side by side (--compare) both sets were held when it was read
+        n = max(1, int(F.get("connected", users)) + (int(F.get("echo_connected", 0)) if windows else 0))
         d = (int(F["slab_idle_kb"]) - int(F["slab_before_kb"])) * 1024
         dm = (int(F["memavail_before_kb"]) - int(F["memavail_idle_kb"])) * 1024
         R["kernel_slab_per_conn"] = round(d / n)
         R["memavailable_drop_per_conn"] = round(dm / n)
-        L.append("- kernel memory: Slab +%.0f MiB = %.0f bytes per connection, both ends in this kernel "
+        L.append("- kernel memory%s: Slab +%.0f MiB = %.0f bytes per connection, both ends in this kernel "
                  "(MemAvailable -%.0f MiB = %.0f bytes per connection, all users of memory together)" % (
+                     " with both sets held (%s connections)" % fnum(n) if windows else "",
                      d / 2**20, d / n, dm / 2**20, dm / n))
     L.append("")
 
