@@ -56,6 +56,7 @@ static void tl_add(sv_set *set, sv_conn *c, int which)
     l->tail = slot;
     c->tl = (uint8_t)which;
     l->len++;
+    sv_set_tick_busy(set); /* its deadline needs the fast tick */
 }
 
 /* Put c on the list its state calls for (or none). */

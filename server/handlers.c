@@ -84,6 +84,7 @@ static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, 
     memcpy(d->frame, frame, len);
     set->dq_len++;
     c->ndeferred += repeat;
+    sv_set_tick_busy(set); /* the tick is the safety net for this reply */
     /* The record may have been appended by another thread (a retry or a
      * repeated open answered here): ask to be woken for it all the same. */
     if (sv_journal_watch(&set->srv->journal, jseq, set->id))

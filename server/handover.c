@@ -66,6 +66,7 @@ static void watch_listeners(sv_set *set, bool on)
 static void freeze(sv_set *set)
 {
     set->frozen = true;
+    sv_set_tick_busy(set); /* deferred replies are flushed by the tick while frozen */
     watch_listeners(set, false);
     for (uint32_t i = 1; i <= set->hwm; i++)
         if (set->conns[i].state != SV_CONN_FREE)

@@ -197,14 +197,20 @@ static bool deal_held(sv_producer *p)
 
 uint64_t sv_producer_step(sv_producer *p, int64_t now)
 {
+    return sv_producer_step_ahead(p, now, 0);
+}
+
+uint64_t sv_producer_step_ahead(sv_producer *p, int64_t now, int64_t ahead)
+{
     uint64_t n = 0;
+    int64_t until = now + ahead;
     if (!deal_held(p)) {
         HB_INC(p->stalls);
         return 0; /* keep order: nothing new until the held packets are placed */
     }
     sv_flow *s = &p->shake;
     int64_t due;
-    while (s->running && !flow_done(s) && (due = flow_due(s, s->made)) <= now) {
+    while (s->running && !flow_done(s) && (due = flow_due(s, s->made)) <= until) {
         note_lateness(p, now - due);
         make_shake(p);
         n++;
@@ -221,7 +227,7 @@ uint64_t sv_producer_step(sv_producer *p, int64_t now)
             flow_begin(&p->send, s->total > s->base ? flow_due(s, s->total) : now);
     }
     sv_flow *d = &p->send;
-    while (d->running && !flow_done(d) && (due = flow_due(d, d->made)) <= now) {
+    while (d->running && !flow_done(d) && (due = flow_due(d, d->made)) <= until) {
         note_lateness(p, now - due);
         make_send(p);
         n++;
@@ -245,6 +251,19 @@ int64_t sv_producer_next_due(const sv_producer *p)
     if (t == INT64_MAX && !p->send_concurrent && !p->send.running && !flow_done(&p->send) && p->shake.running)
         t = flow_due(&p->shake, p->shake.total);
     return t;
+}
+
+int64_t sv_producer_next_wake(const sv_producer *p, int64_t now, int64_t tick)
+{
+    int64_t due = sv_producer_next_due(p);
+    if (due == 0)
+        return now + 1000; /* holding a packet: retry soon */
+    int64_t next = due == INT64_MAX ? INT64_MAX : due - tick;
+    if (next < now + tick)
+        next = now + tick;
+    if (next < now + 1000)
+        next = now + 1000;
+    return next > now + 100000 ? now + 100000 : next;
 }
 
 bool sv_producer_done(const sv_producer *p)

@@ -57,6 +57,7 @@ void sv_server_defaults(sv_config *c)
         /* A 1 ms commit window: at 1M, wins and opens came one per fdatasync
          * and each commit's wake-ups cost the shakes their p99 (README). */
         .journal_delay_us = 1000,
+        .deal_ms = 50,
         .login_timeout = 5,
         .frame_timeout = 5,
         .linger = 2,

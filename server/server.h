@@ -59,6 +59,7 @@ typedef struct sv_config {
     int64_t amount_min, amount_max;
     double start_delay;  /* seconds before the first packet; shakes get NOT_YET before */
     int64_t queue;       /* per-SET packet queue capacity */
+    int64_t deal_ms;     /* the producer's tick: packets due within it are made at its start */
 
     /* send flow */
     double send_rate;

@@ -70,7 +70,7 @@ int sv_set_create(sv_server *s, int id, char *err, size_t errlen)
     }
     ev_async_init(&set->wake, wake_cb);
     ev_async_start(set->loop, &set->wake); /* creates the eventfd, here, now */
-    ev_timer_init(&set->tick, tick_cb, 0.1, 0.1);
+    ev_timer_init(&set->tick, tick_cb, SV_TICK_BUSY, SV_TICK_BUSY);
     ev_timer_start(set->loop, &set->tick);
     ev_timer_init(&set->reopen_timer, reopen_cb, 0., 0.);
     if (sv_pqueue_init(&set->q, (uint32_t)s->cfg.queue) < 0 || sv_inbox_init(&set->inbox, (size_t)s->cfg.inbox) < 0) {
@@ -282,6 +282,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                     HB_INC(set->st.emfile); /* one connection refused */
                 }
                 set->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (set->spare_fd < 0)
+                    sv_set_tick_busy(set); /* the tick tries again */
                 /* accept() says EMFILE even when nobody is waiting: stop at
                  * the first empty round instead of looping on it */
                 if (victim < 0)
@@ -292,6 +294,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 HB_INC(set->st.emfile);
                 /* No spare to sacrifice: stop accepting until a tick. */
                 ev_io_stop(loop, w);
+                sv_set_tick_busy(set);
             }
             return; /* EAGAIN, or an error the next event will repeat */
         }
@@ -373,6 +376,18 @@ static void reopen_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/* Whether the next tick has work that cannot wait a second. */
+static bool tick_needed(const sv_set *set)
+{
+    for (int w = 1; w < SV_TL_COUNT; w++)
+        if (set->tl[w].head)
+            return true;
+    for (int i = 0; i < set->nl; i++)
+        if (!ev_is_active(&set->lio[i]))
+            return true;
+    return set->frozen || set->dq_len || set->rehome.cursor || set->spare_fd < 0;
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     sv_set *set = ev_userdata(loop);
@@ -394,4 +409,16 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
             ev_io_start(loop, &set->lio[i]);
     if (set->spare_fd < 0)
         set->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!tick_needed(set) && w->repeat != SV_TICK_IDLE) {
+        w->repeat = SV_TICK_IDLE;
+        ev_timer_again(loop, w);
+    }
+}
+
+void sv_set_tick_busy(sv_set *set)
+{
+    if (set->tick.repeat != SV_TICK_BUSY) {
+        set->tick.repeat = SV_TICK_BUSY;
+        ev_timer_again(set->loop, &set->tick);
+    }
 }

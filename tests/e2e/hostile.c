@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "peer.h"
 
@@ -396,6 +397,38 @@ static void emfile(void)
     peer_server_stop(&s);
 }
 
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* An idle SET ticks once a second (set.h, SV_TICK_IDLE); a deadline that
+ * starts there must switch it back to 100 ms ticks, or a 0.1 s login
+ * timeout fires up to a second late.  Five tries, each after the SET has
+ * been idle for 1.2 s: with the switch broken, all five come in under
+ * 0.6 s only by chance (about 1 in 30). */
+static void idle_set_deadlines(void)
+{
+    peer_server s;
+    const char *flags[] = {"--sets", "1", "--users", "1000", "--total", "0", "--login-timeout", "0.1", NULL};
+    peer_server_start(&s, 1, flags);
+    double worst = 0;
+    for (int i = 0; i < 5; i++) {
+        usleep(1200000);
+        double t0 = mono_s();
+        peer *p = peer_connect(s.port);
+        expect_error_close(p, HB__ERROR_CODE__ERR_LOGIN_TIMEOUT, 3000);
+        double dt = mono_s() - t0;
+        worst = dt > worst ? dt : worst;
+        peer_close(p);
+    }
+    CHECK(worst < 0.6, "a 0.1 s login timeout on an idle SET took %.2f s", worst);
+    PASS("deadline on an idle SET (1 s ticks): a 0.1 s login timeout fired within %.2f s in 5 of 5", worst);
+    peer_server_stop(&s);
+}
+
 int main(void)
 {
     const char *flags[] = {"--sets", "2", "--users", "1000", "--rate", "1000", "--total", "1000000", "--login-timeout",
@@ -413,6 +446,7 @@ int main(void)
     max_conns();
     addr_limit();
     emfile();
+    idle_set_deadlines();
     printf("hostile: all passed\n");
     return 0;
 }

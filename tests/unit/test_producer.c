@@ -293,6 +293,46 @@ static void test_lateness(void **st)
     sv_producer_free(&p);
 }
 
+/* The producer thread's tick (dealer.c): woken by sv_producer_next_wake, it
+ * makes each tick's packets at once, never late, none early by more than
+ * a tick, 200 in every second of the schedule. */
+static void test_tick(void **st)
+{
+    fake f;
+    sv_producer p;
+    unbounded(&f, &p);
+    sv_flow_set(&p.shake, 200, 1000000, 0, 1, 100);
+    const int64_t t0 = 5000000, tick = 50000;
+    sv_producer_start(&p, t0);
+    int64_t now = t0;
+    uint64_t wakes = 0, made_at_second = 0;
+    int64_t second = t0 + 1000000;
+    while (now < t0 + 60000000) {
+        sv_producer_step_ahead(&p, now, tick);
+        wakes++;
+        /* everything due by now + tick is made, nothing later */
+        assert_int_equal(p.shake.made, (uint64_t)((now + tick - t0) * 200 / 1000000) + 1);
+        int64_t next = sv_producer_next_wake(&p, now, tick);
+        assert_true(next >= now + tick); /* one wake-up per tick at most */
+        now = next + (int64_t)(wakes % 3) * 300; /* woken a little late */
+        if (now >= second) { /* per second of the schedule: 200, give or take one tick's 10 */
+            uint64_t n = p.shake.made - made_at_second;
+            assert_true(n >= 190 && n <= 210);
+            made_at_second = p.shake.made;
+            second += 1000000;
+        }
+    }
+    /* late only by as much as a wake-up was (<= 600 us here) */
+    assert_int_equal(HB_GET(p.late_5ms), 0);
+    assert_true(HB_GET(p.late_max_us) <= 600);
+    assert_true(wakes <= 60 * 20 + 1);
+    /* a thread woken 200 ms late: what fell due meanwhile is late, counted against now */
+    sv_producer_step_ahead(&p, now + 200000, tick);
+    assert_true(HB_GET(p.late_5ms) > 0);
+    assert_true(HB_GET(p.late_max_us) >= 190000 && HB_GET(p.late_max_us) <= 200000);
+    sv_producer_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_restart_continues),
         cmocka_unit_test(test_cycles),
         cmocka_unit_test(test_lateness),
+        cmocka_unit_test(test_tick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
