@@ -189,7 +189,7 @@ static void *dealer_main(void *arg)
         s->producer_started = true;
         atomic_store(&s->event_started, true);
     }
-    /* A tick's packets at once (sv_producer_next_wake): at 200/s, 10 in one
+    /* A tick's packets at once (sv_producer_tick): at 200/s, 10 in one
      * journal batch every 50 ms instead of a batch and a wake-up every 5 ms,
      * which cost the box ~230 us each (journal writer ~180, producer ~50;
      * README, "The producer's tick").  Every second still gets its 200. */
@@ -197,9 +197,13 @@ static void *dealer_main(void *arg)
     while (dealer_go_on(s)) {
         int64_t now = hb_mono_us();
         start_cycles(s, now);
-        sv_producer_step_ahead(p, now, tick);
+        /* slots on whole fractions of the wall clock's second (tick divides
+         * 1 s): phase is where a wall-clock multiple of tick falls on the
+         * monotonic clock */
+        int64_t phase = tick ? ((now - hb_now_us()) % tick + tick) % tick : 0;
+        int64_t next = sv_producer_tick(p, now, tick, phase);
         sv_renotify_sweep(s, now);
-        hb_sleep_until_mono(sv_producer_next_wake(p, now, tick));
+        hb_sleep_until_mono(next);
     }
     return NULL;
 }

@@ -32,7 +32,7 @@ static const hb_opt opts[] = {
     {"amount-min", HB_OPT_INT, &srv.cfg.amount_min, "CENTS", "smallest shake-flow packet", 1, 1e9},
     {"amount-max", HB_OPT_INT, &srv.cfg.amount_max, "CENTS", "largest shake-flow packet", 1, 1e9},
     {"start-delay", HB_OPT_DOUBLE, &srv.cfg.start_delay, "SEC", "seconds before the event starts (shakes get NOT_YET)", 0, 86400},
-    {"deal-every", HB_OPT_INT, &srv.cfg.deal_ms, "MS", "the producer wakes once per MS and makes the packets falling due before its next wake-up (at most MS early), so a tick's packets share one journal commit: at 200/s and 50 ms, 20 commits a second instead of 200 (0 = wake for each packet)", 0, 1000},
+    {"deal-every", HB_OPT_INT, &srv.cfg.deal_ms, "MS", "the producer wakes at the start of each MS slot of the wall clock's second and makes the packets due in that slot (at most MS early, never in an earlier second), so they share one journal commit: at 200/s and 50 ms, 20 commits a second instead of 200; MS must divide 1000 (0 = wake for each packet)", 0, 1000},
     {"queue", HB_OPT_INT, &srv.cfg.queue, "N", "packet queue capacity per SET", 1, 1 << 24},
     {"send-rate", HB_OPT_DOUBLE, &srv.cfg.send_rate, "N", "send-flow packets per second", 0, 1e6},
     {"send-total", HB_OPT_INT, &srv.cfg.send_total, "N", "send-flow packets in all (0 = no send flow)", 0, 1e9},

@@ -253,14 +253,24 @@ int64_t sv_producer_next_due(const sv_producer *p)
     return t;
 }
 
-int64_t sv_producer_next_wake(const sv_producer *p, int64_t now, int64_t tick)
+/* The start of the slot holding t: the greatest phase + k * tick <= t. */
+static int64_t slot_start(int64_t t, int64_t tick, int64_t phase)
 {
-    int64_t due = sv_producer_next_due(p);
+    int64_t r = (t - phase) % tick;
+    return t - (r < 0 ? r + tick : r);
+}
+
+int64_t sv_producer_tick(sv_producer *p, int64_t now, int64_t tick, int64_t phase)
+{
+    int64_t end = tick > 0 ? slot_start(now, tick, phase) + tick : now + 1;
+    sv_producer_step_ahead(p, now, end - 1 - now);
+    int64_t due = sv_producer_next_due(p), next;
     if (due == 0)
         return now + 1000; /* holding a packet: retry soon */
-    int64_t next = due == INT64_MAX ? INT64_MAX : due - tick;
-    if (next < now + tick)
-        next = now + tick;
+    if (due == INT64_MAX)
+        next = INT64_MAX;
+    else
+        next = tick > 0 ? slot_start(due, tick, phase) : due; /* >= end: all due before it are made */
     if (next < now + 1000)
         next = now + 1000;
     return next > now + 100000 ? now + 100000 : next;

@@ -82,10 +82,8 @@ void sv_producer_sync_counters(sv_producer *p);
 void sv_producer_start(sv_producer *p, int64_t now);
 /* Make and deal every packet due by `now`; returns how many were made. */
 uint64_t sv_producer_step(sv_producer *p, int64_t now);
-/* The same for every packet due by now + ahead: those are made up to
- * `ahead` us early (a caller that wakes once per `ahead` makes a tick's
- * packets in one go: one journal batch, one wake-up); lateness is still
- * measured against `now`. */
+/* The same for every packet due by now + ahead (made up to `ahead` us
+ * early); lateness is still measured against `now`. */
 uint64_t sv_producer_step_ahead(sv_producer *p, int64_t now, int64_t ahead);
 /* Another cycle: add_shake more shake-flow packets, then add_send more
  * send-flow packets (after them, or alongside with send_concurrent),
@@ -93,12 +91,18 @@ uint64_t sv_producer_step_ahead(sv_producer *p, int64_t now, int64_t ahead);
 void sv_producer_add_cycle(sv_producer *p, uint64_t add_shake, uint64_t add_send, int64_t now);
 /* When the next packet is due; INT64_MAX when every flow is finished. */
 int64_t sv_producer_next_due(const sv_producer *p);
-/* When a thread that just called sv_producer_step_ahead(p, now, tick)
- * wakes next: a tick before the next packet is due, but at most once per
- * tick (so a tick's packets are made together); 1 ms while holding a
- * packet (every queue full); at least every 100 ms (to notice new cycles
- * and being stopped). */
-int64_t sv_producer_next_wake(const sv_producer *p, int64_t now, int64_t tick);
+/* The producer thread's step on a grid of slots, each `tick` us long and
+ * starting at times = phase (mod tick): at `now` it makes every packet due
+ * before the end of now's slot (at most a tick early, never in an earlier
+ * slot than it is due) and returns when to wake next: the start of the
+ * slot where the next packet is due, 1 ms on while holding a packet (every
+ * queue full), at most 100 ms on (to see new cycles and being stopped).
+ * With the slots on whole fractions of the wall clock's second (the caller
+ * sets phase so), a slot never straddles a second: the packets due in a
+ * second are all made within it, so every second gets exactly its rate
+ * unless the thread wakes a whole slot late.  tick 0: no grid (each packet
+ * at its own due time). */
+int64_t sv_producer_tick(sv_producer *p, int64_t now, int64_t tick, int64_t phase);
 bool sv_producer_done(const sv_producer *p);
 
 #endif

@@ -135,6 +135,12 @@ static int check_config(sv_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "--send-amount-min must be at least --send-split (every share is >= 1 cent)");
         return -1;
     }
+    if (c->deal_ms > 0 && 1000 % c->deal_ms) {
+        /* a slot across a second boundary would move its packets into the
+         * earlier second (producer.h) */
+        snprintf(err, errlen, "--deal-every %lld must divide 1000 (10, 20, 25, 50, 100, ...)", (long long)c->deal_ms);
+        return -1;
+    }
     return 0;
 }
 

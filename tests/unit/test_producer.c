@@ -293,43 +293,44 @@ static void test_lateness(void **st)
     sv_producer_free(&p);
 }
 
-/* The producer thread's tick (dealer.c): woken by sv_producer_next_wake, it
- * makes each tick's packets at once, never late, none early by more than
- * a tick, 200 in every second of the schedule. */
+/* The producer thread's tick (dealer.c): slots of 50 ms on a grid at an
+ * arbitrary phase (the wall clock's seconds on the monotonic clock), the
+ * schedule starting off the grid, the thread woken 0, 15 or 30 ms late.
+ * Each slot's packets are made at its start: late by no more than the
+ * wake-up, at most 20 wake-ups a second, and each second of the grid gets
+ * exactly 200: a late wake-up stays inside its second, since slots start on
+ * the second (with the slots off the seconds' grid, these wake-ups would
+ * carry packets into the next second). */
 static void test_tick(void **st)
 {
     fake f;
     sv_producer p;
     unbounded(&f, &p);
     sv_flow_set(&p.shake, 200, 1000000, 0, 1, 100);
-    const int64_t t0 = 5000000, tick = 50000;
+    const int64_t t0 = 5000000 + 12345, tick = 50000, phase = 7777;
     sv_producer_start(&p, t0);
     int64_t now = t0;
-    uint64_t wakes = 0, made_at_second = 0;
-    int64_t second = t0 + 1000000;
+    uint64_t wakes = 0, in_second[64] = {0};
     while (now < t0 + 60000000) {
-        sv_producer_step_ahead(&p, now, tick);
+        uint64_t before = p.shake.made;
+        int64_t next = sv_producer_tick(&p, now, tick, phase);
         wakes++;
-        /* everything due by now + tick is made, nothing later */
-        assert_int_equal(p.shake.made, (uint64_t)((now + tick - t0) * 200 / 1000000) + 1);
-        int64_t next = sv_producer_next_wake(&p, now, tick);
-        assert_true(next >= now + tick); /* one wake-up per tick at most */
-        now = next + (int64_t)(wakes % 3) * 300; /* woken a little late */
-        if (now >= second) { /* per second of the schedule: 200, give or take one tick's 10 */
-            uint64_t n = p.shake.made - made_at_second;
-            assert_true(n >= 190 && n <= 210);
-            made_at_second = p.shake.made;
-            second += 1000000;
-        }
+        /* everything due before the end of now's slot is made, nothing later */
+        int64_t end = now - ((now - phase) % tick) + tick;
+        assert_int_equal(p.shake.made, (uint64_t)((end - 1 - t0) * 200 / 1000000) + 1);
+        assert_true(next >= end);                 /* one wake-up per slot at most */
+        assert_int_equal((next - phase) % tick, 0); /* at a slot's start */
+        in_second[(now - phase) / 1000000 % 64] += p.shake.made - before;
+        now = next + (int64_t)(wakes % 3) * 15000; /* woken late */
     }
-    /* late only by as much as a wake-up was (<= 600 us here) */
-    assert_int_equal(HB_GET(p.late_5ms), 0);
-    assert_true(HB_GET(p.late_max_us) <= 600);
+    /* the whole seconds of the grid after the start, before the end */
+    for (int64_t sec = (t0 - phase) / 1000000 + 1; sec < (now - phase) / 1000000 - 1; sec++)
+        assert_int_equal(in_second[sec % 64], 200);
+    assert_true(HB_GET(p.late_max_us) <= 30000);
     assert_true(wakes <= 60 * 20 + 1);
     /* a thread woken 200 ms late: what fell due meanwhile is late, counted against now */
-    sv_producer_step_ahead(&p, now + 200000, tick);
-    assert_true(HB_GET(p.late_5ms) > 0);
-    assert_true(HB_GET(p.late_max_us) >= 190000 && HB_GET(p.late_max_us) <= 200000);
+    sv_producer_tick(&p, now + 200000, tick, phase);
+    assert_true(HB_GET(p.late_max_us) >= 190000 && HB_GET(p.late_max_us) <= 230000);
     sv_producer_free(&p);
 }
 

@@ -171,6 +171,16 @@ LEGEND = ("Per window (activity seconds of phases.tsv; from tools/bench/sample.p
           "perf, or a counter the server does not have).")
 
 
+STEAL_FLAG = 0.05  # of all CPU time: the host ran its other guests on our cores
+
+
+def steal_frac(w):
+    """The share of the box's CPU time the host took (steal) in window w, or None."""
+    if not w or w.get("steal_us") is None or not w.get("cpus"):
+        return None
+    return w["steal_us"] / (w["cpus"] * 1e6)
+
+
 def idle_line(label, w):
     """An idle window's figures per second (per shake means nothing there)."""
     def ms(k):

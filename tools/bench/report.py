@@ -183,6 +183,21 @@ def cost_section(C, F, stages, steps, windows, rows, R):
             if w and (not w["shakes"] or w["shakes"] < cost.IDLE_QPS)]
     if idle:
         L += idle + [""]
+    # a virtual machine's host may run other guests on our cores (steal):
+    # then every figure of the window is the host's, not this code's
+    stolen = [(label, cost.steal_frac(w)) for label, _, _, _, _, _, w in figs if cost.steal_frac(w) is not None]
+    if stolen:
+        R["steal_max_pct"] = round(100 * max(f for _, f in stolen), 1)
+        bad = [(label, f) for label, f in stolen if f >= cost.STEAL_FLAG]
+        R["cost_windows_steal"] = len(bad)
+        if bad:
+            L += ["- **the host took %.0f%% or more of the CPUs (steal) in %d of %d windows** (%s): another guest "
+                  "ran on this machine's cores, so those windows' costs, rates and latencies are not this code's; "
+                  "the run is no measure of it (repeat it on a quiet host)" % (
+                      100 * cost.STEAL_FLAG, len(bad), len(stolen),
+                      "; ".join("%s %.0f%%" % (label, 100 * f) for label, f in bad)), ""]
+        else:
+            L += ["- steal (CPU the host gave to other guests): at most %.1f%% in any window" % R["steal_max_pct"], ""]
     if missing:
         R["cost_windows_missing"] = len(missing)
         L += ["- **%d window(s) without cost samples** (%s): cost.tsv has no readings around them, so they have no "
