@@ -198,10 +198,8 @@ static void *dealer_main(void *arg)
         int64_t now = hb_mono_us();
         start_cycles(s, now);
         /* slots on whole fractions of the wall clock's second (tick divides
-         * 1 s): phase is where a wall-clock multiple of tick falls on the
-         * monotonic clock */
-        int64_t phase = tick ? ((now - hb_now_us()) % tick + tick) % tick : 0;
-        int64_t next = sv_producer_tick(p, now, tick, phase);
+         * 1 s): wall-clock time 0 on the monotonic clock is a slot start */
+        int64_t next = sv_producer_tick(p, now, tick, now - hb_now_us());
         sv_renotify_sweep(s, now);
         hb_sleep_until_mono(next);
     }

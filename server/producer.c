@@ -195,12 +195,9 @@ static bool deal_held(sv_producer *p)
     return true;
 }
 
-uint64_t sv_producer_step(sv_producer *p, int64_t now)
-{
-    return sv_producer_step_ahead(p, now, 0);
-}
-
-uint64_t sv_producer_step_ahead(sv_producer *p, int64_t now, int64_t ahead)
+/* Every packet due by now + ahead (made up to `ahead` us early); lateness
+ * is still measured against `now`. */
+static uint64_t step_ahead(sv_producer *p, int64_t now, int64_t ahead)
 {
     uint64_t n = 0;
     int64_t until = now + ahead;
@@ -237,6 +234,11 @@ uint64_t sv_producer_step_ahead(sv_producer *p, int64_t now, int64_t ahead)
     return n;
 }
 
+uint64_t sv_producer_step(sv_producer *p, int64_t now)
+{
+    return step_ahead(p, now, 0);
+}
+
 int64_t sv_producer_next_due(const sv_producer *p)
 {
     int64_t t = INT64_MAX;
@@ -263,7 +265,7 @@ static int64_t slot_start(int64_t t, int64_t tick, int64_t phase)
 int64_t sv_producer_tick(sv_producer *p, int64_t now, int64_t tick, int64_t phase)
 {
     int64_t end = tick > 0 ? slot_start(now, tick, phase) + tick : now + 1;
-    sv_producer_step_ahead(p, now, end - 1 - now);
+    step_ahead(p, now, end - 1 - now);
     int64_t due = sv_producer_next_due(p), next;
     if (due == 0)
         return now + 1000; /* holding a packet: retry soon */

@@ -82,9 +82,6 @@ void sv_producer_sync_counters(sv_producer *p);
 void sv_producer_start(sv_producer *p, int64_t now);
 /* Make and deal every packet due by `now`; returns how many were made. */
 uint64_t sv_producer_step(sv_producer *p, int64_t now);
-/* The same for every packet due by now + ahead (made up to `ahead` us
- * early); lateness is still measured against `now`. */
-uint64_t sv_producer_step_ahead(sv_producer *p, int64_t now, int64_t ahead);
 /* Another cycle: add_shake more shake-flow packets, then add_send more
  * send-flow packets (after them, or alongside with send_concurrent),
  * starting at `now`.  Flows still running simply get the larger totals. */
