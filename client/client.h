@@ -48,6 +48,7 @@ typedef struct cl_config {
     char *control;      /* HTTP control address, NULL = off */
     bool echo;          /* raw echo mode (against tools/bench/echo-floor) */
     bool fastopen;      /* TCP Fast Open: the Login rides in the SYN (after a first connect got a cookie) */
+    bool standby;       /* cluster: each user also holds a standby login on its runner-up (server/standby.h) */
     int64_t pin_workers; /* >= 0: worker i runs on allowed CPU (pin_workers + i) mod n; -1: unpinned */
     bool echo_login;    /* echo mode: a connection is up once its Login comes back (one round trip, as a real login) */
     bool shake;         /* send shakes (off: only connect, open, chat) */

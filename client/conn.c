@@ -109,6 +109,7 @@ static void send_login(cl_worker *w, cl_conn *c)
     Hb__Login l = HB__LOGIN__INIT;
     l.uid = c->uid;
     l.members_tag = w->mem.tag; /* the node sends its list only if ours is stale */
+    l.standby = (c->flags & CL_F_STANDBY) != 0;
     if (cl->secret_len) {
         /* A fresh expiry at every login, so a reconnect after the TTL is
          * not refused; the server checks tokens at login only, so a
@@ -199,6 +200,8 @@ static bool conn_close(cl_worker *w, cl_conn *c)
     }
     if (c->state == CL_ACTIVE)
         HB_DEC(w->st.active);
+    if (c->state == CL_STANDBY)
+        HB_DEC(w->st.standby);
     if (c->state != CL_CONNECTING)
         HB_DEC(w->st.connected);
     ev_io_stop(w->loop, &c->io);
@@ -340,6 +343,15 @@ static void peer_gone(cl_worker *w, cl_conn *c)
     bool told = c->flags & CL_F_TOLD;
     if (w->mem.nalive)
         c->redir_port = 0; /* the list decides where to go next */
+    if (c->flags & CL_F_STANDBY) {
+        /* Its node may be dying with a quarter of the standbys on it: they
+         * come back spread over CL_STANDBY_REFILL_US, not in the seconds
+         * the dead node's users need the box for their promotions. */
+        if (conn_close(w, c) && !atomic_load(&w->cl->stopping))
+            heap_push(w, hb_mono_us() + (int64_t)(hb_rand64(&w->rng) % CL_STANDBY_REFILL_US),
+                      (uint32_t)(c - w->conns));
+        return;
+    }
     if (told || slot == CL_MEMBER_NONE || !w->mem.m[slot].listed || atomic_load(&w->cl->stopping)) {
         cl_conn_lost(w, c);
         return;
@@ -390,10 +402,42 @@ static void destination(cl_worker *w, cl_conn *c, struct sockaddr_in *to, int *s
         *slot = cl_members_slot_of(ms, to->sin_addr.s_addr, ntohs(to->sin_port));
 }
 
+/* --standby: user c's new owner holds its standby (the old owner left):
+ * rather than a connect and a Login, wait for that node to promote it
+ * (standby.h), a second at a time, at most CL_STANDBY_WAITS times. */
+static bool awaits_promotion(cl_worker *w, cl_conn *c)
+{
+    if (!w->cl->cfg.standby || (c->flags & CL_F_STANDBY))
+        return false;
+    uint32_t i = (uint32_t)(c - w->conns);
+    const cl_conn *s = &w->conns[w->n + i];
+    if (s->state != CL_STANDBY || c->attempt >= CL_STANDBY_WAITS || s->member == CL_MEMBER_NONE ||
+        cl_members_owner(&w->mem, c->uid) != s->member)
+        return false;
+    c->attempt++;
+    HB_INC(w->st.standby_waits);
+    heap_push(w, hb_mono_us() + CL_STANDBY_WAIT_US + (int64_t)(hb_rand64(&w->rng) % 250000), i);
+    return true;
+}
+
+/* Where standby c connects: its uid's runner-up among the alive members. */
+static bool standby_destination(cl_worker *w, cl_conn *c, struct sockaddr_in *to, int *slot)
+{
+    *slot = cl_members_runner_up(&w->mem, c->uid);
+    if (*slot == CL_MEMBER_NONE)
+        return false;
+    const cl_member *m = &w->mem.m[*slot];
+    *to = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(m->port)};
+    to->sin_addr.s_addr = m->ip;
+    return true;
+}
+
 void cl_conn_connect(cl_worker *w, uint32_t i)
 {
     cl_client *cl = w->cl;
     cl_conn *c = &w->conns[i];
+    if (c->state != CL_IDLE)
+        return; /* an entry a promotion left behind: the user is logged in (see queue_connect) */
     if (c->flags & CL_F_PARKED) { /* woken by its back-off, not by a list or a probe */
         c->flags &= (uint8_t)~CL_F_PARKED;
         w->mem.parked--;
@@ -405,10 +449,18 @@ void cl_conn_connect(cl_worker *w, uint32_t i)
             return;
         }
     }
+    if (awaits_promotion(w, c))
+        return;
     struct sockaddr_in dst;
     int slot;
-    destination(w, c, &dst, &slot);
-    c->flags = 0;
+    bool standby = c->flags & CL_F_STANDBY;
+    if (!standby) {
+        destination(w, c, &dst, &slot);
+    } else if (!standby_destination(w, c, &dst, &slot)) {
+        schedule_retry(w, i); /* one node only, for now */
+        return;
+    }
+    c->flags = standby ? CL_F_STANDBY : 0;
     const struct in_addr *src = cl->nsrc ? &cl->src[(c->uid / (uint32_t)cl->nports) % (uint32_t)cl->nsrc] : NULL;
     HB_INC(w->st.connects);
     bool ready = false;
@@ -417,7 +469,8 @@ void cl_conn_connect(cl_worker *w, uint32_t i)
         int e = errno;
         HB_INC(w->st.connect_fail);
         c->redir_port = 0; /* the node we were sent to is gone: ask the configured ones again */
-        if (slot != CL_MEMBER_NONE && gone_errno(e) && w->mem.m[slot].listed && !atomic_load(&cl->stopping))
+        if (!standby && slot != CL_MEMBER_NONE && gone_errno(e) && w->mem.m[slot].listed &&
+            !atomic_load(&cl->stopping))
             suspect_and_retry(w, c, slot);
         else
             schedule_retry(w, i);
@@ -435,8 +488,8 @@ void cl_conn_connect(cl_worker *w, uint32_t i)
      * per connection; if it is full (entries of finished attempts waiting
      * behind a stuck one), this attempt goes untimed and the kernel's own
      * SYN retries end it. */
-    if (w->pend_len < w->n) {
-        w->pend[(w->pend_head + w->pend_len) % w->n] = (struct cl_pend){hb_mono_us(), i, c->try_id};
+    if (w->pend_len < w->nc) {
+        w->pend[(w->pend_head + w->pend_len) % w->nc] = (struct cl_pend){hb_mono_us(), i, c->try_id};
         w->pend_len++;
     }
     /* On loopback the handshake is usually over when connect() returns
@@ -631,8 +684,70 @@ static void take_list(cl_worker *w, const Hb__Members *l, int from)
         wake_parked(w);
 }
 
+static void on_login_ok(cl_worker *w, cl_conn *c, const Hb__LoginOk *ok, int64_t now);
+
+/* Standby s was promoted (a plain LoginOk on it): its socket becomes user
+ * i's session in conns[i], whatever that held (most likely a connection to
+ * the dead node the kernel has not closed yet, or nothing while it waited),
+ * and the rest is a LoginOk there: the held shake, the opens, the list.
+ * The standby slot reconnects later, to the runner-up of the new list.
+ * conn_read goes on with the frames behind this one on conns[i] (w->moved). */
+static void promote(cl_worker *w, cl_conn *s, const Hb__LoginOk *ok, int64_t now)
+{
+    uint32_t i = (uint32_t)(s - w->conns) - w->n;
+    cl_conn *p = &w->conns[i];
+    conn_close(w, p);
+    if (p->flags & CL_F_PARKED) { /* its heap entry stays: cl_conn_connect skips it */
+        w->mem.parked--;
+    }
+    if (s->state == CL_STANDBY)
+        HB_DEC(w->st.standby);
+    ev_io_stop(w->loop, &s->io);
+    ev_io_init(&p->io, io_cb, s->io.fd, s->outlen ? EV_READ | EV_WRITE : EV_READ);
+    ev_io_start(w->loop, &p->io);
+    p->spill = s->spill;
+    p->out = s->out;
+    p->outlen = s->outlen;
+    p->inlen = 0; /* conn_read holds the bytes: it keeps the tail on p */
+    p->member = s->member; /* its count in mem.m[].conns moves with it */
+    p->flags = 0;
+    p->redir_port = 0;
+    p->sent_us = s->sent_us;
+    p->state = CL_LOGIN;
+    s->io.fd = -1;
+    s->spill = s->out = NULL;
+    s->outlen = s->inlen = 0;
+    s->member = CL_MEMBER_NONE;
+    s->state = CL_IDLE;
+    s->attempt = 0;
+    HB_INC(w->st.promoted);
+    w->moved = p;
+    on_login_ok(w, p, ok, now);
+    if (!atomic_load(&w->cl->stopping))
+        heap_push(w, hb_mono_us() + (int64_t)(hb_rand64(&w->rng) % CL_STANDBY_REFILL_US), (uint32_t)(s - w->conns));
+}
+
+/* A LoginOk on a standby connection: held as one, or promoted. */
+static void standby_login_ok(cl_worker *w, cl_conn *c, const Hb__LoginOk *ok, int64_t now)
+{
+    if (ok->standby && c->state == CL_LOGIN) {
+        take_list(w, ok->members, c->member);
+        c->state = CL_STANDBY;
+        c->attempt = 0;
+        HB_INC(w->st.standby);
+        HB_INC(w->st.standby_logins);
+        clock_sample(w, c->sent_us, now, ok->server_time_us);
+    } else if (!ok->standby && (c->state == CL_STANDBY || c->state == CL_LOGIN)) {
+        promote(w, c, ok, now);
+    }
+}
+
 static void on_login_ok(cl_worker *w, cl_conn *c, const Hb__LoginOk *ok, int64_t now)
 {
+    if (c->flags & CL_F_STANDBY) {
+        standby_login_ok(w, c, ok, now);
+        return;
+    }
     if (c->state != CL_LOGIN)
         return;
     take_list(w, ok->members, c->member);
@@ -697,6 +812,10 @@ static void on_redirect(cl_worker *w, cl_conn *c, const Hb__Redirect *r)
     struct in_addr a;
     c->flags |= CL_F_TOLD;
     take_list(w, r->members, c->member);
+    if (c->flags & CL_F_STANDBY) { /* not sent to standbys: start again later */
+        cl_conn_lost(w, c);
+        return;
+    }
     if (r->host && inet_pton(AF_INET, r->host, &a) == 1 && r->port && r->port <= 65535) {
         int to = cl_members_slot_of(&w->mem, a.s_addr, (uint16_t)r->port);
         if (cl_members_suspected(&w->mem, to) && cl_members_owner(&w->mem, c->uid) != CL_MEMBER_NONE) {
@@ -823,7 +942,13 @@ static void conn_read(cl_worker *w, cl_conn *c)
     size_t off = 0, prefix, body;
     int r;
     while ((r = hb_frame_scan(rb + off, have - off, HB_FRAME_DOWN_MAX, &prefix, &body)) == HB_SCAN_FRAME) {
-        if (!on_frame(w, c, rb + off + prefix, body, now))
+        bool up = on_frame(w, c, rb + off + prefix, body, now);
+        if (w->moved) { /* a promotion: what follows is the session's */
+            c = w->moved;
+            w->moved = NULL;
+            up = c->state != CL_IDLE;
+        }
+        if (!up)
             return;
         off += prefix + body;
     }

@@ -97,6 +97,7 @@ static const hb_opt opts[] = {
     {"echo", HB_OPT_BOOL, &cl.cfg.echo, NULL, "raw echo mode: no login, count echoed shakes (for tools/bench/echo-floor)", 0, 0},
     {"pin-workers", HB_OPT_INT, &cl.cfg.pin_workers, "FIRST", "pin worker i to the ((FIRST + i) mod n)-th of the n CPUs this process may use (-1 = no pinning); give each client process its own FIRST (e.g. host index x threads) so the workers of all processes spread evenly", -1, 1 << 20},
     {"fastopen", HB_OPT_BOOL, &cl.cfg.fastopen, NULL, "TCP Fast Open: send the Login in the SYN once a first connection to the server got a cookie (one packet fewer per connect; the server needs --fastopen, both kernels net.ipv4.tcp_fastopen: sysctl/)", 0, 0},
+    {"standby", HB_OPT_BOOL, &cl.cfg.standby, NULL, "cluster: each user also keeps a logged-in standby connection to the node that owns it once its owner is gone (the rendezvous runner-up); when the owner dies, that node promotes it and the user is logged in again without a connect or a Login (twice the connections: --threads accordingly)", 0, 0},
     {"echo-login", HB_OPT_BOOL, &cl.cfg.echo_login, NULL, "with --echo: send a Login at connect and count the connection up when it comes back (the floor of a login: one round trip)", 0, 0},
     {"shake", HB_OPT_BOOL, &cl.cfg.shake, NULL, "send shakes on schedule", 0, 0},
     {"wait-connected", HB_OPT_BOOL, &cl.cfg.wait_connected, NULL, "start shaking once every user is logged in (at most 30 s)", 0, 0},
@@ -225,6 +226,8 @@ int main(int argc, char **argv)
         usage_fail("--clock must be 'local' or 'server'");
     if (c->echo_login && !c->echo)
         usage_fail("--echo-login needs --echo (it is for the echo floor)");
+    if (c->standby && c->echo)
+        usage_fail("--standby is for a cluster of hb-servers, not the echo floor");
     if (c->fastopen && c->echo && !c->echo_login) /* a Fast Open connect sends its SYN with the first write */
         usage_fail("--fastopen with --echo needs --echo-login: a connection that writes nothing would never connect");
     cl.server_clock = !strcmp(c->clock, "server");

@@ -136,6 +136,13 @@ int cl_members_owner(const cl_members *ms, uint32_t uid)
     return o < 0 ? CL_MEMBER_NONE : ms->alive_slot[o];
 }
 
+int cl_members_runner_up(const cl_members *ms, uint32_t uid)
+{
+    int second;
+    hb_place_top2(uid, ms->alive, ms->nalive, &second);
+    return second < 0 ? CL_MEMBER_NONE : ms->alive_slot[second];
+}
+
 bool cl_members_suspect(cl_members *ms, int slot, int64_t mono)
 {
     if (slot == CL_MEMBER_NONE)

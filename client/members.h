@@ -82,6 +82,9 @@ cl_list_result cl_members_take(cl_members *ms, const Hb__Members *l, bool *dropp
 int cl_members_slot_of(const cl_members *ms, uint32_t ip, uint16_t port);
 /* uid's owner among the alive members (a slot), or CL_MEMBER_NONE. */
 int cl_members_owner(const cl_members *ms, uint32_t uid);
+/* The slot of uid's runner-up among them (its owner once the owner is
+ * gone: where --standby holds the uid's standby), CL_MEMBER_NONE if none. */
+int cl_members_runner_up(const cl_members *ms, uint32_t uid);
 /* Suspect slot until mono + CL_SUSPECT_US; true if it was trusted before. */
 bool cl_members_suspect(cl_members *ms, int slot, int64_t mono);
 static inline bool cl_members_suspected(const cl_members *ms, int slot)

@@ -40,6 +40,7 @@ void cl_stats_sum(cl_client *cl, cl_totals *t)
             t->err[e] += HB_GET(st->err[e]);
         t->connected += HB_GET(st->connected);
         t->active += HB_GET(st->active);
+        t->standby += HB_GET(st->standby);
         t->outstanding += HB_GET(st->outstanding);
     }
 }
@@ -111,6 +112,7 @@ static void write_file(cl_client *cl, const cl_totals *t, int64_t second, bool f
 #undef X
     hb_sb_u64(&b, "connected", t->connected);
     hb_sb_u64(&b, "active", t->active);
+    hb_sb_u64(&b, "standby", t->standby);
     hb_sb_u64(&b, "outstanding", t->outstanding);
     for (int e = 1; e < HB_ERR_N; e++) {
         snprintf(name, sizeof name, "err_%s", hb_error_name(e));

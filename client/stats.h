@@ -54,6 +54,9 @@
     X(suspects, "cluster: members suspected dead (a connection closed or refused without Redirect or Error)") \
     X(redirects_deferred, "cluster: Redirects to a suspected member not followed (backed off)") \
     X(moved, "cluster: sessions moved because a member list dropped their node") \
+    X(standby_logins, "cluster: standby logins held (--standby)") \
+    X(promoted, "cluster: standby connections promoted to the user's session (its owner left)") \
+    X(standby_waits, "cluster: reconnects put off for 1 s: the new owner holds the user's standby and will promote it") \
     X(protocol_errors, "frames the client could not accept")             \
     X(bytes_in, "bytes read")                                            \
     X(bytes_out, "bytes written")                                        \
@@ -67,6 +70,7 @@ typedef struct cl_stats {
     hb_counter err[HB_ERR_N]; /* Error frames by ErrorCode; [0]: a code this build does not know */
     hb_counter connected;     /* gauge: TCP connected */
     hb_counter active;        /* gauge: logged in */
+    hb_counter standby;       /* gauge: standby connections logged in (--standby) */
     hb_counter outstanding;   /* gauge: shakes and opens waiting for a reply */
 } cl_stats;
 
@@ -76,7 +80,7 @@ typedef struct cl_totals {
     CL_COUNTERS(X)
 #undef X
     uint64_t err[HB_ERR_N];
-    uint64_t connected, active, outstanding;
+    uint64_t connected, active, standby, outstanding;
 } cl_totals;
 
 /* The slot of an ErrorCode in cl_stats.err. */

@@ -28,9 +28,14 @@
 #include <unistd.h>
 #include "conn.h"
 
+/* The connect queue and the back-off heap hold up to 2 x nc entries: one
+ * per connection, and the stale ones a promotion leaves behind (a parked
+ * user whose standby was promoted; cl_conn_connect skips a busy one). */
 static void queue_connect(cl_worker *w, uint32_t i)
 {
-    w->cq[(w->cq_head + w->cq_len) % w->n] = i;
+    if (w->cq_len == 2 * (size_t)w->nc)
+        return; /* not reached: see above */
+    w->cq[(w->cq_head + w->cq_len) % (2 * w->nc)] = i;
     w->cq_len++;
 }
 
@@ -132,7 +137,7 @@ static void paced_connects(cl_worker *w, double dt, int64_t mono)
         w->tokens = rate / 10 + 1; /* at most 100 ms worth in one burst */
     while (w->cq_len && w->tokens >= 1 && w->pend_len < (size_t)cl->cfg.inflight && !probing(w, mono)) {
         uint32_t i = w->cq[w->cq_head];
-        w->cq_head = (w->cq_head + 1) % w->n;
+        w->cq_head = (w->cq_head + 1) % (2 * w->nc);
         w->cq_len--;
         w->tokens -= 1;
         cl_conn_connect(w, i);
@@ -168,6 +173,24 @@ static void members_tick(cl_worker *w, int64_t mono)
         ms->sweeping = false;
 }
 
+/* --standby: once the worker's users are logged in and a member list names
+ * a second node, their standbys queue to connect (at --connect-rate, behind
+ * any session's reconnect). */
+static bool standby_ready(const cl_worker *w)
+{
+    return w->cl->cfg.standby && !w->standby_queued && w->ramped && w->mem.nalive >= 2;
+}
+
+static void standby_tick(cl_worker *w)
+{
+    if (!standby_ready(w))
+        return;
+    w->standby_queued = true;
+    for (uint32_t i = w->n; i < w->nc; i++)
+        if (w->conns[i].state == CL_IDLE)
+            queue_connect(w, i);
+}
+
 /* Connects that never completed within --connect-timeout fail and back off.
  * The ring is in start order, so the first live, young entry ends the scan. */
 static void connect_timeouts(cl_worker *w, int64_t mono)
@@ -183,7 +206,7 @@ static void connect_timeouts(cl_worker *w, int64_t mono)
             HB_INC(w->st.connect_fail);
             cl_conn_lost(w, c);
         }
-        w->pend_head = (w->pend_head + 1) % w->n;
+        w->pend_head = (w->pend_head + 1) % w->nc;
         w->pend_len--;
     }
 }
@@ -282,6 +305,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     double dt = (double)(mono - w->last_tick) / 1e6;
     w->last_tick = mono;
     members_tick(w, mono); /* suspicions ended before the back-offs they held */
+    standby_tick(w);
     backoff_expired(w, mono);
     paced_connects(w, dt, mono);
     connect_timeouts(w, mono);
@@ -365,6 +389,8 @@ static int64_t next_tick(cl_worker *w, int64_t mono)
     int64_t s = shake_wake(w, mono, snow);
     if (s != INT64_MAX)
         at = min64(at, mono + (s > snow ? s - snow : 0));
+    if (standby_ready(w)) /* shake_wake has just judged the ramp */
+        at = soon;
     return at == INT64_MAX ? at : at > soon ? at : soon;
 }
 
@@ -420,6 +446,8 @@ cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char 
     w->cl = cl;
     w->uid0 = uid0;
     w->n = n;
+    w->nc = cl->cfg.standby ? 2 * n : n;
+    uint32_t nc = w->nc ? w->nc : 1;
     w->rng = cl->seed ^ ((uint64_t)(id + 1) * 0x9e3779b97f4a7c15ULL);
     /* Seqs from the run id, not from --seed: they differ per run, so a retry
      * never matches an old run's seq (the server would answer it with that
@@ -431,10 +459,10 @@ cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char 
     w->plan_version = UINT64_MAX; /* copy the plan on the first tick */
     pthread_mutex_init(&w->out_mu, NULL);
     hb_arena_init(&w->arena, w->arena_mem, sizeof w->arena_mem);
-    w->conns = calloc(n ? n : 1, sizeof *w->conns);
-    w->cq = malloc((n ? n : 1) * sizeof *w->cq);
-    w->pend = malloc((n ? n : 1) * sizeof *w->pend);
-    w->heap = malloc((n ? n : 1) * sizeof *w->heap);
+    w->conns = calloc(nc, sizeof *w->conns);
+    w->cq = malloc(2 * (size_t)nc * sizeof *w->cq);
+    w->pend = malloc(nc * sizeof *w->pend);
+    w->heap = malloc(2 * (size_t)nc * sizeof *w->heap);
     uint32_t *pos = malloc((n ? n : 1) * sizeof *pos), *ref = malloc((n ? n : 1) * sizeof *ref);
     if (!w->conns || !w->cq || !w->pend || !w->heap || !pos || !ref) {
         snprintf(err, errlen, "out of memory for %u connections", n);
@@ -452,6 +480,12 @@ cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char 
         pos[i] = (uint32_t)cl_layout_pos(&cl->layout, uid0 + i);
         ref[i] = i;
         queue_connect(w, i);
+    }
+    for (uint32_t i = n; i < w->nc; i++) { /* standbys: connected after the ramp (standby_tick) */
+        w->conns[i].uid = uid0 + (i - n);
+        w->conns[i].io.fd = -1;
+        w->conns[i].member = CL_MEMBER_NONE;
+        w->conns[i].flags = CL_F_STANDBY;
     }
     cl_mine_init(&w->mine, cl->layout.users, pos, ref, n);
     /* Everything another thread writes to exists before the unshare. */
@@ -494,7 +528,7 @@ static void *worker_main(void *arg)
      * merged histogram must hold every reply. */
     w->last_second = INT64_MIN;
     hand_over(w);
-    for (uint32_t i = 0; i < w->n; i++)
+    for (uint32_t i = 0; i < w->nc; i++)
         if (w->conns[i].state != CL_IDLE) {
             ev_io_stop(w->loop, &w->conns[i].io);
             close(w->conns[i].io.fd);
@@ -539,7 +573,7 @@ void cl_worker_free(cl_worker *w)
     if (w->loop)
         ev_loop_destroy(w->loop);
     if (w->conns)
-        for (uint32_t i = 0; i < w->n; i++) {
+        for (uint32_t i = 0; i < w->nc; i++) {
             free(w->conns[i].spill);
             free(w->conns[i].out);
         }

@@ -15,7 +15,8 @@
 #include "stats.h"
 #include "util.h"
 
-enum cl_state { CL_IDLE = 0, CL_CONNECTING, CL_LOGIN, CL_ACTIVE };
+/* CL_STANDBY: a standby connection (CL_F_STANDBY) logged in as such. */
+enum cl_state { CL_IDLE = 0, CL_CONNECTING, CL_LOGIN, CL_ACTIVE, CL_STANDBY };
 
 #define CL_INLINE 24
 
@@ -48,6 +49,15 @@ typedef struct cl_conn {
 #define CL_F_TOLD 1    /* the node sent Error or Redirect here: its closing is no sign of death */
 #define CL_F_PARKED 2  /* waiting in the back-off heap while its owner is suspected */
 #define CL_F_PROBE_SUSPECT 4 /* this reconnect tries the suspected owner itself (is it alive?) */
+#define CL_F_STANDBY 8 /* conns[n + i]: user i's standby connection (--standby), for good */
+
+/* --standby: a user whose new owner holds its standby waits for the
+ * promotion instead of reconnecting, CL_STANDBY_WAIT_US at a time, at most
+ * CL_STANDBY_WAITS times (then it logs in as before); a promoted standby
+ * is replaced after a random delay up to CL_STANDBY_REFILL_US (no storm). */
+#define CL_STANDBY_WAIT_US 1000000LL
+#define CL_STANDBY_WAITS 8
+#define CL_STANDBY_REFILL_US 120000000LL
 
 /* Redirects followed in a row for one uid before backing off (a loop
  * between nodes that disagree costs a back-off, not a storm). */
@@ -72,8 +82,10 @@ struct cl_worker {
     bool unshared;
     _Atomic bool ready;
 
-    cl_conn *conns;
-    uint32_t n;
+    cl_conn *conns;  /* [0, n): the users' sessions; [n, nc): their standbys (--standby) */
+    uint32_t n, nc;
+    bool standby_queued; /* --standby: the standbys were queued to connect (after the ramp) */
+    cl_conn *moved;  /* conn.c: the frame just handled moved its connection here (a promotion) */
     uint32_t uid0;
     cl_mine mine;
     cl_plan plan;        /* this worker's copy: every change applied so far */

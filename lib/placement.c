@@ -26,16 +26,29 @@ double hb_place_score(uint32_t uid, uint64_t key, double weight)
 
 int hb_place_owner(uint32_t uid, const hb_place_member *m, size_t n)
 {
-    int best = -1;
-    double bs = -INFINITY;
+    int second;
+    return hb_place_top2(uid, m, n, &second);
+}
+
+int hb_place_top2(uint32_t uid, const hb_place_member *m, size_t n, int *second)
+{
+    int best = -1, next = -1;
+    double bs = -INFINITY, ns = -INFINITY;
     for (size_t i = 0; i < n; i++) {
         double sc = hb_place_score(uid, m[i].key, m[i].weight);
         if (sc == -INFINITY)
             continue;
+        /* one order for both places: the higher score, on a tie the larger key */
         if (best < 0 || sc > bs || (sc == bs && m[i].key > m[best].key)) {
+            next = best;
+            ns = bs;
             best = (int)i;
             bs = sc;
+        } else if (next < 0 || sc > ns || (sc == ns && m[i].key > m[next].key)) {
+            next = (int)i;
+            ns = sc;
         }
     }
+    *second = next;
     return best;
 }

@@ -37,5 +37,10 @@ uint64_t hb_place_key(const char *name);
 double hb_place_score(uint32_t uid, uint64_t key, double weight);
 /* Index of uid's owner in m[0..n-1], or -1 if there is no member of positive weight. */
 int hb_place_owner(uint32_t uid, const hb_place_member *m, size_t n);
+/* The owner, as hb_place_owner, and in *second the runner-up (-1 if none):
+ * the member that owns uid once the owner has left, since every other
+ * member's score stays what it was (a standby connection goes there:
+ * server/standby.h). */
+int hb_place_top2(uint32_t uid, const hb_place_member *m, size_t n, int *second);
 
 #endif

@@ -121,8 +121,10 @@ int sv_conn_adopt(sv_set *set, int fd, const Hb__UpgradeConn *u)
 {
     sv_server *s = set->srv;
     if (u->slot == 0 || u->slot > set->cap || set->conns[u->slot].state != SV_CONN_FREE ||
-        (u->state != SV_CONN_NEW && u->state != SV_CONN_ACTIVE && u->state != SV_CONN_CLOSING) ||
-        u->input.len >= SV_CHUNK || u->output.len > SV_CHUNK || (u->state == SV_CONN_ACTIVE && u->uid >= s->dir.users))
+        (u->state != SV_CONN_NEW && u->state != SV_CONN_ACTIVE && u->state != SV_CONN_CLOSING &&
+         u->state != SV_CONN_STANDBY) ||
+        u->input.len >= SV_CHUNK || u->output.len > SV_CHUNK ||
+        ((u->state == SV_CONN_ACTIVE || u->state == SV_CONN_STANDBY) && u->uid >= s->dir.users))
         return -1;
     sv_conn *c = &set->conns[u->slot];
     memset(c, 0, sizeof *c); /* FREE until it is whole: a failure leaves nothing to undo here */
@@ -152,6 +154,8 @@ int sv_conn_adopt(sv_set *set, int fd, const Hb__UpgradeConn *u)
         atomic_store(&s->dir.u[c->uid].chat_rate, u->chat_rate);
         HB_INC(set->st.active);
     }
+    if (c->state == SV_CONN_STANDBY)
+        HB_INC(set->st.standby);
     tl_update(set, c); /* deadlines start again from now */
     return 0;
 }
@@ -208,6 +212,8 @@ sv_conn *sv_conn_accepted(sv_set *set, int fd, uint32_t addr)
 /* The connection stops being uid's session. */
 static void leave_active(sv_set *set, sv_conn *c)
 {
+    if (c->state == SV_CONN_STANDBY)
+        HB_DEC(set->st.standby);
     if (c->state != SV_CONN_ACTIVE)
         return;
     sv_dir_logout(&set->srv->dir, c->uid, SV_LOC(set->id, sv_conn_slot(set, c)));
@@ -455,7 +461,7 @@ static void conn_read(sv_set *set, sv_conn *c)
         if (c->state == SV_CONN_FREE || c->state == SV_CONN_CLOSING)
             break;
     }
-    if (c->state == SV_CONN_ACTIVE || c->state == SV_CONN_NEW) {
+    if (c->state == SV_CONN_ACTIVE || c->state == SV_CONN_NEW || c->state == SV_CONN_STANDBY) {
         if (r == HB_SCAN_TOO_LARGE)
             sv_conn_fail(set, c, HB__ERROR_CODE__ERR_FRAME_TOO_LARGE, "frame length over the limit");
         else if (r == HB_SCAN_EMPTY)

@@ -123,6 +123,10 @@ static bool still_current(sv_set *set, sv_conn *c)
         sv_conn_fail(set, c, HB__ERROR_CODE__ERR_NOT_LOGGED_IN, "log in first");
         return false;
     }
+    if (c->state == SV_CONN_STANDBY) { /* a standby acts only once promoted (standby.c) */
+        sv_conn_fail(set, c, HB__ERROR_CODE__ERR_NOT_LOGGED_IN, "a standby session: not promoted");
+        return false;
+    }
     if (sv_dir_get(&set->srv->dir, c->uid) != SV_LOC(set->id, sv_conn_slot(set, c))) {
         HB_INC(set->st.replaced);
         sv_conn_fail(set, c, HB__ERROR_CODE__ERR_REPLACED, "this uid logged in on another connection");
@@ -159,10 +163,20 @@ static void on_login(sv_set *set, sv_conn *c, const Hb__Login *l)
             return;
         }
     }
+    if (l->standby && s->cluster) {
+        sv_standby_login(set, c, l); /* held as the uid's standby (standby.c) */
+        return;
+    }
     if (sv_rehome_login(set, c, l->uid, l->members_tag))
         return; /* another node owns this uid: redirected there (rehome.c) */
+    sv_login_accept(set, c, l->uid, l->members_tag);
+}
+
+void sv_login_accept(sv_set *set, sv_conn *c, uint32_t uid, uint64_t members_tag)
+{
+    sv_server *s = set->srv;
     uint32_t slot = sv_conn_slot(set, c);
-    c->uid = l->uid;
+    c->uid = uid;
     c->state = SV_CONN_ACTIVE;
     HB_INC(set->st.active);
     HB_INC(set->st.logins);
@@ -188,7 +202,7 @@ static void on_login(sv_set *set, sv_conn *c, const Hb__Login *l)
     ok.server_time_us = hb_now_us();
     ok.node = s->band;
     /* Cluster: the member list when the client's is stale (cluster.h). */
-    ok.members = s->cluster ? sv_members_for(sv_cluster_members(s->cluster), l->members_tag) : NULL;
+    ok.members = s->cluster ? sv_members_for(sv_cluster_members(s->cluster), members_tag) : NULL;
     Hb__Frame f = HB__FRAME__INIT;
     f.body_case = HB__FRAME__BODY_LOGIN_OK;
     f.login_ok = &ok;
@@ -403,7 +417,7 @@ bool sv_handle_frame(sv_set *set, sv_conn *c, const uint8_t *body, size_t len)
         sv_conn_fail(set, c, HB__ERROR_CODE__ERR_NOT_ALLOWED, "clients may not send this message");
         break;
     }
-    return c->state == SV_CONN_ACTIVE || c->state == SV_CONN_NEW;
+    return c->state == SV_CONN_ACTIVE || c->state == SV_CONN_NEW || c->state == SV_CONN_STANDBY;
 }
 
 /* ---- routed messages ------------------------------------------------------------------------ */

@@ -385,7 +385,8 @@ static bool tick_needed(const sv_set *set)
     for (int i = 0; i < set->nl; i++)
         if (!ev_is_active(&set->lio[i]))
             return true;
-    return set->frozen || set->dq_len || set->rehome.cursor || set->spare_fd < 0;
+    /* a standby is promoted at the first tick after a new list (standby.h) */
+    return set->frozen || set->dq_len || set->rehome.cursor || set->spare_fd < 0 || HB_GET(set->st.standby);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -397,6 +398,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     sv_tlist_expire(set);
+    sv_standby_tick(set); /* before rehoming: a promoted uid is home */
     sv_rehome_tick(set);
     if (set->dq_len) /* a safety net: replies are normally sent on the journal's wake-up */
         sv_flush_deferred(set);

@@ -14,6 +14,7 @@
 #include "pool.h"
 #include "pqueue.h"
 #include "rehome.h"
+#include "standby.h"
 #include "server.h"
 #include "stats.h"
 
@@ -32,6 +33,7 @@ enum sv_conn_state {
     SV_CONN_NEW,      /* accepted, waiting for Login (login timeout runs) */
     SV_CONN_ACTIVE,   /* logged in as uid */
     SV_CONN_CLOSING,  /* error sent, write side shut; draining until EOF or linger timeout */
+    SV_CONN_STANDBY,  /* cluster: held as uid's standby, promoted to ACTIVE when this node owns uid (standby.c) */
 };
 
 /* The timeout lists a connection can be on (at most one at a time). */
@@ -132,6 +134,7 @@ struct sv_set {
     int64_t t0_mono; /* SET clock origin */
 
     sv_rehome rehome; /* rehome.c */
+    sv_standby standby; /* standby.c */
     sv_packet back[2]; /* packets a grant could not take after all (see on_shake) */
     int nback;
     sv_deferred *dq; /* FIFO of deferred replies */
@@ -220,6 +223,10 @@ bool sv_handle_frame(sv_set *set, sv_conn *c, const uint8_t *body, size_t len);
 void sv_handle_msg(sv_set *set, sv_msg *m);
 /* Send the deferred replies whose grants are now on disk. */
 void sv_flush_deferred(sv_set *set);
+/* c (NEW or STANDBY) becomes uid's session on this node: the directory
+ * points at it, an older session is replaced, LoginOk goes out (with the
+ * member list unless members_tag is current) and parked messages follow. */
+void sv_login_accept(sv_set *set, sv_conn *c, uint32_t uid, uint64_t members_tag);
 /* Ask the kept opens again (set.c's timer); `last`: there is no later turn
  * (a hot upgrade hands the connections over), close those still in flight. */
 void sv_retry_opens(sv_set *set, bool last);

@@ -23,6 +23,7 @@ void sv_stats_sum(sv_server *s, sv_totals *t)
             t->err[e] += HB_GET(st->err[e]);
         t->conns += HB_GET(st->conns);
         t->active += HB_GET(st->active);
+        t->standby += HB_GET(st->standby);
         t->deferred += HB_GET(st->deferred);
         t->queued += HB_GET(st->queued);
         t->pool_chunks += HB_GET(st->pool_chunks);
@@ -62,6 +63,7 @@ void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool fin
 #undef X
     hb_sb_u64(&b, "conns", t->conns);
     hb_sb_u64(&b, "active", t->active);
+    hb_sb_u64(&b, "standby", t->standby);
     hb_sb_u64(&b, "deferred", t->deferred);
     hb_sb_u64(&b, "queued", t->queued);
     hb_sb_u64(&b, "pool_chunks", t->pool_chunks);

@@ -41,6 +41,8 @@
     X(pool_exhausted, "connections closed: buffer pool exhausted")                \
     X(redirected, "cluster: logins redirected to the uid's owner node")           \
     X(rehomed, "cluster: sessions redirected after a membership change")          \
+    X(standby_logins, "cluster: standby logins held (hb-client --standby)")      \
+    X(promoted, "cluster: standby connections promoted to their uid's session (the owner left)") \
     X(opens_remote, "cluster: opens forwarded to the node that made the packet")  \
     X(open_replies_lost, "cluster: open replies whose connection had gone")       \
     X(bytes_in, "bytes read")                                                     \
@@ -53,6 +55,7 @@ typedef struct sv_set_stats {
     hb_counter err[HB_ERR_N]; /* connections closed with each ErrorCode */
     hb_counter conns;         /* gauge: open connections */
     hb_counter active;        /* gauge: logged-in connections */
+    hb_counter standby;       /* gauge: standby connections held (standby.c) */
     hb_counter deferred;      /* gauge: replies waiting for a journal commit */
     hb_counter queued;        /* gauge: packets in this SET's queue */
     hb_counter pool_chunks;   /* gauge: pool chunks held (partial input, stuck output) */
@@ -64,7 +67,7 @@ typedef struct sv_totals {
     SV_SET_COUNTERS(X)
 #undef X
     uint64_t err[HB_ERR_N];
-    uint64_t conns, active, deferred, queued, pool_chunks;
+    uint64_t conns, active, standby, deferred, queued, pool_chunks;
 } sv_totals;
 
 struct sv_server;

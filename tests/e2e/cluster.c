@@ -16,7 +16,11 @@
  *   7. a node frozen (SIGSTOP, its sockets stay open): once the survivors have
  *      dropped it and the client learns their list, the client moves the
  *      users still on it to the survivors while it is stopped; SIGCONT and
- *      they go home.
+ *      they go home;
+ *   8. standbys (hb-client --standby): every user also holds a standby login
+ *      on its runner-up; a standby may not shake; a node killed with SIGKILL:
+ *      the survivors promote its users' standbys, so nearly all are logged
+ *      in again without a connect (promoted, not reconnected).
  * The client learns the member list from the nodes (LoginOk/Redirect.members):
  * after its first logins it connects users straight to their owners (3:
  * redirects a small fraction of the users) and leaves a dead node at once
@@ -335,15 +339,21 @@ static bool survivors_hold_all(void *arg)
     return peer_stat_now(&n[0], "active") + peer_stat_now(&n[1], "active") == USERS && cstat("active") == USERS;
 }
 
-static void node_killed(void)
+/* Three nodes without packets, each seeing all three. */
+static void three_nodes(peer_server *n, const char *const *names)
 {
-    static peer_server n[3];
-    const char *names[] = {"k0", "k1", "k2"};
     const char *none[] = {"--total", "0", "--send-total", "0", NULL};
     for (int i = 0; i < 3; i++)
         node_start(&n[i], names[i], i, 3, none);
     for (int i = 0; i < 3; i++)
         CHECK(peer_wait_stat(&n[i], "cluster_members", 3, 5000) == 3, "%s does not see 3 members", names[i]);
+}
+
+static void node_killed(void)
+{
+    static peer_server n[3];
+    const char *names[] = {"k0", "k1", "k2"};
+    three_nodes(n, names);
     const char *cl[] = {"--qps", "0", "--duration", "40", NULL};
     client_start(n[0].port, "kill", cl);
     wait_for("all users logged in on 3 nodes", all_logged_in, NULL, 15000);
@@ -482,11 +492,7 @@ static void node_frozen(void)
 {
     static peer_server n[3];
     const char *names[] = {"f0", "f1", "f2"};
-    const char *none[] = {"--total", "0", "--send-total", "0", NULL};
-    for (int i = 0; i < 3; i++)
-        node_start(&n[i], names[i], i, 3, none);
-    for (int i = 0; i < 3; i++)
-        CHECK(peer_wait_stat(&n[i], "cluster_members", 3, 5000) == 3, "%s does not see 3 members", names[i]);
+    three_nodes(n, names);
     const char *cl[] = {"--qps", "0", "--duration", "60", "--threads", "1", NULL};
     client_start(n[0].port, "frozen", cl);
     wait_for("all users logged in on 3 nodes", all_logged_in, NULL, 15000);
@@ -536,6 +542,84 @@ static void node_frozen(void)
         peer_server_stop(&n[i]);
 }
 
+/* ---- 8. standbys: a dead node's users promoted, not reconnected --------------------------------- */
+
+static bool standbys_held(void *arg)
+{
+    peer_server *n = arg;
+    uint64_t held = 0;
+    for (int i = 0; i < 3; i++)
+        held += peer_stat_now(&n[i], "standby");
+    return all_logged_in(NULL) && cstat("standby") == USERS && held == USERS;
+}
+
+static void standby_promoted(void)
+{
+    static peer_server n[3];
+    const char *names[] = {"b0", "b1", "b2"};
+    three_nodes(n, names);
+
+    /* A standby is no session: it may not shake, and the uid's session stays where it is. */
+    hb_place_member m3[3];
+    for (int i = 0; i < 3; i++)
+        m3[i] = (hb_place_member){hb_place_key(names[i]), 1.0};
+    int second;
+    uint32_t u = 0;
+    while (hb_place_top2(u, m3, 3, &second) != 0 || second != 1)
+        u++;
+    peer *own = peer_connect(n[0].port);
+    peer_login_ok(own, u, NULL, 0);
+    peer *sb = peer_connect(n[1].port);
+    Hb__Login l = HB__LOGIN__INIT;
+    l.uid = u;
+    l.standby = true;
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_LOGIN;
+    f.login = &l;
+    peer_send(sb, &f);
+    Hb__Frame *ok = peer_expect(sb, HB__FRAME__BODY_LOGIN_OK, 3000);
+    CHECK(ok && ok->login_ok->standby, "no LoginOk{standby} from b1 for uid %u (b1 owns it? %d)", u, second);
+    peer_shake(sb, 1, false);
+    Hb__Frame *e = peer_expect(sb, HB__FRAME__BODY_ERROR, 3000);
+    CHECK(e && e->error->code == HB__ERROR_CODE__ERR_NOT_LOGGED_IN, "a standby's shake was not refused");
+    peer_shake(own, 2, false);
+    CHECK(peer_expect(own, HB__FRAME__BODY_SHAKE_REPLY, 3000), "the session on b0 lost its shake to the standby");
+    peer_close(sb);
+    peer_close(own);
+    PASS("a standby login on the runner-up is answered LoginOk{standby}; its shake is refused, the session's "
+         "is answered");
+
+    const char *cl[] = {"--qps", "0", "--duration", "60", "--standby", NULL};
+    client_start(n[0].port, "standby", cl);
+    wait_for("all users logged in with a standby each", standbys_held, n, 20000);
+    uint64_t on2 = peer_stat_now(&n[2], "active");
+    usleep(1200000); /* counts from before the kill */
+    uint64_t c0 = cstat("connects"), p0 = cstat("promoted");
+    int64_t t0 = now_ms();
+    peer_server_kill(&n[2]);
+    wait_for("b2's users on the survivors", survivors_hold_all, n, 10000);
+    int64_t took = now_ms() - t0;
+    usleep(1200000);
+    uint64_t dc = cstat("connects") - c0, dp = cstat("promoted") - p0;
+    uint64_t sp = peer_stat_now(&n[0], "promoted") + peer_stat_now(&n[1], "promoted");
+    /* Without standbys each of b2's users connects and logs in again (test
+     * 5: about one connect each); with them, b0 and b1 promote what they
+     * hold and the client only counts. */
+    CHECK(dp * 10 >= on2 * 9 && sp >= dp,
+          "%llu of b2's %llu users promoted by the client's count, %llu by the survivors' (%lld ms, %llu connects)",
+          (unsigned long long)dp, (unsigned long long)on2, (unsigned long long)sp, (long long)took,
+          (unsigned long long)dc);
+    CHECK(dc * 4 <= on2, "%llu connects after the kill for %llu users (%llu promoted): want few",
+          (unsigned long long)dc, (unsigned long long)on2, (unsigned long long)dp);
+    PASS("b2 killed with %llu users: all %d logged in on b0 and b1 %lld ms later, %llu of them promoted standbys "
+         "(%llu connects meanwhile, standby waits %llu)",
+         (unsigned long long)on2, USERS, (long long)took, (unsigned long long)dp, (unsigned long long)dc,
+         (unsigned long long)cstat("standby_waits"));
+    spawn_stop(&client_pid, SIGTERM, 5000);
+    peer_server_stop(&n[0]);
+    peer_server_stop(&n[1]);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -548,6 +632,7 @@ int main(void)
     node_killed();
     held_retry();
     node_frozen();
+    standby_promoted();
     cleanup();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -1,7 +1,8 @@
 /* test_placement -- rendezvous placement (lib/placement.c): a join or a
  * leave moves about 1/N of the uids and only to or from the member that came
  * or went; weights set the shares; the owner does not depend on the order of
- * the member list. */
+ * the member list; the runner-up is exactly where a uid goes when its owner
+ * leaves (where hb-client --standby holds it). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -98,6 +99,36 @@ static void order_does_not_matter(void **state)
         assert_true(m[hb_place_owner(u, m, 4)].key == r[hb_place_owner(u, r, 4)].key);
 }
 
+/* For every uid and every owner that leaves: the new owner is the runner-up
+ * hb_place_top2 named before the leave, and it is never the owner itself. */
+static void runner_up_inherits(void **state)
+{
+    (void)state;
+    hb_place_member m[4], rest[3];
+    members(m, 4);
+    m[2].weight = 2; /* unequal weights too */
+    int per[4] = {0};
+    for (uint32_t u = 0; u < 20000; u++) {
+        int second;
+        int owner = hb_place_top2(u, m, 4, &second);
+        assert_int_equal(owner, hb_place_owner(u, m, 4));
+        assert_true(second >= 0 && second != owner);
+        per[second]++;
+        size_t k = 0;
+        for (int i = 0; i < 4; i++)
+            if (i != owner)
+                rest[k++] = m[i];
+        int heir = hb_place_owner(u, rest, 3);
+        assert_true(rest[heir].key == m[second].key);
+    }
+    printf("runner-ups over 4 nodes (weights 1 1 2 1): %d %d %d %d\n", per[0], per[1], per[2], per[3]);
+    int second;
+    assert_int_equal(hb_place_top2(7, m, 1, &second), 0); /* one member: no runner-up */
+    assert_int_equal(second, -1);
+    assert_int_equal(hb_place_top2(7, m, 0, &second), -1);
+    assert_int_equal(second, -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -105,6 +136,7 @@ int main(void)
         cmocka_unit_test(leave_moves_only_the_leavers_uids),
         cmocka_unit_test(weights_set_the_shares),
         cmocka_unit_test(order_does_not_matter),
+        cmocka_unit_test(runner_up_inherits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,6 +100,13 @@ Cluster (issue 15; tools/cluster.sh):
                      its journal --kill-down S (5) seconds later; the report
                      says how long until its users were logged in elsewhere,
                      and how it took them back (OUT/plots/relogin.png)
+  --standby          every user also holds a logged-in standby connection to
+                     its runner-up node (hb-client --standby): a killed
+                     node's users are promoted there, not reconnected;
+                     twice the connections (per host, per node: --threads
+                     and the nodes' SETs are checked and sized for it; the
+                     connect budget doubles); stage 1 waits for the
+                     standbys too (fact standby_s)
   --kill-redis SEC   SIGKILL the cluster's redis-server SEC seconds into
                      stage 2, start it again on its AOF --redis-down S (5)
                      seconds later; the report compares shakes/s and the
@@ -125,7 +132,7 @@ USERS=1000000 HOSTS=17 THREADS=4 ADDRS=2 NPORTS=16 SETS='' IDLE=30 QPS1=30000 QP
 EXTRA_SERVER='' FASTOPEN=0 PIN=0 PIN_CLIENTS=1 PACKETS='' SEND='' BUDGET='' STEP_FROM='' STEP_MAX='' STEP_S=10 MAX_P99=10 STEPS=1 FLOOR=1
 OUT='' BUILD=build PREFIX=hb NET=10.77 BASE_PORT=7000 UPGRADE=0
 COMPARE=0 CMP_QPS='' CMP_S=15 COST=1 PERF=1 CTL_PORT=980
-SERVERS=1 KILL_NODE=0 KILL_DOWN=5 KILL_REDIS=0 REDIS_DOWN=5
+SERVERS=1 KILL_NODE=0 KILL_DOWN=5 KILL_REDIS=0 REDIS_DOWN=5 STANDBY=0
 while [ $# -gt 0 ]; do
   case $1 in
     --users) USERS=$2; shift ;;
@@ -153,6 +160,7 @@ while [ $# -gt 0 ]; do
     --compare-seconds) CMP_S=$2; shift ;;
     --server-args) EXTRA_SERVER=$2; shift ;;
     --fastopen) FASTOPEN=1 ;;
+    --standby) STANDBY=1 ;;
     --pin) PIN=1 ;;
     --pin-clients) PIN_CLIENTS=1 ;;
     --no-pin-clients) PIN_CLIENTS=0 ;;
@@ -183,21 +191,24 @@ done
 { [ "$SERVERS" -ge 1 ] && [ "$SERVERS" -le 99 ]; } || die "--servers must be 1..99"
 [ "$KILL_NODE" = 0 ] || [ "$SERVERS" -ge 2 ] || die "--kill-node needs --servers 2 or more (node s1 is killed)"
 [ "$KILL_REDIS" = 0 ] || [ "$SERVERS" -ge 2 ] || die "--kill-redis needs --servers 2 or more"
+[ "$STANDBY" = 0 ] || [ "$SERVERS" -ge 2 ] || die "--standby needs --servers 2 or more (a standby is held on another node)"
 [ "$UPGRADE" = 0 ] || [ "$SERVERS" = 1 ] || die "--upgrade is for one server (a node's hot upgrade: tools/upgrade.sh by hand)"
 [ "$COMPARE" = 0 ] || [ "$SERVERS" = 1 ] || die "--compare is for one server against the echo floor"
 # A cluster's node must hold what N-1 nodes hold when one is down.
-[ "$SERVERS" = 1 ] || SETS=${SETS:-$(((USERS / (SERVERS > 2 ? SERVERS - 1 : 1) + 15624) / 15625))}
+# a node's share once one node is gone, twice over with --standby (a standby is a connection too)
+[ "$SERVERS" = 1 ] || SETS=${SETS:-$(((USERS * (1 + STANDBY) / (SERVERS > 2 ? SERVERS - 1 : 1) + 15624) / 15625))}
 SETS=${SETS:-$(((USERS + 15624) / 15625))}
 [ "$SETS" -ge 4 ] || SETS=4
 PACKETS=${PACKETS:-$((40000 * USERS / 1000000))}
 SEND=${SEND:-$((20000 * USERS / 1000000))}
-BUDGET=${BUDGET:-$((USERS / 12500 + 20))}
+BUDGET=${BUDGET:-$((USERS * (1 + STANDBY) / 12500 + 20))}
 [ "$USERS" -ge 200000 ] && def_step=10000 || def_step=5000
 STEP_FROM=${STEP_FROM:-$def_step}
 STEP_MAX=${STEP_MAX:-$((USERS * 9 / 10))}
 PER=$(((USERS + HOSTS - 1) / HOSTS)) # the most one host plays (1,000,000 / 17 does not divide)
 [ "$HOSTS" -le "$USERS" ] || die "--hosts above --users"
-[ $(((PER + THREADS - 1) / THREADS)) -le 19900 ] || die "$PER connections per host need --threads >= $(((PER + 19899) / 19900)) (20,000 descriptors per table)"
+PERC=$((PER * (1 + STANDBY))) # connections per host
+[ $(((PERC + THREADS - 1) / THREADS)) -le 19900 ] || die "$PERC connections per host need --threads >= $(((PERC + 19899) / 19900)) (20,000 descriptors per table)"
 [ "$COMPARE" != 0 ] || [ "$QPS2" -le "$USERS" ] || die "--qps2 above --users: a user shakes at most once a second"
 if [ "$COMPARE" != 0 ]; then # side by side: no stages (no packets), no searches
   { [[ $COMPARE =~ ^[0-9]+$ ]] && [[ $CMP_S =~ ^[0-9]+$ ]] && [ "$CMP_S" -ge 5 ]; } || die "--compare needs ROUNDS, --compare-seconds at least 5"
@@ -338,6 +349,7 @@ fact machine "$(nproc) cores, $(($(meminfo MemTotal) / 1048576)) GiB, Linux $(un
 fact max_p99_ms "$MAX_P99"; fact step_max "$STEP_MAX"
 [ -z "$EXTRA_SERVER" ] || fact server_args "$EXTRA_SERVER"
 [ "$FASTOPEN" = 0 ] || fact fastopen 1
+[ "$STANDBY" = 0 ] || fact standby 1
 [ "$PIN" = 0 ] || fact pin 1
 fact pin_clients "$PIN_CLIENTS"
 FLOOR_PIN=(); [ "$PIN" = 0 ] || FLOOR_PIN=(--pin)
@@ -360,7 +372,7 @@ port_busy() { ss -Htln "sport >= :$1 and sport <= :$(($1 + NPORTS - 1))" | grep 
 while port_busy $BASE_PORT; do BASE_PORT=$((BASE_PORT + NPORTS)); done
 PORTS="$BASE_PORT-$((BASE_PORT + NPORTS - 1))"
 W=$((COMPARE > 0 ? 2 : 1)) # side by side: twice the connections over twice the ports
-hosts run 1 sysctl/check.sh client --conns $((W * PER)) --tuples $((W * NPORTS * ADDRS)) >>"$OUT/check.log" 2>&1 ||
+hosts run 1 sysctl/check.sh client --conns $((W * PERC)) --tuples $((W * NPORTS * ADDRS)) >>"$OUT/check.log" 2>&1 ||
   { tail -20 "$OUT/check.log"; die "client host 1 is not ready (sysctl/check.sh client)"; }
 
 # hb-monitor receives every report: reports.tsv (each raw report, what
@@ -512,6 +524,11 @@ kill_node() {
   done
   wait "$dead" 2>/dev/null || true
   grep -q '^kill_node_relogin_s=' "$OUT/facts.txt" || note "kill-node: the survivors never held all $USERS users"
+  if [ "$STANDBY" = 1 ]; then # the survivors' promotions (s1 restarted counts from 0)
+    local pr=0 i; for ((i = 0; i < SERVERS; i++)); do [ $i = 1 ] || pr=$((pr + $(stat "$OUT/s$i.stats" promoted))); done
+    fact kill_node_promoted "$pr"
+    say "kill-node: the survivors promoted $pr standbys of s1's $held users"
+  fi
   snap postkill
 }
 # kill_redis AT: SIGKILL the cluster's redis-server at AT, start it again
@@ -600,6 +617,7 @@ start_clients() {
   local pre=$1 mode=$2 i extra=()
   [ "$mode" = echo ] && extra=(--echo)
   [ "$mode" = shake ] && [ "$FASTOPEN" = 1 ] && extra=(--fastopen)
+  [ "$mode" = shake ] && [ "$STANDBY" = 1 ] && extra+=(--standby)
   for ((i = 1; i <= HOSTS; i++)); do
     local pin=()
     [ "$PIN_CLIENTS" = 0 ] || pin=(--pin-workers $(((i - 1) * THREADS)))
@@ -876,6 +894,12 @@ fact connect_s "$cs"
 fact ramp_login_timeouts "$(stat "$OUT/server.stats" err_login_timeout)"
 [ "$connected" -ge "$USERS" ] || note "only $connected of $USERS connected within the connect budget ($BUDGET s)"
 say "stage 1: $connected connected after $cs s; idle"
+if [ "$STANDBY" = 1 ]; then # the standbys follow the ramp (hb-client connects them once its users are in)
+  ts=$(wait_conns "$OUT/server.stats" standby $((AT2 - 3)))
+  fact standby_held "$(stat "$OUT/server.stats" standby)"
+  fact standby_s "$(since "$c0" "$ts")"
+  say "stage 1: $(stat "$OUT/server.stats" standby) standbys held after $(since "$c0" "$ts") s"
+fi
 # Memory once the connections settle (5 s), still inside the idle stage.
 m=$(( ${tc%.*} + 6 < AT2 - 3 ? ${tc%.*} + 6 : AT2 - 3 ))
 sleep_until $m

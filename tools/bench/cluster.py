@@ -238,6 +238,12 @@ def section(d, F, rows, stages, R):
         else:
             L.append("- s1 held **%s users** when killed; 99%% of them were logged in on the other nodes after %s s, "
                      "not all before s1 came back (a longer --kill-down shows the whole curve)" % (fnum(held), fnum(t99, 2)))
+        if F.get("standby"):
+            pr = int(F.get("kill_node_promoted", 0))
+            R["kill_node_promoted"] = pr
+            L.append("- standbys (--standby, %s held before stage 2): the survivors promoted **%s** of them to s1's "
+                     "users' sessions (%.1f%% of the %s): logged in again without a connect or a Login"
+                     % (fnum(int(F.get("standby_held", 0))), fnum(pr), 100.0 * pr / held if held else 0, fnum(held)))
         if F.get("kill_node_exit_s"):
             R["kill_node_exit_s"] = F["kill_node_exit_s"]
             L.append("- the killed process was gone %s s after the SIGKILL: the kernel closes its sockets as it "

@@ -1,0 +1,60 @@
+/* standby.c -- standby sessions, held and promoted (see standby.h). */
+#include "standby.h"
+
+#include "set.h"
+
+#define SV_STANDBY_SWEEP 65536 /* slots looked at per tick: bounds the tick's work */
+
+void sv_standby_login(sv_set *set, sv_conn *c, const Hb__Login *l)
+{
+    c->uid = l->uid;
+    c->state = SV_CONN_STANDBY;
+    HB_INC(set->st.standby);
+    HB_INC(set->st.standby_logins);
+    Hb__LoginOk ok = HB__LOGIN_OK__INIT;
+    ok.uid = c->uid;
+    ok.set = (uint32_t)set->id;
+    ok.server_time_us = hb_now_us();
+    ok.node = set->srv->band;
+    ok.standby = true;
+    ok.members = sv_members_for(sv_cluster_members(set->srv->cluster), l->members_tag);
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_LOGIN_OK;
+    f.login_ok = &ok;
+    sv_conn_send_frame(set, c, &f);
+    sv_set_tick_busy(set); /* a new list must be noticed within a busy tick */
+}
+
+/* c's uid is this node's now: c becomes its session, unless one is here already. */
+static void promote(sv_set *set, sv_conn *c)
+{
+    if (sv_dir_get(&set->srv->dir, c->uid))
+        return; /* logged in here on another connection: that one stays the session */
+    c->state = SV_CONN_NEW; /* what sv_login_accept takes */
+    HB_DEC(set->st.standby);
+    HB_INC(set->st.promoted);
+    sv_login_accept(set, c, c->uid, 0); /* with the list: it changed since the standby's login */
+}
+
+void sv_standby_tick(sv_set *set)
+{
+    sv_server *s = set->srv;
+    if (!s->cluster || !HB_GET(set->st.standby))
+        return;
+    sv_standby *sb = &set->standby;
+    const sv_members *ms = sv_cluster_members(s->cluster);
+    if (ms->gen != sb->gen) { /* a new list: look at every standby once */
+        sb->gen = ms->gen;
+        sb->cursor = ms->self >= 0 ? 1 : 0; /* not a member (yet): own nothing */
+    }
+    if (!sb->cursor)
+        return;
+    uint32_t end = sb->cursor + SV_STANDBY_SWEEP;
+    for (; sb->cursor <= set->hwm && sb->cursor < end; sb->cursor++) {
+        sv_conn *c = &set->conns[sb->cursor];
+        if (c->state == SV_CONN_STANDBY && !sv_members_other_owner(ms, c->uid))
+            promote(set, c);
+    }
+    if (sb->cursor > set->hwm)
+        sb->cursor = 0;
+}
