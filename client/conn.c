@@ -189,8 +189,21 @@ static void schedule_retry(cl_worker *w, uint32_t i)
     heap_push(w, hb_mono_us() + delay_us, i);
 }
 
-/* Close; the caller says when to reconnect.  False if it was idle. */
-static bool conn_close(cl_worker *w, cl_conn *c)
+/* Hand fd to the worker's graveyard: closed CL_GRAVE_US from now
+ * (worker.c), at once if the graveyard is full. */
+static void bury(cl_worker *w, int fd)
+{
+    if (w->grave_len == w->n) {
+        close(fd);
+        return;
+    }
+    w->grave[(w->grave_head + w->grave_len) % w->n] = (struct cl_grave){hb_mono_us() + CL_GRAVE_US, fd};
+    w->grave_len++;
+}
+
+/* Close (or with `later`, stop watching and bury: see promote); the caller
+ * says when to reconnect.  False if it was idle. */
+static bool conn_release(cl_worker *w, cl_conn *c, bool later)
 {
     if (c->state == CL_IDLE)
         return false;
@@ -205,7 +218,10 @@ static bool conn_close(cl_worker *w, cl_conn *c)
     if (c->state != CL_CONNECTING)
         HB_DEC(w->st.connected);
     ev_io_stop(w->loop, &c->io);
-    close(c->io.fd);
+    if (later)
+        bury(w, c->io.fd);
+    else
+        close(c->io.fd);
     c->io.fd = -1;
     free(c->spill);
     free(c->out);
@@ -217,6 +233,11 @@ static bool conn_close(cl_worker *w, cl_conn *c)
         if (w->opens[i].conn == (uint32_t)(c - w->conns))
             w->opens[i].sent = 0;
     return true;
+}
+
+static bool conn_close(cl_worker *w, cl_conn *c)
+{
+    return conn_release(w, c, false);
 }
 
 /* Close and schedule a reconnect with exponential back-off and full jitter. */
@@ -696,7 +717,11 @@ static void promote(cl_worker *w, cl_conn *s, const Hb__LoginOk *ok, int64_t now
 {
     uint32_t i = (uint32_t)(s - w->conns) - w->n;
     cl_conn *p = &w->conns[i];
-    conn_close(w, p);
+    /* Most likely p is still open to the node that died: closing it now
+     * would add a FIN per user to the seconds the box needs for the
+     * promotions, and its teardown's FIN would wake us for nothing.  It is
+     * closed CL_GRAVE_US later, unwatched until then. */
+    conn_release(w, p, true);
     if (p->flags & CL_F_PARKED) { /* its heap entry stays: cl_conn_connect skips it */
         w->mem.parked--;
     }

@@ -191,6 +191,16 @@ static void standby_tick(cl_worker *w)
             queue_connect(w, i);
 }
 
+/* Close the buried sockets whose time has come (conn.c promote). */
+static void graveyard_tick(cl_worker *w, int64_t mono)
+{
+    while (w->grave_len && w->grave[w->grave_head].due <= mono) {
+        close(w->grave[w->grave_head].fd);
+        w->grave_head = (w->grave_head + 1) % w->n;
+        w->grave_len--;
+    }
+}
+
 /* Connects that never completed within --connect-timeout fail and back off.
  * The ring is in start order, so the first live, young entry ends the scan. */
 static void connect_timeouts(cl_worker *w, int64_t mono)
@@ -306,6 +316,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     w->last_tick = mono;
     members_tick(w, mono); /* suspicions ended before the back-offs they held */
     standby_tick(w);
+    graveyard_tick(w, mono);
     backoff_expired(w, mono);
     paced_connects(w, dt, mono);
     connect_timeouts(w, mono);
@@ -391,6 +402,8 @@ static int64_t next_tick(cl_worker *w, int64_t mono)
         at = min64(at, mono + (s > snow ? s - snow : 0));
     if (standby_ready(w)) /* shake_wake has just judged the ramp */
         at = soon;
+    if (w->grave_len)
+        at = min64(at, w->grave[w->grave_head].due);
     return at == INT64_MAX ? at : at > soon ? at : soon;
 }
 
@@ -463,8 +476,9 @@ cl_worker *cl_worker_new(cl_client *cl, int id, uint32_t uid0, uint32_t n, char 
     w->cq = malloc(2 * (size_t)nc * sizeof *w->cq);
     w->pend = malloc(nc * sizeof *w->pend);
     w->heap = malloc(2 * (size_t)nc * sizeof *w->heap);
+    w->grave = cl->cfg.standby ? malloc((n ? n : 1) * sizeof *w->grave) : NULL;
     uint32_t *pos = malloc((n ? n : 1) * sizeof *pos), *ref = malloc((n ? n : 1) * sizeof *ref);
-    if (!w->conns || !w->cq || !w->pend || !w->heap || !pos || !ref) {
+    if (!w->conns || !w->cq || !w->pend || !w->heap || !pos || !ref || (cl->cfg.standby && !w->grave)) {
         snprintf(err, errlen, "out of memory for %u connections", n);
         free(pos);
         free(ref);
@@ -533,6 +547,8 @@ static void *worker_main(void *arg)
             ev_io_stop(w->loop, &w->conns[i].io);
             close(w->conns[i].io.fd);
         }
+    for (; w->grave_len; w->grave_len--, w->grave_head = (w->grave_head + 1) % w->n)
+        close(w->grave[w->grave_head].fd);
     return NULL;
 }
 
@@ -581,6 +597,7 @@ void cl_worker_free(cl_worker *w)
     free(w->cq);
     free(w->pend);
     free(w->heap);
+    free(w->grave);
     free(w->mine.pos);
     free(w->mine.ref);
     free(w->opens);

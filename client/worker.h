@@ -58,6 +58,8 @@ typedef struct cl_conn {
 #define CL_STANDBY_WAIT_US 1000000LL
 #define CL_STANDBY_WAITS 8
 #define CL_STANDBY_REFILL_US 120000000LL
+/* A session replaced by a promotion is closed this much later (conn.c promote). */
+#define CL_GRAVE_US 15000000LL
 
 /* Redirects followed in a row for one uid before backing off (a loop
  * between nodes that disagree costs a back-off, not a storm). */
@@ -86,6 +88,11 @@ struct cl_worker {
     uint32_t n, nc;
     bool standby_queued; /* --standby: the standbys were queued to connect (after the ramp) */
     cl_conn *moved;  /* conn.c: the frame just handled moved its connection here (a promotion) */
+    struct cl_grave {
+        int64_t due; /* monotonic us */
+        int fd;
+    } *grave;        /* sockets to close later (--standby; a ring of n, in due order) */
+    size_t grave_head, grave_len;
     uint32_t uid0;
     cl_mine mine;
     cl_plan plan;        /* this worker's copy: every change applied so far */

@@ -76,6 +76,15 @@ uint64_t sv_dir_login(sv_dir *d, uint32_t uid, uint64_t loc, sv_pend **parked)
     return prev;
 }
 
+bool sv_dir_busy(sv_dir *d, uint32_t uid)
+{
+    pthread_mutex_t *mu = &stripe(d, uid)->mu;
+    if (pthread_mutex_trylock(mu) != 0)
+        return true;
+    pthread_mutex_unlock(mu);
+    return false;
+}
+
 void sv_dir_logout(sv_dir *d, uint32_t uid, uint64_t loc)
 {
     uint64_t want = loc;

@@ -67,6 +67,10 @@ static inline uint64_t sv_dir_get(sv_dir *d, uint32_t uid)
  * and hands over the messages parked for uid as a list (*parked) that the
  * caller delivers and frees with sv_dir_free_list(). */
 uint64_t sv_dir_login(sv_dir *d, uint32_t uid, uint64_t loc, sv_pend **parked);
+/* Whether uid's stripe lock is held at this moment (a hint for work that can
+ * wait: the standby sweep passes over such a uid until its next tick rather
+ * than block behind a holder the scheduler may have preempted). */
+bool sv_dir_busy(sv_dir *d, uint32_t uid);
 /* uid at `loc` went away; no-op if a newer login already moved it. */
 void sv_dir_logout(sv_dir *d, uint32_t uid, uint64_t loc);
 

@@ -25,15 +25,19 @@ void sv_standby_login(sv_set *set, sv_conn *c, const Hb__Login *l)
     sv_set_tick_busy(set); /* a new list must be noticed within a busy tick */
 }
 
-/* c's uid is this node's now: c becomes its session, unless one is here already. */
-static void promote(sv_set *set, sv_conn *c)
+/* c's uid is this node's now: c becomes its session, unless one is here
+ * already.  False: not now (its directory stripe is busy). */
+static bool promote(sv_set *set, sv_conn *c)
 {
     if (sv_dir_get(&set->srv->dir, c->uid))
-        return; /* logged in here on another connection: that one stays the session */
+        return true; /* logged in here on another connection: that one stays the session */
+    if (sv_dir_busy(&set->srv->dir, c->uid))
+        return false;
     c->state = SV_CONN_NEW; /* what sv_login_accept takes */
     HB_DEC(set->st.standby);
     HB_INC(set->st.promoted);
     sv_login_accept(set, c, c->uid, 0); /* with the list: it changed since the standby's login */
+    return true;
 }
 
 void sv_standby_tick(sv_set *set)
@@ -46,15 +50,18 @@ void sv_standby_tick(sv_set *set)
     if (ms->gen != sb->gen) { /* a new list: look at every standby once */
         sb->gen = ms->gen;
         sb->cursor = ms->self >= 0 ? 1 : 0; /* not a member (yet): own nothing */
+        sb->again = false;
     }
     if (!sb->cursor)
         return;
     uint32_t end = sb->cursor + SV_STANDBY_SWEEP;
     for (; sb->cursor <= set->hwm && sb->cursor < end; sb->cursor++) {
         sv_conn *c = &set->conns[sb->cursor];
-        if (c->state == SV_CONN_STANDBY && !sv_members_other_owner(ms, c->uid))
-            promote(set, c);
+        if (c->state == SV_CONN_STANDBY && !sv_members_other_owner(ms, c->uid) && !promote(set, c))
+            sb->again = true;
     }
-    if (sb->cursor > set->hwm)
-        sb->cursor = 0;
+    if (sb->cursor > set->hwm) {
+        sb->cursor = sb->again ? 1 : 0;
+        sb->again = false;
+    }
 }
