@@ -564,6 +564,12 @@ static void *cluster_main(void *arg)
 {
     sv_cluster *c = arg;
     pthread_setname_np(pthread_self(), "hb-cluster");
+    /* Its one refresh a second must not miss the TTL behind hundreds of busy
+     * threads: a node starved of it drops out of the list while alive, its
+     * users move (with standbys: all at once) and come back when it returns.
+     * Not real-time: the cross-node messages (xmsg.c) run here too, and
+     * their work grows with the traffic. */
+    hb_thread_urgent(0, c->o.nice, "hb-cluster");
     ev_run(c->loop, 0);
     if (c->hook_stop)
         c->hook_stop(c->hook_arg);

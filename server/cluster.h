@@ -75,6 +75,7 @@ typedef struct sv_cluster_opts {
     double weight;
     int index;
     int ttl_ms;            /* a member missing refreshes this long has left */
+    int nice;              /* the Redis thread's nice value (--urgent-nice; 0 = the process's) */
     const char *pin;       /* test hook: place every uid on this member (plays a stale list) */
 } sv_cluster_opts;
 

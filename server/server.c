@@ -205,6 +205,7 @@ static int join_cluster(sv_server *s, char *err, size_t errlen)
                          .weight = c->weight,
                          .index = (int)c->node_index,
                          .ttl_ms = (int)c->cluster_ttl_ms,
+                         .nice = (int)c->urgent_nice,
                          .pin = c->cluster_pin};
     s->cluster = sv_cluster_new(&o, err, errlen);
     if (!s->cluster)

@@ -112,8 +112,12 @@ redis_listening() { ss -Htln "src $NET.0.1 and sport = :$RPORT" 2>/dev/null | gr
 redis_start() {
   redis_pid >/dev/null && die "redis-server is running already (pid $(redis_pid))"
   rm -f "$SDIR/redis.pid"
-  # Its own config, with the password, readable by root only.
-  redis-server "$SDIR/redis.conf" || die "redis-server did not start (see $SDIR/redis.log)"
+  # Its own config, with the password, readable by root only.  At nice -10,
+  # as the nodes' cluster threads (hb-server --urgent-nice): it is the
+  # membership's clock, and on a box saturated by the nodes and their clients
+  # a starved Redis lets every node's refresh miss the TTL at once (members
+  # drop out while alive and their users move, and back).
+  nice -n -10 redis-server "$SDIR/redis.conf" || die "redis-server did not start (see $SDIR/redis.log)"
   for _ in $(seq 100); do redis_listening && [ -s "$SDIR/redis.pid" ] && return 0; sleep 0.1; done
   die "redis-server does not listen on $NET.0.1:$RPORT (see $SDIR/redis.log)"
 }

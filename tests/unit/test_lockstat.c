@@ -1,6 +1,7 @@
 /* Lock wait counters (server/lockstat.h): a lock held by another thread is
  * counted, with the time blocked, under its kind and the waiter's role; an
- * uncontended lock is not counted at all. */
+ * uncontended lock is not counted at all; sv_dir_busy (the standby sweep's
+ * hint, server/standby.h) tells a held directory stripe without waiting. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <pthread.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "directory.h"
 #include "lockstat.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -60,11 +62,27 @@ static void test_contended_is_counted(void **st)
     assert_true(sv_lock_total_wait_us() - total >= 10000);
 }
 
+static void test_dir_busy_never_waits(void **st)
+{
+    (void)st;
+    sv_dir d;
+    assert_int_equal(sv_dir_init(&d, 100, 10, 10), 0);
+    uint64_t w = sv_lock_total_waits();
+    assert_false(sv_dir_busy(&d, 7));
+    assert_true(sv_dir_lock_if_at(&d, 7, 0)); /* uid 7 is offline: its stripe stays locked */
+    assert_true(sv_dir_busy(&d, 7));
+    sv_dir_unlock(&d, 7);
+    assert_false(sv_dir_busy(&d, 7));
+    assert_int_equal(sv_lock_total_waits(), w);
+    sv_dir_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uncontended_is_free),
         cmocka_unit_test(test_contended_is_counted),
+        cmocka_unit_test(test_dir_busy_never_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
