@@ -17,9 +17,10 @@
 
 #define KEY_ALIVE "hb:cluster:alive" /* sorted set: name -> expiry (ms, Redis clock) */
 #define KEY_INFO "hb:cluster:info"   /* hash: name -> "HOST PORT WEIGHT INDEX" */
+#define KEY_LAST "hb:cluster:last"   /* string: when the script last ran (ms, Redis clock) */
 
-/* KEYS: alive, info.  ARGV: name, ttl ms, description ("" = leave), mode
- * ("join" at start-up, else "").
+/* KEYS: alive, info, last.  ARGV: name, ttl ms, description ("" = leave),
+ * mode ("join" at start-up, else "").
  * Refresh (or remove) this node, forget expired members, return the live
  * ones as name, description, name, description, ...  Redis 7 replicates a
  * script by its effects, so TIME may come before writes.
@@ -29,10 +30,27 @@
  * registered in one script, so two nodes starting with one name at the same
  * moment cannot both pass the check, and the first node's registration is
  * never overwritten.  The same description is a restart of this node
- * (its registration not yet expired): accepted at once. */
+ * (its registration not yet expired): accepted at once.
+ * Expiry counts only time in which Redis served refreshes: every node runs
+ * the script once a second, so a gap of over STALL_MS since its last run
+ * (by any node) means nobody could refresh (Redis stopped, starved or
+ * restarted, or every node stalled); every stamp is pushed back by the gap
+ * beyond a second before anyone is dropped.  Without that, the first node
+ * to get through after a stall of over the TTL saw itself alone, and every
+ * node dropped and took back everyone else's users (the 1M cluster runs'
+ * flaps: Redis "no reply within a second"). */
+#define STALL_MS "1500"
+
 static const char CLUSTER_SCRIPT[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local last = tonumber(redis.call('GET', KEYS[3]))\n"
+    "if last and now - last > " STALL_MS " then\n"
+    "  local gap = now - last - 1000\n"
+    "  local all = redis.call('ZRANGE', KEYS[1], 0, -1)\n"
+    "  for _, n in ipairs(all) do redis.call('ZINCRBY', KEYS[1], gap, n) end\n"
+    "end\n"
+    "redis.call('SET', KEYS[3], now)\n"
     "if ARGV[4] == 'join' then\n"
     "  local exp = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))\n"
     "  local had = redis.call('HGET', KEYS[2], ARGV[1])\n"
@@ -300,13 +318,13 @@ const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid)
 
 /* ---- start-up: synchronous, so every failure is an error before serving ------------------ */
 
-/* EVAL CLUSTER_SCRIPT 2 alive info NAME TTL DESC MODE (DESC "" = leave;
+/* EVAL CLUSTER_SCRIPT 3 alive info last NAME TTL DESC MODE (DESC "" = leave;
  * MODE "join" = refuse a name a live member holds with another DESC) */
-#define SCRIPT_ARGC 9
+#define SCRIPT_ARGC 10
 static void script_argv(sv_cluster *c, const char *argv[SCRIPT_ARGC], size_t len[SCRIPT_ARGC], bool leave, bool join)
 {
-    const char *a[SCRIPT_ARGC] = {"EVAL",   CLUSTER_SCRIPT, "2", KEY_ALIVE, KEY_INFO, c->o.name,
-                                  c->ttl, leave ? "" : c->desc, join ? "join" : ""};
+    const char *a[SCRIPT_ARGC] = {"EVAL",    CLUSTER_SCRIPT, "3", KEY_ALIVE, KEY_INFO, KEY_LAST, c->o.name,
+                                  c->ttl,    leave ? "" : c->desc, join ? "join" : ""};
     for (int i = 0; i < SCRIPT_ARGC; i++) {
         argv[i] = a[i];
         len[i] = strlen(a[i]);

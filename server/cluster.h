@@ -5,7 +5,9 @@
  * refreshed for --cluster-ttl (3 s) has left.  The whole exchange is one Lua
  * script per second per node (CLUSTER_SCRIPT in cluster.c) that, atomically
  * and by Redis's own clock (TIME): stamps this node's expiry in a sorted set
- * (hb:cluster:alive, score = expiry ms), stores its description in a hash
+ * (hb:cluster:alive, score = expiry ms; pushed back by any stretch in which
+ * Redis served nobody, so a Redis stall drops no member), stores its
+ * description in a hash
  * (hb:cluster:info), drops the members whose stamps passed, and returns the
  * live list.  Why one sorted set + hash rather than a key with a TTL per
  * member: the live list then comes back in the same round trip, as one
