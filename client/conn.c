@@ -240,6 +240,16 @@ static bool conn_close(cl_worker *w, cl_conn *c)
     return conn_release(w, c, false);
 }
 
+/* Standby slot c (closed) connects again at a random moment within
+ * CL_STANDBY_REFILL_US: after a node's death a quarter of the standbys went
+ * with it and a quarter were promoted; they must not come back in the
+ * seconds the dead node's users need the box. */
+static void standby_later(cl_worker *w, cl_conn *c)
+{
+    if (!atomic_load(&w->cl->stopping))
+        heap_push(w, hb_mono_us() + (int64_t)(hb_rand64(&w->rng) % CL_STANDBY_REFILL_US), (uint32_t)(c - w->conns));
+}
+
 /* Close and schedule a reconnect with exponential back-off and full jitter. */
 void cl_conn_lost(cl_worker *w, cl_conn *c)
 {
@@ -364,13 +374,9 @@ static void peer_gone(cl_worker *w, cl_conn *c)
     bool told = c->flags & CL_F_TOLD;
     if (w->mem.nalive)
         c->redir_port = 0; /* the list decides where to go next */
-    if (c->flags & CL_F_STANDBY) {
-        /* Its node may be dying with a quarter of the standbys on it: they
-         * come back spread over CL_STANDBY_REFILL_US, not in the seconds
-         * the dead node's users need the box for their promotions. */
-        if (conn_close(w, c) && !atomic_load(&w->cl->stopping))
-            heap_push(w, hb_mono_us() + (int64_t)(hb_rand64(&w->rng) % CL_STANDBY_REFILL_US),
-                      (uint32_t)(c - w->conns));
+    if (c->flags & CL_F_STANDBY) { /* its node may be dying */
+        if (conn_close(w, c))
+            standby_later(w, c);
         return;
     }
     if (told || slot == CL_MEMBER_NONE || !w->mem.m[slot].listed || atomic_load(&w->cl->stopping)) {
@@ -389,6 +395,12 @@ static bool gone_errno(int e)
            e == ETIMEDOUT || e == ECONNABORTED;
 }
 
+static void member_addr(const cl_member *m, struct sockaddr_in *to)
+{
+    *to = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(m->port)};
+    to->sin_addr.s_addr = m->ip;
+}
+
 /* Where connection c connects: the node the last Redirect named, else its
  * owner among the members believed alive, else the configured servers.
  * *slot: the member it is (CL_MEMBER_NONE: not one we know). */
@@ -405,9 +417,7 @@ static void destination(cl_worker *w, cl_conn *c, struct sockaddr_in *to, int *s
             *slot = cl_members_listed_owner(ms, c->uid);
         if (*slot == CL_MEMBER_NONE)
             *slot = cl_members_owner(ms, c->uid);
-        const cl_member *m = &ms->m[*slot];
-        *to = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(m->port)};
-        to->sin_addr.s_addr = m->ip;
+        member_addr(&ms->m[*slot], to);
         HB_INC(w->st.direct_connects);
         return;
     } else {
@@ -447,9 +457,7 @@ static bool standby_destination(cl_worker *w, cl_conn *c, struct sockaddr_in *to
     *slot = cl_members_runner_up(&w->mem, c->uid);
     if (*slot == CL_MEMBER_NONE)
         return false;
-    const cl_member *m = &w->mem.m[*slot];
-    *to = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(m->port)};
-    to->sin_addr.s_addr = m->ip;
+    member_addr(&w->mem.m[*slot], to);
     return true;
 }
 
@@ -748,8 +756,7 @@ static void promote(cl_worker *w, cl_conn *s, const Hb__LoginOk *ok, int64_t now
     HB_INC(w->st.promoted);
     w->moved = p;
     on_login_ok(w, p, ok, now);
-    if (!atomic_load(&w->cl->stopping))
-        heap_push(w, hb_mono_us() + (int64_t)(hb_rand64(&w->rng) % CL_STANDBY_REFILL_US), (uint32_t)(s - w->conns));
+    standby_later(w, s);
 }
 
 /* A LoginOk on a standby connection: held as one, or promoted. */

@@ -172,6 +172,23 @@ static void on_login(sv_set *set, sv_conn *c, const Hb__Login *l)
     sv_login_accept(set, c, l->uid, l->members_tag);
 }
 
+void sv_send_login_ok(sv_set *set, sv_conn *c, uint64_t members_tag, bool standby)
+{
+    sv_server *s = set->srv;
+    Hb__LoginOk ok = HB__LOGIN_OK__INIT;
+    ok.uid = c->uid;
+    ok.set = (uint32_t)set->id;
+    ok.server_time_us = hb_now_us();
+    ok.node = s->band;
+    ok.standby = standby;
+    /* Cluster: the member list when the client's is stale (cluster.h). */
+    ok.members = s->cluster ? sv_members_for(sv_cluster_members(s->cluster), members_tag) : NULL;
+    Hb__Frame f = HB__FRAME__INIT;
+    f.body_case = HB__FRAME__BODY_LOGIN_OK;
+    f.login_ok = &ok;
+    sv_conn_send_frame(set, c, &f);
+}
+
 void sv_login_accept(sv_set *set, sv_conn *c, uint32_t uid, uint64_t members_tag)
 {
     sv_server *s = set->srv;
@@ -196,17 +213,7 @@ void sv_login_accept(sv_set *set, sv_conn *c, uint32_t uid, uint64_t members_tag
             sv_route_kick(s, prev, c->uid);
         }
     }
-    Hb__LoginOk ok = HB__LOGIN_OK__INIT;
-    ok.uid = c->uid;
-    ok.set = (uint32_t)set->id;
-    ok.server_time_us = hb_now_us();
-    ok.node = s->band;
-    /* Cluster: the member list when the client's is stale (cluster.h). */
-    ok.members = s->cluster ? sv_members_for(sv_cluster_members(s->cluster), members_tag) : NULL;
-    Hb__Frame f = HB__FRAME__INIT;
-    f.body_case = HB__FRAME__BODY_LOGIN_OK;
-    f.login_ok = &ok;
-    sv_conn_send_frame(set, c, &f);
+    sv_send_login_ok(set, c, members_tag, false);
     for (sv_pend *p = parked; p; p = p->next) {
         if (c->state == SV_CONN_ACTIVE)
             deliver(set, c, &p->m);

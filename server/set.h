@@ -227,6 +227,9 @@ void sv_flush_deferred(sv_set *set);
  * points at it, an older session is replaced, LoginOk goes out (with the
  * member list unless members_tag is current) and parked messages follow. */
 void sv_login_accept(sv_set *set, sv_conn *c, uint32_t uid, uint64_t members_tag);
+/* LoginOk for c's uid (standby: LoginOk{standby}, standby.c), with the
+ * member list unless members_tag is current. */
+void sv_send_login_ok(sv_set *set, sv_conn *c, uint64_t members_tag, bool standby);
 /* Ask the kept opens again (set.c's timer); `last`: there is no later turn
  * (a hot upgrade hands the connections over), close those still in flight. */
 void sv_retry_opens(sv_set *set, bool last);

@@ -11,17 +11,7 @@ void sv_standby_login(sv_set *set, sv_conn *c, const Hb__Login *l)
     c->state = SV_CONN_STANDBY;
     HB_INC(set->st.standby);
     HB_INC(set->st.standby_logins);
-    Hb__LoginOk ok = HB__LOGIN_OK__INIT;
-    ok.uid = c->uid;
-    ok.set = (uint32_t)set->id;
-    ok.server_time_us = hb_now_us();
-    ok.node = set->srv->band;
-    ok.standby = true;
-    ok.members = sv_members_for(sv_cluster_members(set->srv->cluster), l->members_tag);
-    Hb__Frame f = HB__FRAME__INIT;
-    f.body_case = HB__FRAME__BODY_LOGIN_OK;
-    f.login_ok = &ok;
-    sv_conn_send_frame(set, c, &f);
+    sv_send_login_ok(set, c, l->members_tag, true);
     sv_set_tick_busy(set); /* a new list must be noticed within a busy tick */
 }
 
