@@ -100,8 +100,19 @@ struct sv_cluster {
     bool down;       /* Redis is unreachable (logged once) */
     uint64_t down_attempts;
 
-    _Atomic uint64_t refreshes, reconnects, redis_errors;
+    _Atomic uint64_t refreshes, reconnects, redis_errors, flaps;
     _Atomic bool up;
+
+    /* Every member seen since start (flap_note): whether it is in the
+     * current list, when it last came back after a leave, when it last left
+     * and whether that leave was a flap.  Present members are at most
+     * SV_CLUSTER_MAX, so an absent entry can always make room. */
+    struct seen {
+        char name[SV_CLUSTER_NAME_MAX];
+        int64_t back_at, left_at; /* monotonic us; back_at 0: never came back (first join only) */
+        bool present, flapped;
+    } seen[2 * SV_CLUSTER_MAX];
+    size_t nseen;
 
     void (*hook_start)(void *, struct ev_loop *);
     void (*hook_stop)(void *);
@@ -281,6 +292,72 @@ static void log_members(const char *why, const sv_members *ms)
            (unsigned long long)ms->tag);
 }
 
+static struct seen *seen_find(sv_cluster *c, const char *name)
+{
+    for (size_t i = 0; i < c->nseen; i++)
+        if (!strcmp(c->seen[i].name, name))
+            return &c->seen[i];
+    return NULL;
+}
+
+/* A slot for a name not seen before: a free one, else the absent member
+ * that left longest ago. */
+static struct seen *seen_add(sv_cluster *c, const char *name)
+{
+    struct seen *e = NULL;
+    if (c->nseen < HB_ARRAY_LEN(c->seen))
+        e = &c->seen[c->nseen++];
+    else
+        for (size_t i = 0; i < c->nseen; i++)
+            if (!c->seen[i].present && (!e || c->seen[i].left_at < e->left_at))
+                e = &c->seen[i];
+    *e = (struct seen){0};
+    snprintf(e->name, sizeof e->name, "%s", name);
+    return e;
+}
+
+static bool listed(const sv_members *ms, const char *name)
+{
+    for (size_t i = 0; i < ms->n; i++)
+        if (!strcmp(ms->m[i].name, name))
+            return true;
+    return false;
+}
+
+/* ms is about to replace the current list: note who came back and who
+ * left, and hold standby promotions back while a flapping member is away
+ * less than --flap-hold (cluster.h, "Flapping"). */
+static void flap_note(sv_cluster *c, sv_members *ms)
+{
+    int64_t now = hb_mono_us();
+    for (size_t i = 0; i < ms->n; i++) {
+        struct seen *e = seen_find(c, ms->m[i].name);
+        if (!e)
+            e = seen_add(c, ms->m[i].name); /* a first join: no return */
+        else if (!e->present)
+            e->back_at = now;
+        e->present = true;
+    }
+    ms->promote_at = 0;
+    for (size_t i = 0; i < c->nseen; i++) {
+        struct seen *e = &c->seen[i];
+        if (e->present && !listed(ms, e->name)) {
+            e->present = false;
+            e->left_at = now;
+            e->flapped = e->back_at && now - e->back_at < SV_FLAP_WINDOW_US;
+            if (e->flapped) {
+                atomic_fetch_add(&c->flaps, 1);
+                hb_log("cluster: %s left %.1f s after it came back: flapping; its users' standbys are promoted "
+                       "only if it stays away %d ms (--flap-hold)",
+                       e->name, (double)(now - e->back_at) / 1e6, c->o.flap_hold_ms);
+            }
+        }
+        int64_t until = e->left_at + (int64_t)c->o.flap_hold_ms * 1000;
+        if (!e->present && e->flapped && c->o.flap_hold_ms > 0 && until > now && until > ms->promote_at)
+            ms->promote_at = until;
+    }
+}
+
 /* Publish ms if it differs from the current list (takes ownership). */
 static void publish(sv_cluster *c, sv_members *ms)
 {
@@ -290,6 +367,7 @@ static void publish(sv_cluster *c, sv_members *ms)
         return;
     }
     ms->gen = cur ? cur->gen + 1 : 1;
+    flap_note(c, ms);
     atomic_store_explicit(&c->cur, ms, memory_order_release);
     log_members(cur ? "members changed:" : "joined:", ms);
     if (cur) {
@@ -669,5 +747,6 @@ void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st)
     st->refreshes = atomic_load(&c->refreshes);
     st->reconnects = atomic_load(&c->reconnects);
     st->redis_errors = atomic_load(&c->redis_errors);
+    st->flaps = atomic_load(&c->flaps);
     st->redis_up = atomic_load(&c->up);
 }

@@ -24,6 +24,16 @@
  * the producer picking recipients) load it (acquire) and use it within one
  * call, never keeping it across loop turns.
  *
+ * Flapping: a member that leaves within SV_FLAP_WINDOW_US of coming back
+ * is taken for one that is alive but starved (it missed its refreshes on a
+ * saturated box, as in the 1M runs), not dead.  The snapshot that drops it
+ * carries promote_at: the standbys of its users (standby.h) are promoted
+ * only once it has stayed away --flap-hold ms; if it returns sooner nothing
+ * moves.  Without this, each drop of a live member promoted its quarter of
+ * a million users at once and each return redirected them home (storms of
+ * 400,000 promotions a node in a 1M run).  A first join is no return: a
+ * member that fails for the first time is promoted at once.
+ *
  * Redis unreachable: the node keeps serving with the last list (no
  * membership change until Redis answers again), logs the loss once and the
  * recovery once, and counts reconnect attempts.  At start-up Redis must
@@ -43,6 +53,7 @@
 #define SV_CLUSTER_MAX HB_PLACE_MAX       /* members in one list (64) */
 #define SV_CLUSTER_GRACE_US 10000000      /* an old snapshot is freed 10 s after it was replaced */
 #define SV_CLUSTER_NAME_MAX 64
+#define SV_FLAP_WINDOW_US 60000000LL      /* a leave this soon after a return is a flap */
 
 typedef struct sv_member {
     char name[SV_CLUSTER_NAME_MAX];
@@ -55,6 +66,7 @@ typedef struct sv_member {
 typedef struct sv_members {
     uint64_t gen;    /* 1, 2, ... one per change */
     int self;        /* this node's index in m[], -1 if absent */
+    int64_t promote_at; /* monotonic us: no standby promotion before (a flapping member's hold-down); 0 = none */
     size_t n;
     hb_place_member place[SV_CLUSTER_MAX]; /* parallel to m[]: keys and weights */
     sv_member m[SV_CLUSTER_MAX];
@@ -77,6 +89,7 @@ typedef struct sv_cluster_opts {
     double weight;
     int index;
     int ttl_ms;            /* a member missing refreshes this long has left */
+    int flap_hold_ms;      /* a flapping member's users' standbys are promoted this long after it left */
     int nice;              /* the Redis thread's nice value (--urgent-nice; 0 = the process's) */
     const char *pin;       /* test hook: place every uid on this member (plays a stale list) */
 } sv_cluster_opts;
@@ -120,7 +133,7 @@ const sv_members *sv_cluster_members(sv_cluster *c);
 const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid);
 
 typedef struct sv_cluster_stats {
-    uint64_t gen, members, refreshes, reconnects, redis_errors;
+    uint64_t gen, members, refreshes, reconnects, redis_errors, flaps;
     bool redis_up;
 } sv_cluster_stats;
 void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st);

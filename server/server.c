@@ -67,6 +67,7 @@ void sv_server_defaults(sv_config *c)
         .stats_every_ms = 1000,
         .weight = 1,
         .cluster_ttl_ms = 3000,
+        .flap_hold_ms = 5000,
         .rehome_rate = 1000,
     };
 }
@@ -205,6 +206,7 @@ static int join_cluster(sv_server *s, char *err, size_t errlen)
                          .weight = c->weight,
                          .index = (int)c->node_index,
                          .ttl_ms = (int)c->cluster_ttl_ms,
+                         .flap_hold_ms = (int)c->flap_hold_ms,
                          .nice = (int)c->urgent_nice,
                          .pin = c->cluster_pin};
     s->cluster = sv_cluster_new(&o, err, errlen);

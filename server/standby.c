@@ -37,6 +37,8 @@ void sv_standby_tick(sv_set *set)
         return;
     sv_standby *sb = &set->standby;
     const sv_members *ms = sv_cluster_members(s->cluster);
+    if (ms->promote_at && hb_mono_us() < ms->promote_at)
+        return; /* a flapping member's hold-down (cluster.h): it may be back before it ends */
     if (ms->gen != sb->gen) { /* a new list: look at every standby once */
         sb->gen = ms->gen;
         sb->cursor = ms->self >= 0 ? 1 : 0; /* not a member (yet): own nothing */

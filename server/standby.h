@@ -19,7 +19,9 @@
  * logged in here meanwhile keeps that session; its standby stays one); the
  * sweep runs on the SET's thread, reads the member snapshot only, is
  * bounded per tick (SV_STANDBY_SWEEP slots), and is not paced: a promotion
- * costs the node one write and the client one read, no reconnect.  It never
+ * costs the node one write and the client one read, no reconnect.  It waits
+ * while the list holds promotions back (sv_members.promote_at: a member that
+ * left soon after coming back is flapping, cluster.h); then it runs in full.  It never
  * blocks: a uid whose directory stripe is locked at that moment waits for
  * the next tick (at 1M, with ~300 runnable threads on 2 cores, a preempted
  * holder kept each SET that blocked behind it for 0.6-1 s). */

@@ -21,7 +21,10 @@
  *   8. standbys (hb-client --standby): every user also holds a standby login
  *      on its runner-up; a standby may not shake; a node killed with SIGKILL:
  *      the survivors promote its users' standbys, so nearly all are logged
- *      in again without a connect (promoted, not reconnected).
+ *      in again without a connect (promoted, not reconnected);
+ *   9. a flapping node (frozen past the TTL and back, then frozen again): the
+ *      survivors hold its users' standbys for --flap-hold; it is back sooner
+ *      and nothing moved; killed, its users are promoted once the hold ends.
  * The client learns the member list from the nodes (LoginOk/Redirect.members):
  * after its first logins it connects users straight to their owners (3:
  * redirects a small fraction of the users) and leaves a dead node at once
@@ -638,6 +641,88 @@ static void standby_promoted(void)
     peer_server_stop(&n[1]);
 }
 
+/* ---- 9. a flapping node's users wait for --flap-hold ------------------------------------------ */
+
+static void members_are(peer_server *n, int k, uint64_t want, const char *what)
+{
+    for (int i = 0; i < k; i++) {
+        struct stat_want w = {&n[i], "cluster_members", want};
+        wait_for(what, stat_is, &w, 8000);
+    }
+}
+
+static uint64_t promoted_on(peer_server *n, int k)
+{
+    uint64_t p = 0;
+    for (int i = 0; i < k; i++)
+        p += peer_stat_now(&n[i], "promoted");
+    return p;
+}
+
+#define FLAP_HOLD_MS 4000
+
+static void flap_held(void)
+{
+    static peer_server n[3];
+    const char *names[] = {"q0", "q1", "q2"};
+    const char *fast[] = {"--total", "0", "--send-total", "0", "--cluster-ttl", "1500", "--flap-hold", "4000", NULL};
+    for (int i = 0; i < 3; i++)
+        node_start(&n[i], names[i], i, 3, fast);
+    members_are(n, 3, 3, "q0..q2 see 3 members");
+    /* q2 leaves (frozen past the TTL) and comes back: its next leave is a flap. */
+    kill(n[2].pid, SIGSTOP);
+    members_are(n, 2, 2, "the survivors drop the frozen q2");
+    kill(n[2].pid, SIGCONT);
+    members_are(n, 2, 3, "q2 back");
+
+    const char *cl[] = {"--qps", "0", "--duration", "60", "--standby", NULL};
+    client_start(n[0].port, "flap", cl);
+    wait_for("all users logged in with a standby each", standbys_held, n, 20000);
+    uint64_t on2 = peer_stat_now(&n[2], "active");
+    uint64_t p0 = promoted_on(n, 2);
+
+    kill(n[2].pid, SIGSTOP);
+    members_are(n, 2, 2, "the survivors drop q2 again");
+    int64_t t0 = now_ms();
+    usleep((FLAP_HOLD_MS / 2) * 1000);
+    uint64_t held = promoted_on(n, 2) - p0;
+    CHECK(peer_stat_now(&n[0], "cluster_flaps") >= 1, "q0 did not count q2's leave as a flap");
+    CHECK(held == 0, "%llu of q2's %llu users promoted %lld ms after the survivors dropped it: within --flap-hold %d",
+          (unsigned long long)held, (unsigned long long)on2, (long long)(now_ms() - t0), FLAP_HOLD_MS);
+    kill(n[2].pid, SIGCONT);
+    members_are(n, 2, 3, "q2 back again");
+    while (now_ms() < t0 + FLAP_HOLD_MS + 1000)
+        usleep(100000);
+    held = promoted_on(n, 2) - p0;
+    CHECK(held == 0 && peer_stat_now(&n[2], "active") == on2,
+          "q2 came back within the hold, yet %llu promoted and q2 holds %llu of its %llu users",
+          (unsigned long long)held, (unsigned long long)peer_stat_now(&n[2], "active"), (unsigned long long)on2);
+    PASS("q2 (%llu users) left again soon after it came back: a flap; it was back within --flap-hold %d ms and "
+         "none of its users moved",
+         (unsigned long long)on2, FLAP_HOLD_MS);
+
+    /* Dead this time: the hold only delays the promotions. */
+    p0 = promoted_on(n, 2);
+    int64_t t1 = now_ms();
+    peer_server_kill(&n[2]);
+    members_are(n, 2, 2, "the survivors drop the killed q2");
+    int64_t dropped = now_ms() - t1;
+    wait_for("q2's users on the survivors", survivors_hold_all, n, FLAP_HOLD_MS + 8000);
+    int64_t took = now_ms() - t1;
+    usleep(300000);
+    uint64_t dp = promoted_on(n, 2) - p0;
+    CHECK(dp * 10 >= on2 * 9, "%llu of q2's %llu users promoted after the hold", (unsigned long long)dp,
+          (unsigned long long)on2);
+    CHECK(took - dropped >= FLAP_HOLD_MS - 500, "q2's users were on the survivors %lld ms after it was dropped: "
+          "before the hold (%d ms) ended", (long long)(took - dropped), FLAP_HOLD_MS);
+    PASS("q2 killed while flapping: dropped after %lld ms, its users promoted (%llu) after the hold, all on q0 and "
+         "q1 %lld ms after the kill",
+         (long long)dropped, (unsigned long long)dp, (long long)took);
+    spawn_stop(&client_pid, SIGTERM, 5000);
+    peer_server_stop(&n[0]);
+    peer_server_stop(&n[1]);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -651,6 +736,7 @@ int main(void)
     held_retry();
     node_frozen();
     standby_promoted();
+    flap_held();
     cleanup();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

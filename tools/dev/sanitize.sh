@@ -10,4 +10,4 @@ cd "$(dirname "$0")/../.."
 tools/dev/build.sh build-asan -DHB_SANITIZE=ON -DHB_WERROR=ON
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-cd build-asan && ctest --output-on-failure --timeout 900 -LE 'netns'
+cd build-asan && ctest --output-on-failure --timeout 900 -LE 'netns|lint'
