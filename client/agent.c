@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -51,6 +52,7 @@ static struct {
     char lease[HB_FLEET_NAME_MAX + 32];
     char dir[900];
     int64_t lease_ok; /* monotonic us of the last renewal Redis accepted */
+    int nice0;        /* the nice value the agent was started with (its runs get it back) */
     long long done;    /* highest version played (or given up) */
     long long waiting; /* version we said "no free slice" for */
     char state[256];
@@ -181,7 +183,7 @@ static long long claim(const task *t)
 
 static bool agent_only(const char *name, size_t len)
 {
-    static const char *const own[] = {"agent", "redis-password-file", "agent-name", "agent-dir", "agent-ttl"};
+    static const char *const own[] = {"agent", "redis-password-file", "agent-name", "agent-dir", "agent-ttl", "agent-nice"};
     for (size_t i = 0; i < sizeof own / sizeof *own; i++)
         if (strlen(own[i]) == len && !strncmp(name, own[i], len))
             return true;
@@ -286,6 +288,8 @@ static int spawn(const task *t, long long slice)
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         dup2(p[0], 0); /* dup2 clears close-on-exec on 0 */
+        if (ag.c->agent_nice)
+            setpriority(PRIO_PROCESS, 0, ag.nice0); /* the run at the level the agent was started with */
         execv("/proc/self/exe", (char *const *)av);
         fprintf(stderr, "hb-client: agent: cannot run /proc/self/exe: %s\n", strerror(errno));
         _exit(127);
@@ -543,6 +547,11 @@ int cl_agent_run(const cl_config *c, int argc, char **argv)
         return 1;
     }
     snprintf(ag.state, sizeof ag.state, "idle");
+    errno = 0;
+    ag.nice0 = getpriority(PRIO_PROCESS, 0);
+    if (c->agent_nice && setpriority(PRIO_PROCESS, 0, (int)c->agent_nice) < 0)
+        hb_log("agent %s: --agent-nice %lld: %s (needs CAP_SYS_NICE): renewing the lease at nice %d", ag.name,
+               (long long)c->agent_nice, strerror(errno), ag.nice0);
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);

@@ -64,6 +64,7 @@ typedef struct cl_config {
     /* --agent: this process is the agent itself (agent.c) */
     char *agent, *redis_password_file, *agent_name, *agent_dir;
     int64_t agent_ttl_ms;
+    int64_t agent_nice; /* --agent-nice: the agent's own, not its runs' */
 } cl_config;
 
 typedef struct cl_worker cl_worker;

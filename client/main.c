@@ -111,6 +111,7 @@ static const hb_opt opts[] = {
     {"redis-password-file", HB_OPT_STR, &cl.cfg.redis_password_file, "FILE", "with --agent: the Redis password (first line of FILE)", 0, 0},
     {"agent-name", HB_OPT_STR, &cl.cfg.agent_name, "NAME", "with --agent: this agent's name (default HOSTNAME-PID)", 0, 0},
     {"agent-dir", HB_OPT_STR, &cl.cfg.agent_dir, "DIR", "with --agent: each task's ledger, stats and histogram files (default /tmp/hb-agent-NAME)", 0, 0},
+    {"agent-nice", HB_OPT_INT, &cl.cfg.agent_nice, "N", "with --agent: the agent's own nice value (-20..0; 0 = as started); its runs keep the nice value it was started with.  Its lease must be renewed within half --agent-ttl or its run stops: on a box busy with the runs themselves a raised priority keeps that from happening", -20, 0},
     {"agent-ttl", HB_OPT_INT, &cl.cfg.agent_ttl_ms, "MS", "with --agent: registration lifetime; a dead agent's slice is free again after it", 500, 600000},
     {NULL, 0, NULL, NULL, NULL, 0, 0},
 };

@@ -33,11 +33,13 @@ wait_until 10 listening "$RP" || fail "redis-server did not listen"
 start server "$BIN/hb-server" --listen 127.0.0.1 --sets 2 --port "$SP" --users $USERS --rate 200 --total 1000000 \
   --journal "$WORK/j" --no-fsync --stats-file "$WORK/server.stats"
 wait_until 10 listening "$SP" || fail "server did not listen"
-agent() { # agent N: agent faN from 127.0.0.1N
-  start "fa$1" "$BIN/hb-client" --agent "$URL" --redis-password-file "$WORK/redis.pw" --agent-name "fa$1" \
-    --agent-dir "$WORK/fa$1" --agent-ttl $TTL --source "127.0.0.1$1" --drain 2
+agent() { # agent N [OPTION...]: agent faN from 127.0.0.1N
+  local n=$1; shift
+  start "fa$n" "$BIN/hb-client" --agent "$URL" --redis-password-file "$WORK/redis.pw" --agent-name "fa$n" \
+    --agent-dir "$WORK/fa$n" --agent-ttl $TTL --source "127.0.0.1$n" --drain 2 "$@"
 }
-for i in 1 2 3 4 5; do agent $i; done
+agent 1 --agent-nice -5 # its lease renewed at a raised priority, its run not (root only; else it says so)
+for i in 2 3 4 5; do agent $i; done
 live() { [ "$("${FLEET[@]}" task status | grep -c '^agent fa.* idle$')" = "$1" ]; }
 wait_until 10 live 5 || fail "5 idle agents: $("${FLEET[@]}" task status)"
 ok "5 agents registered"
@@ -67,6 +69,14 @@ while [ "$(date +%s)" -lt $((START + 1)) ]; do sleep 0.1; done
 "${FLEET[@]}" task qps 2000 --at $T
 held=$("${FLEET[@]}" task status | grep -c '^slice .* fa[1-5]$') || true
 expect_eq "slices held by the five agents" "$held" 5
+if [ "$(id -u)" = 0 ]; then
+  run1=$(pgrep -f -- "--instance fa1" || true)
+  [ -n "$run1" ] || fail "fa1's run not found"
+  # shellcheck disable=SC2154 # PID_fa1: set by start (lib.sh)
+  expect_eq "fa1's nice (--agent-nice -5)" "$(ps -o ni= -p "$PID_fa1" | tr -d ' ')" -5
+  expect_eq "fa1's run's nice (the level fa1 was started at)" "$(ps -o ni= -p "$run1" | tr -d ' ')" \
+    "$(ps -o ni= -p $$ | tr -d ' ')"
+fi
 while [ "$(date +%s)" -le $((T + 3)) ]; do sleep 0.2; done
 load_samples
 got=()
