@@ -84,6 +84,7 @@ void cl_conn_send_shake(cl_worker *w, cl_conn *c, bool retry)
     sh.seq = c->seq;
     sh.retry = retry;
     c->seq_node = c->node;
+    c->flags = (uint8_t)(retry ? c->flags | CL_F_RETRIED : c->flags & ~CL_F_RETRIED);
     Hb__Frame f = HB__FRAME__INIT;
     f.body_case = HB__FRAME__BODY_SHAKE;
     f.shake = &sh;
@@ -805,8 +806,8 @@ static void on_login_ok(cl_worker *w, cl_conn *c, const Hb__LoginOk *ok, int64_t
     HB_INC(w->st.active);
     HB_INC(w->st.logins);
     clock_sample(w, c->sent_us, now, ok->server_time_us);
-    c->node = (uint8_t)(ok->node <= 255 ? ok->node : 255);
-    if (c->seq && c->seq_node != c->node) {
+    c->node = (uint8_t)(ok->node < CL_NODE_ANY ? ok->node : CL_NODE_ANY - 1);
+    if (c->seq && c->seq_node != CL_NODE_ANY && c->seq_node != c->node) {
         /* Sent to a node that went away: only its journal knows whether the
          * shake won.  Hold it (this user skips shakes meanwhile, as while
          * any reply is due) until a login lands on that node again, as it
@@ -848,6 +849,16 @@ static void on_redirect(cl_worker *w, cl_conn *c, const Hb__Redirect *r)
         cl_conn_lost(w, c);
         return;
     }
+    /* A node answers every shake it read before it redirects a session,
+     * never redirects one with a grant pending (server/rehome.c) and drops
+     * unread what arrives after: a shake first sent on this session (not a
+     * retry of one an earlier connection may have won) and unanswered at a
+     * Redirect was never taken, so it may be asked wherever the user logs
+     * in next.  Held for the node that moved the user, such shakes waited
+     * for a login there for ever (88,438 at the end of a 1M run whose
+     * restarted node took its users home mid-stage). */
+    if (c->state == CL_ACTIVE && c->seq && c->seq_node == c->node && !(c->flags & CL_F_RETRIED))
+        c->seq_node = CL_NODE_ANY;
     if (r->host && inet_pton(AF_INET, r->host, &a) == 1 && r->port && r->port <= 65535) {
         int to = cl_members_slot_of(&w->mem, a.s_addr, (uint16_t)r->port);
         if (cl_members_suspected(&w->mem, to) && cl_members_owner(&w->mem, c->uid) != CL_MEMBER_NONE) {

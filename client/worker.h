@@ -39,17 +39,21 @@ typedef struct cl_conn {
     uint16_t redir_port; /* host order */
     uint8_t redirects;
     /* The node (LoginOk.node) of this session, and the one the outstanding
-     * shake went to: a shake is retried only where it was sent. */
+     * shake went to: a shake is retried only where it was sent
+     * (CL_NODE_ANY: anywhere, that node dropped it unread). */
     uint8_t node, seq_node;
     /* Cluster: the worker's member slot this connection is on
      * (CL_MEMBER_NONE: not a known member), and CL_F_* flags. */
     uint8_t member, flags;
 } cl_conn;
 
+#define CL_NODE_ANY 255 /* seq_node: no node took the shake; LoginOk.node is at most 254 here */
+
 #define CL_F_TOLD 1    /* the node sent Error or Redirect here: its closing is no sign of death */
 #define CL_F_PARKED 2  /* waiting in the back-off heap while its owner is suspected */
 #define CL_F_PROBE_SUSPECT 4 /* this reconnect tries the suspected owner itself (is it alive?) */
 #define CL_F_STANDBY 8 /* conns[n + i]: user i's standby connection (--standby), for good */
+#define CL_F_RETRIED 16 /* the outstanding shake went out as a retry: it may have been taken before */
 
 /* --standby: a user whose new owner holds its standby waits for the
  * promotion instead of reconnecting, CL_STANDBY_WAIT_US at a time, at most

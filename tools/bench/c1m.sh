@@ -569,7 +569,7 @@ cluster_stage2() {
       shake_end) sleep_until "$shake_end"; snap shake_end ;;
     esac
   done
-  sleep_until $((AT3 - 2))
+  sleep_until $((AT3 - 6))
   snap stage2_end
 }
 # cluster_plots: the relogin curve (--kill-node) in OUT/plots/relogin.png
@@ -930,8 +930,9 @@ fleet_qps "$QPS1" $AT2
 say "stage 2: $QPS1 shakes/s from $(date -d @$AT2 +%T) (tools/fleet), cycle 1: $PACKETS packets then $SEND send-flow packets at $RATE/s"
 if [ "$UPGRADE" -gt 0 ]; then hot_upgrade $((AT2 + UPGRADE)); fi
 if [ "$SERVERS" -gt 1 ]; then cluster_stage2; fi
-sleep_until $((AT3 - 2))
-# The rate switch is in Redis for AT3 (the agents pass it on within 0.1 s);
+sleep_until $((AT3 - 6))
+# The rate switch is in Redis for AT3, 6 s ahead (the agents pass it on
+# within 0.1 s; on a saturated box one tools/fleet call took over 2 s);
 # the cycle must start at AT3 too.
 fleet_qps "$QPS2" $AT3
 if [ "$QAT" != "$AT3" ]; then AT3=$QAT END3=$((QAT + CYCLE_S + 3)); fi
