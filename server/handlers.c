@@ -55,6 +55,10 @@ static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, 
         sv_conn_fail(set, c, HB__ERROR_CODE__ERR_TOO_MANY_PENDING, "too many replies waiting for the journal");
         return;
     }
+    if (c->nwaiting == UINT8_MAX) { /* cannot count another: the client retries, answered from the grant */
+        sv_conn_close(set, c);
+        return;
+    }
     if (len > SV_DEFERRED_FRAME) { /* a bug: such a reply cannot be kept */
         hb_log("bug: a deferred reply of %zu bytes (at most %d)", len, SV_DEFERRED_FRAME);
         sv_conn_close(set, c); /* the client retries and is answered from the grant */
@@ -84,6 +88,7 @@ static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, 
     memcpy(d->frame, frame, len);
     set->dq_len++;
     c->ndeferred += repeat;
+    c->nwaiting++;
     sv_set_tick_busy(set); /* the tick is the safety net for this reply */
     /* The record may have been appended by another thread (a retry or a
      * repeated open answered here): ask to be woken for it all the same. */
@@ -103,6 +108,8 @@ void sv_flush_deferred(sv_set *set)
          * the client's retry will be answered from the grant record. */
         if (d->repeat && c->gen == d->gen && c->ndeferred)
             c->ndeferred--; /* a reused slot (new gen) starts at 0 */
+        if (c->gen == d->gen && c->nwaiting)
+            c->nwaiting--;
         if (c->gen == d->gen && c->state == SV_CONN_ACTIVE) {
             sv_conn_send(set, c, d->frame, d->len);
             if (d->shake)

@@ -60,8 +60,10 @@ void sv_rehome_tick(sv_set *set)
         const sv_member *owner = sv_members_other_owner(ms, c->uid);
         if (!owner)
             continue;
-        if (c->ndeferred || c->out) {
-            /* a grant's reply first; or output backed up: a Redirect with
+        if (c->nwaiting || c->out) {
+            /* a grant's reply first (a client asks a shake unanswered at a
+             * Redirect again on its next node: one this node won must have
+             * been answered); or output backed up: a Redirect with
              * the list (up to HB_FRAME_DOWN_MAX) may not fit behind it
              * (conn.c would close the connection without a word) */
             rh->again = true;

@@ -26,7 +26,7 @@
 
 /* Bytes of a partial frame kept inside the connection; longer partials (a
  * login with its token split by TCP, a long chat) borrow a pool chunk. */
-#define SV_CONN_INLINE 23 /* what is left of 112 bytes */
+#define SV_CONN_INLINE 22 /* what is left of 112 bytes */
 
 enum sv_conn_state {
     SV_CONN_FREE = 0, /* slot on the free list */
@@ -63,6 +63,7 @@ typedef struct sv_conn {
     uint8_t state;
     uint8_t tl;        /* enum sv_tlist_id */
     uint8_t ndeferred; /* repeat replies of this connection waiting for the journal (<= SV_DEFER_PER_CONN) */
+    uint8_t nwaiting;  /* all its replies waiting for the journal: no Redirect ahead of them (rehome.c) */
     uint8_t in[SV_CONN_INLINE];
 } sv_conn;
 _Static_assert(sizeof(sv_conn) == 112, "sv_conn grew: memory per connection is a measured figure");
@@ -93,6 +94,7 @@ typedef struct sv_deferred {
     uint8_t len;
     bool shake;  /* counts as a shake reply when sent */
     bool repeat; /* answers a retried shake or a repeated open: counted in sv_conn.ndeferred */
+                 /* every entry counts in sv_conn.nwaiting */
     uint8_t frame[SV_DEFERRED_FRAME];
 } sv_deferred;
 

@@ -486,7 +486,7 @@ kill_node() {
   fact kill_node_at "$t0"; fact kill_node_held "$held"
   say "kill-node: SIGKILL s1 holding $held users at +$((at - AT2)) s into stage 2; back in $KILL_DOWN s"
   printf 't_s\tsurvivors\ts1\tclients\tphase\n0.00\t%s\t%s\t%s\tbefore\n' $((USERS - held)) "$held" "$USERS" >"$OUT/relogin.tsv"
-  stop_by=$((AT3 - 12)) # what follows the loop (reap, counters, a snapshot) must end before stage 3's switch
+  stop_by=$((AT3 - 20)) # what follows the loop (reap, counters, a snapshot: 8 s on a busy box) must end before stage 3's switch
   upto=$(echo "$t0 + $KILL_DOWN" | bc -l)
   while :; do
     now=$(date +%s.%N)
