@@ -55,7 +55,12 @@ static void defer(sv_set *set, sv_conn *c, uint64_t jseq, const uint8_t *frame, 
         sv_conn_fail(set, c, HB__ERROR_CODE__ERR_TOO_MANY_PENDING, "too many replies waiting for the journal");
         return;
     }
-    if (c->nwaiting == UINT8_MAX) { /* cannot count another: the client retries, answered from the grant */
+    if (c->nwaiting == UINT8_MAX) {
+        /* 255 replies held for the disk: no honest client (one shake at a
+         * time) gets here, only a flood that does not wait for answers, as
+         * one that never reads: its output is over the bound.  Its grants
+         * are durable or will be: a retry is answered from them. */
+        HB_INC(set->st.err[HB__ERROR_CODE__ERR_OUTPUT_OVERFLOW]);
         sv_conn_close(set, c);
         return;
     }
