@@ -462,21 +462,21 @@ snap() {
     rm -f "$OUT/snap/$1.redis"
   printf '%s\t%s\n' "$1" "$(date +%s.%N)" >>"$OUT/snap/times.tsv"
 }
-survivors_active() { # active sessions on every node but s1
-  local i t=0
-  for ((i = 0; i < SERVERS; i++)); do [ $i = 1 ] || t=$((t + $(stat "$OUT/s$i.stats" active))); done
-  echo $t
+survivors_active() { # active sessions on every node but s1 (one process)
+  local i f=()
+  for ((i = 0; i < SERVERS; i++)); do [ $i = 1 ] || f+=("$OUT/s$i.stats"); done
+  "$B/hb-stats" --default 0 --sum active "${f[@]}"
 }
 # kill_node AT: SIGKILL node s1 at unix second AT, watch its users log in
 # elsewhere (OUT/relogin.tsv, 4 samples a second), restart it on its
 # journal KILL_DOWN s later (not before the killed process is gone: it holds
 # the journal's lock until the kernel has closed its sockets), watch it take them back.
 kill_node() {
-  local at=$1 t0 held now rel surv back=0 last=-1 same=0 upto stop_by gone='' dead
+  local at=$1 t0 t0us nowus held rel surv back=0 last=-1 same=0 upto stop_by gone='' dead relogged=0
   sleep_until "$at"
   snap prekill
   held=$(stat "$OUT/s1.stats" active)
-  t0=$(date +%s.%N)
+  t0=$EPOCHREALTIME t0us=${EPOCHREALTIME/./}
   dead=${NODE_PID[1]} # NODE_PID[1] becomes the restarted node's
   kill -KILL "$dead"
   # Not waited for here: the kernel takes many seconds to close a killed
@@ -487,11 +487,15 @@ kill_node() {
   say "kill-node: SIGKILL s1 holding $held users at +$((at - AT2)) s into stage 2; back in $KILL_DOWN s"
   printf 't_s\tsurvivors\ts1\tclients\tphase\n0.00\t%s\t%s\t%s\tbefore\n' $((USERS - held)) "$held" "$USERS" >"$OUT/relogin.tsv"
   stop_by=$((AT3 - 20)) # what follows the loop (reap, counters, a snapshot: 8 s on a busy box) must end before stage 3's switch
-  upto=$(echo "$t0 + $KILL_DOWN" | bc -l)
+  upto=$((t0us + KILL_DOWN * 1000000))
+  # A sample is as cheap as the shell can make it (the box is saturated
+  # here: at 9 processes a sample, samples came 2.6-4.4 s apart right when
+  # the last users came back): one hb-stats for the survivors, one for the
+  # clients, the clock from bash itself, stamped after the read.
   while :; do
-    now=$(date +%s.%N)
-    rel=$(echo "$now - $t0" | bc -l | xargs printf %.2f)
     surv=$(survivors_active)
+    nowus=${EPOCHREALTIME/./}
+    printf -v rel '%d.%02d' $(((nowus - t0us) / 1000000)) $(((nowus - t0us) % 1000000 / 10000))
     if [ -z "$gone" ] && ! kill -0 "$dead" 2>/dev/null; then
       gone=$rel
       fact kill_node_exit_s "$gone"
@@ -499,11 +503,12 @@ kill_node() {
     fi
     if [ "$back" = 0 ]; then
       printf '%s\t%s\t0\t%s\tdown\n' "$rel" "$surv" "$(sum_clients active)" >>"$OUT/relogin.tsv"
-      if [ "$surv" -ge "$USERS" ] && ! grep -q '^kill_node_relogin_s=' "$OUT/facts.txt"; then
+      if [ "$surv" -ge "$USERS" ] && [ $relogged = 0 ]; then
+        relogged=1
         fact kill_node_relogin_s "$rel"
         say "kill-node: all $USERS users logged in on the survivors $rel s after the kill"
       fi
-      if [ -n "$gone" ] && [ "$(echo "$now >= $upto" | bc -l)" = 1 ]; then
+      if [ -n "$gone" ] && [ "$nowus" -ge "$upto" ]; then
         # the killed process's last counters, kept apart: the new one writes s1.stats from its start
         mv "$OUT/s1.stats" "$OUT/s1.killed.stats"
         node_start 1 0 s1_2
