@@ -95,6 +95,8 @@ struct sv_cluster {
     struct ev_loop *loop;
     ev_timer tick;
     ev_async stop;
+    ev_async ready; /* sv_cluster_ready: run hook_start on this loop */
+    bool hooked;    /* hook_start ran (so hook_stop must) */
     redisAsyncContext *ac;
     bool in_flight;  /* a refresh is waiting for its reply */
     bool down;       /* Redis is unreachable (logged once) */
@@ -656,6 +658,14 @@ static void stop_cb(struct ev_loop *loop, ev_async *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+static void ready_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    sv_cluster *c = ev_userdata(loop);
+    if (c->hook_start && !c->hooked)
+        c->hook_start(c->hook_arg, loop);
+    c->hooked = true;
+}
+
 static void *cluster_main(void *arg)
 {
     sv_cluster *c = arg;
@@ -667,7 +677,7 @@ static void *cluster_main(void *arg)
      * their work grows with the traffic. */
     hb_thread_urgent(0, c->o.nice, "hb-cluster");
     ev_run(c->loop, 0);
-    if (c->hook_stop)
+    if (c->hook_stop && c->hooked)
         c->hook_stop(c->hook_arg);
     if (c->ac) {
         redisAsyncContext *ac = c->ac;
@@ -690,14 +700,20 @@ int sv_cluster_start(sv_cluster *c, char *err, size_t errlen)
     ev_timer_start(c->loop, &c->tick);
     ev_async_init(&c->stop, stop_cb);
     ev_async_start(c->loop, &c->stop);
-    if (c->hook_start)
-        c->hook_start(c->hook_arg, c->loop);
+    ev_async_init(&c->ready, ready_cb);
+    ev_async_start(c->loop, &c->ready);
     if (pthread_create(&c->th, NULL, cluster_main, c) != 0) {
         snprintf(err, errlen, "cluster: cannot start its thread");
         return -1;
     }
     c->running = true;
     return 0;
+}
+
+void sv_cluster_ready(sv_cluster *c)
+{
+    if (c && c->running)
+        ev_async_send(c->loop, &c->ready);
 }
 
 void sv_cluster_free(sv_cluster *c)
@@ -733,10 +749,10 @@ void sv_cluster_free(sv_cluster *c)
     free(c);
 }
 
-void sv_cluster_stay(sv_cluster *c)
+void sv_cluster_stay(sv_cluster *c, bool stay)
 {
     if (c)
-        c->stay = true;
+        c->stay = stay;
 }
 
 void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st)

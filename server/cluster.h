@@ -101,17 +101,26 @@ typedef struct sv_cluster sv_cluster;
  * reachable, a wrong password, a name already taken by a live node with
  * another address. */
 sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen);
-/* The Redis thread: refresh every second, publish changes. */
+/* The Redis thread: refresh every second, publish changes.  Started right
+ * after sv_cluster_new, before the journal is replayed and the SETs made:
+ * the registration's TTL (--cluster-ttl) runs from the join, and a restarted node
+ * whose start-up took longer on a saturated box dropped out of the list
+ * 3.0 s after it came back, while its users poured in (the 1M kill runs). */
 int sv_cluster_start(sv_cluster *c, char *err, size_t errlen);
+/* The server is serving: run the hooks' `start` on the thread (the
+ * cross-node messages deliver into the SETs, so not before they run). */
+void sv_cluster_ready(sv_cluster *c);
 /* Stop the thread, deregister (best effort), free everything. */
-/* Hot upgrade: the node is handed over, so freeing it must not leave. */
-void sv_cluster_stay(sv_cluster *c);
+/* Hot upgrade: while `stay`, freeing it does not leave: the node was
+ * handed over (the old process), or the takeover is not done yet (the new
+ * one: failing, it must not deregister the old process that serves on). */
+void sv_cluster_stay(sv_cluster *c, bool stay);
 void sv_cluster_free(sv_cluster *c);
 
 /* Another module that talks to Redis on this thread (xmsg.c): `start` runs
- * in sv_cluster_start with the thread's loop before the thread runs (it may
- * add watchers), `stop` on the thread after its loop ended.  Set before
- * sv_cluster_start. */
+ * on the thread with its loop once sv_cluster_ready is called (it may add
+ * watchers), `stop` on the thread after its loop ended, if `start` ran.
+ * Set before sv_cluster_start. */
 struct ev_loop;
 void sv_cluster_set_hooks(sv_cluster *c, void (*start)(void *arg, struct ev_loop *loop), void (*stop)(void *arg),
                           void *arg);

@@ -210,10 +210,16 @@ static int join_cluster(sv_server *s, char *err, size_t errlen)
                          .nice = (int)c->urgent_nice,
                          .pin = c->cluster_pin};
     s->cluster = sv_cluster_new(&o, err, errlen);
-    if (!s->cluster)
+    if (!s->cluster || !(s->xmsg = sv_xmsg_new(s, err, errlen)))
         return -1;
-    s->xmsg = sv_xmsg_new(s, err, errlen);
-    return s->xmsg ? 0 : -1;
+    /* Refreshing from now on (see sv_cluster_start), every signal blocked
+     * as for the other threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = sv_cluster_start(s->cluster, err, errlen);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 int sv_server_init(sv_server *s, char *err, size_t errlen)
@@ -459,7 +465,11 @@ int sv_server_start(sv_server *s, char *err, size_t errlen)
 {
     sv_replay_t rp = {0};
     int rc = -1;
-    if (join_cluster(s, err, errlen) < 0 || load_journal(s, -1, &rp, err, errlen) < 0)
+    if (join_cluster(s, err, errlen) < 0)
+        goto out;
+    if (s->cfg.start_pause_ms)
+        usleep((useconds_t)s->cfg.start_pause_ms * 1000);
+    if (load_journal(s, -1, &rp, err, errlen) < 0)
         goto out;
     for (int i = 0; i < s->nsets; i++)
         if (sv_set_create(s, i, err, errlen) < 0)
@@ -469,13 +479,8 @@ int sv_server_start(sv_server *s, char *err, size_t errlen)
     if (deal_unwon(s, &rp, err, errlen) < 0)
         goto out;
     rc = start_threads(s, err, errlen);
-    if (rc == 0 && s->cluster) {
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        rc = sv_cluster_start(s->cluster, err, errlen);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
+    if (rc == 0)
+        sv_cluster_ready(s->cluster);
 out:
     sv_replay_free(&rp);
     return rc;
@@ -562,10 +567,10 @@ static int takeover_run(sv_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "a SET did not start");
     else if (renotify_unopened(s), sv_dealer_start(s) < 0)
         snprintf(err, errlen, "cannot start the producer thread");
-    else if (s->cluster && sv_cluster_start(s->cluster, err, errlen) < 0)
-        ;
     else
         rc = 0;
+    if (rc == 0)
+        sv_cluster_ready(s->cluster);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
@@ -576,6 +581,7 @@ int sv_server_takeover(sv_server *s, char *err, size_t errlen)
     int rc = -1, fds[SV_UP_MAX_FDS], nfds = 0;
     Hb__Upgrade *m = NULL;
     int fd = join_cluster(s, err, errlen) < 0 ? -1 : sv_up_connect(s, s->cfg.takeover, err, errlen);
+    sv_cluster_stay(s->cluster, true); /* the old process is the node until we run */
     if (fd < 0)
         return -1;
     sv_up_die_at("hello");
@@ -612,6 +618,8 @@ int sv_server_takeover(sv_server *s, char *err, size_t errlen)
     if (!(m = takeover_expect(fd, HB__UPGRADE__BODY_COMMIT, 30000, fds, &nfds, "Commit", err, errlen)))
         goto out;
     if ((rc = takeover_run(s, err, errlen)) == 0)
+        sv_cluster_stay(s->cluster, false);
+    if (rc == 0)
         hb_log("takeover: %llu connections, the listeners and the journal taken over from pid %d; reading again "
                "after a pause of %.1f ms",
                (unsigned long long)n, (int)s->up_peer, (double)(hb_mono_us() - frozen_at) / 1000.0);

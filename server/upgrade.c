@@ -392,7 +392,7 @@ static bool hand_over(up_run *r)
                strerror(errno));
     sv_set_ctl_all(s, SV_CTL_COMMIT, 10000);
     s->handed_over = true;
-    sv_cluster_stay(s->cluster); /* the new process is this node now */
+    sv_cluster_stay(s->cluster, true); /* the new process is this node now */
     hb_log("takeover: handed %llu connections, the listeners and the journal to pid %d; paused %.1f ms so far; "
            "exiting",
            (unsigned long long)n, (int)s->up_peer, (double)(hb_mono_us() - r->frozen_at) / 1000.0);
