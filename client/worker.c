@@ -573,11 +573,30 @@ void cl_worker_stop(cl_worker *w)
     w->th = 0;
 }
 
+/* Why shake i is still unanswered, for the log: where it went, where the
+ * session is, what our list says (a held shake waits for a login on the
+ * node it was sent to, conn.c on_login_ok). */
+static void say_unanswered(cl_worker *w, const cl_conn *c)
+{
+    static const char *const states[] = {"idle", "connecting", "logging in", "active", "standby"};
+    int owner = cl_members_owner(&w->mem, c->uid);
+    const cl_member *o = owner == CL_MEMBER_NONE ? NULL : &w->mem.m[owner];
+    hb_log("unanswered: uid %u seq %u sent to node %u (%s); session %s on node %u, last request or connect %.1f s "
+           "ago, attempt %u, flags 0x%x; our list's owner: node %u%s",
+           c->uid, c->seq, c->seq_node, (c->flags & CL_F_RETRIED) ? "a retry" : "first sent",
+           c->state < 5 ? states[c->state] : "?", c->node, (double)(cl_now(w->cl) - c->sent_us) / 1e6, c->attempt,
+           c->flags, o ? o->band : 0, o && cl_members_suspected(&w->mem, (uint8_t)owner) ? " (suspected)" : "");
+}
+
 void cl_worker_record_unanswered(cl_worker *w)
 {
+    unsigned said = 0;
     for (uint32_t i = 0; i < w->n; i++)
-        if (w->conns[i].seq)
+        if (w->conns[i].seq) {
             cl_ledger_unanswered_shake(&w->cl->ledger, w->conns[i].uid, w->conns[i].seq);
+            if (said++ < 20)
+                say_unanswered(w, &w->conns[i]);
+        }
     for (size_t i = 0; i < w->nopens; i++)
         cl_ledger_unanswered_open(&w->cl->ledger, w->opens[i].packet_id, w->conns[w->opens[i].conn].uid);
 }
