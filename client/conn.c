@@ -83,8 +83,15 @@ void cl_conn_send_shake(cl_worker *w, cl_conn *c, bool retry)
     Hb__Shake sh = HB__SHAKE__INIT;
     sh.seq = c->seq;
     sh.retry = retry;
+    /* May a node have taken it before?  Not if it was never sent, nor if
+     * the one node it went to redirected it unread (CL_NODE_ANY): resent
+     * then, it is still a first ask here, and this node's Redirect frees it
+     * again.  (Held for this node instead, such a shake waited for ever
+     * for a login on a survivor its user had left: the user logged in
+     * there as its node came back, and was redirected home at once.) */
+    bool maybe_taken = retry && c->seq_node != CL_NODE_ANY;
     c->seq_node = c->node;
-    c->flags = (uint8_t)(retry ? c->flags | CL_F_RETRIED : c->flags & ~CL_F_RETRIED);
+    c->flags = (uint8_t)(maybe_taken ? c->flags | CL_F_RETRIED : c->flags & ~CL_F_RETRIED);
     Hb__Frame f = HB__FRAME__INIT;
     f.body_case = HB__FRAME__BODY_SHAKE;
     f.shake = &sh;
@@ -490,7 +497,7 @@ void cl_conn_connect(cl_worker *w, uint32_t i)
         schedule_retry(w, i); /* one node only, for now */
         return;
     }
-    c->flags = standby ? CL_F_STANDBY : 0;
+    c->flags = (uint8_t)((standby ? CL_F_STANDBY : 0) | (c->flags & CL_F_RETRIED)); /* that is the shake's */
     const struct in_addr *src = cl->nsrc ? &cl->src[(c->uid / (uint32_t)cl->nports) % (uint32_t)cl->nsrc] : NULL;
     HB_INC(w->st.connects);
     bool ready = false;
@@ -744,7 +751,7 @@ static void promote(cl_worker *w, cl_conn *s, const Hb__LoginOk *ok, int64_t now
     p->outlen = s->outlen;
     p->inlen = 0; /* conn_read holds the bytes: it keeps the tail on p */
     p->member = s->member; /* its count in mem.m[].conns moves with it */
-    p->flags = 0;
+    p->flags &= CL_F_RETRIED; /* the shake's, not the connection's */
     p->redir_port = 0;
     p->sent_us = s->sent_us;
     p->state = CL_LOGIN;

@@ -583,7 +583,7 @@ static void say_unanswered(cl_worker *w, const cl_conn *c)
     const cl_member *o = owner == CL_MEMBER_NONE ? NULL : &w->mem.m[owner];
     hb_log("unanswered: uid %u seq %u sent to node %u (%s); session %s on node %u, last request or connect %.1f s "
            "ago, attempt %u, flags 0x%x; our list's owner: node %u%s",
-           c->uid, c->seq, c->seq_node, (c->flags & CL_F_RETRIED) ? "a retry" : "first sent",
+           c->uid, c->seq, c->seq_node, (c->flags & CL_F_RETRIED) ? "a retry, maybe taken before" : "not taken before",
            c->state < 5 ? states[c->state] : "?", c->node, (double)(cl_now(w->cl) - c->sent_us) / 1e6, c->attempt,
            c->flags, o ? o->band : 0, o && cl_members_suspected(&w->mem, (uint8_t)owner) ? " (suspected)" : "");
 }

@@ -53,7 +53,7 @@ typedef struct cl_conn {
 #define CL_F_PARKED 2  /* waiting in the back-off heap while its owner is suspected */
 #define CL_F_PROBE_SUSPECT 4 /* this reconnect tries the suspected owner itself (is it alive?) */
 #define CL_F_STANDBY 8 /* conns[n + i]: user i's standby connection (--standby), for good */
-#define CL_F_RETRIED 16 /* the outstanding shake went out as a retry: it may have been taken before */
+#define CL_F_RETRIED 16 /* the outstanding shake may have been taken before it was last sent (a retry to the node it went to) */
 
 /* --standby: a user whose new owner holds its standby waits for the
  * promotion instead of reconnecting, CL_STANDBY_WAIT_US at a time, at most

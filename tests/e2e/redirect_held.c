@@ -12,9 +12,14 @@
  * its users home mid-stage).
  *
  * Here a fake node (this test) answers the Login as node 7, reads the first
- * Shake, leaves it unanswered and redirects the user to a real hb-server
- * (outside a cluster: node 0).  The client must ask the shake there, as a
- * retry, and get its reply; held, it would get none. */
+ * Shake, leaves it unanswered and redirects the user to a second fake node
+ * 8, which reads the shake asked again (as a retry) and does the same,
+ * redirecting to a real hb-server (outside a cluster: node 0).  The client
+ * must ask the shake there too and get its reply.  Held, it gets none:
+ * after 7's Redirect (the first fix), or after 8's (a resend of a shake no
+ * node took was held for the node it was resent to: 11 shakes at the end
+ * of a 1M run, every one of a user redirected home right after it logged
+ * in on a survivor that had not yet seen its node come back). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -75,6 +80,74 @@ static Hb__Frame *next_frame(int fd, uint8_t *buf, size_t *have, size_t cap, int
     }
 }
 
+static int fake_listen(void)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int port = peer_free_port();
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(bind(ls, (struct sockaddr *)&a, sizeof a) == 0 && listen(ls, 4) == 0, "fake node: listen on %d", port);
+    return ls;
+}
+
+static int fake_port(int ls)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    CHECK(getsockname(ls, (struct sockaddr *)&a, &len) == 0, "getsockname");
+    return ntohs(a.sin_port);
+}
+
+/* Fake node `node` on listener ls: answer the client's Login, read its
+ * shake (want_seq 0: the first one; else that one again, as a retry),
+ * leave it unanswered and redirect the user to port `to`.  The shake's
+ * seq; *fd stays open (so nothing is reset). */
+static uint32_t fake_node(int ls, uint32_t node, uint32_t want_seq, int to, int *fd, uint32_t *uid)
+{
+    struct pollfd pa = {ls, POLLIN, 0};
+    CHECK(poll(&pa, 1, 10000) == 1, "the client did not connect to the fake node %u", node);
+    *fd = accept(ls, NULL, NULL);
+    CHECK(*fd >= 0, "accept: %s", strerror(errno));
+    uint8_t buf[4096];
+    size_t have = 0;
+    Hb__Frame *f = next_frame(*fd, buf, &have, sizeof buf, 5000);
+    CHECK(f && f->body_case == HB__FRAME__BODY_LOGIN, "no Login at the fake node %u", node);
+    *uid = f->login->uid;
+    hb__frame__free_unpacked(f, NULL);
+    Hb__LoginOk ok = HB__LOGIN_OK__INIT;
+    ok.uid = *uid;
+    ok.node = node;
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    ok.server_time_us = (int64_t)rt.tv_sec * 1000000 + rt.tv_nsec / 1000;
+    Hb__Frame out = HB__FRAME__INIT;
+    out.body_case = HB__FRAME__BODY_LOGIN_OK;
+    out.login_ok = &ok;
+    send_frame(*fd, &out);
+    uint32_t seq = 0;
+    while (!seq) {
+        f = next_frame(*fd, buf, &have, sizeof buf, 5000);
+        CHECK(f, "no Shake at the fake node %u within 5 s", node);
+        if (f->body_case == HB__FRAME__BODY_SHAKE) {
+            seq = f->shake->seq;
+            CHECK(!want_seq || (seq == want_seq && f->shake->retry),
+                  "fake node %u: shake %u (retry %d), want %u asked again as a retry", node, seq, f->shake->retry,
+                  want_seq);
+        }
+        hb__frame__free_unpacked(f, NULL);
+    }
+    Hb__Redirect r = HB__REDIRECT__INIT;
+    r.host = "127.0.0.1";
+    r.port = (uint32_t)to;
+    r.uid = *uid;
+    out.body_case = HB__FRAME__BODY_REDIRECT;
+    out.redirect = &r;
+    send_frame(*fd, &out);
+    shutdown(*fd, SHUT_WR);
+    return seq;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -84,15 +157,9 @@ int main(void)
     const char *flags[] = {"--sets", "1", "--users", "10", "--rate", "100", "--total", "100000", NULL};
     peer_server_start(&real, 1, flags);
 
-    int port = peer_free_port();
-    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK(bind(ls, (struct sockaddr *)&a, sizeof a) == 0 && listen(ls, 4) == 0, "fake node: listen on %d", port);
-
+    int ls7 = fake_listen(), ls8 = fake_listen();
     char p[16], stats[128], log[128];
-    snprintf(p, sizeof p, "%d", port);
+    snprintf(p, sizeof p, "%d", fake_port(ls7));
     snprintf(stats, sizeof stats, "%s/client.stats", dir);
     snprintf(log, sizeof log, "%s/client.log", dir);
     static char exe[256];
@@ -102,44 +169,9 @@ int main(void)
                           NULL};
     client_pid = spawn(argv, log);
 
-    struct pollfd pa = {ls, POLLIN, 0};
-    CHECK(poll(&pa, 1, 10000) == 1, "the client did not connect to the fake node");
-    int fd = accept(ls, NULL, NULL);
-    CHECK(fd >= 0, "accept: %s", strerror(errno));
-    uint8_t buf[4096];
-    size_t have = 0;
-    Hb__Frame *f = next_frame(fd, buf, &have, sizeof buf, 5000);
-    CHECK(f && f->body_case == HB__FRAME__BODY_LOGIN, "no Login at the fake node");
-    uint32_t uid = f->login->uid;
-    hb__frame__free_unpacked(f, NULL);
-    Hb__LoginOk ok = HB__LOGIN_OK__INIT;
-    ok.uid = uid;
-    ok.node = 7;
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    ok.server_time_us = (int64_t)rt.tv_sec * 1000000 + rt.tv_nsec / 1000;
-    Hb__Frame out = HB__FRAME__INIT;
-    out.body_case = HB__FRAME__BODY_LOGIN_OK;
-    out.login_ok = &ok;
-    send_frame(fd, &out);
-
-    /* The first shake: read, never answered; then the user is sent away. */
-    uint32_t seq = 0;
-    while (!seq) {
-        f = next_frame(fd, buf, &have, sizeof buf, 5000);
-        CHECK(f, "no Shake at the fake node within 5 s");
-        if (f->body_case == HB__FRAME__BODY_SHAKE)
-            seq = f->shake->seq;
-        hb__frame__free_unpacked(f, NULL);
-    }
-    Hb__Redirect r = HB__REDIRECT__INIT;
-    r.host = "127.0.0.1";
-    r.port = (uint32_t)real.port;
-    r.uid = uid;
-    out.body_case = HB__FRAME__BODY_REDIRECT;
-    out.redirect = &r;
-    send_frame(fd, &out);
-    shutdown(fd, SHUT_WR);
+    int fd7, fd8;
+    uint32_t uid, seq = fake_node(ls7, 7, 0, fake_port(ls8), &fd7, &uid);
+    fake_node(ls8, 8, seq, real.port, &fd8, &uid);
     int64_t t0 = now_ms();
 
     peer_server cs = {0};
@@ -150,16 +182,18 @@ int main(void)
     CHECK(access(stats, R_OK) == 0, "no client stats file %s", stats);
     uint64_t held = peer_stat_now(&cs, "retries_held"), retries = peer_stat_now(&cs, "retries");
     CHECK(replies > 0 && held == 0,
-          "shake %u, unanswered when the fake node 7 redirected user %u to node 0: %llu replies, %llu held, %llu "
-          "retried within %lld ms",
+          "shake %u, unanswered when the fake nodes 7 and 8 redirected user %u, in the end to node 0: %llu "
+          "replies, %llu held, %llu retried within %lld ms",
           seq, uid, (unsigned long long)replies, (unsigned long long)held, (unsigned long long)retries,
           (long long)(now_ms() - t0));
-    CHECK(retries >= 1 && peer_wait_stat(&real, "retries", 1, 3000) >= 1, "the shake was not asked again as a retry");
-    PASS("shake %u unanswered at a Redirect from node 7: asked again on node 0 as a retry and answered %lld ms "
-         "later (none held)",
+    CHECK(retries >= 2 && peer_wait_stat(&real, "retries", 1, 3000) >= 1, "the shake was not asked again as a retry");
+    PASS("shake %u unanswered at a Redirect from node 7, asked again on node 8 and unanswered at its Redirect: "
+         "asked on node 0 as a retry and answered %lld ms later (none held)",
          seq, (long long)(now_ms() - t0));
-    close(fd);
-    close(ls);
+    close(fd7);
+    close(fd8);
+    close(ls7);
+    close(ls8);
     cleanup();
     peer_server_stop(&real);
     char cmd[128];
