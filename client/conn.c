@@ -249,13 +249,15 @@ static bool conn_close(cl_worker *w, cl_conn *c)
 }
 
 /* Standby slot c (closed) connects again at a random moment within
- * CL_STANDBY_REFILL_US: after a node's death a quarter of the standbys went
- * with it and a quarter were promoted; they must not come back in the
- * seconds the dead node's users need the box. */
+ * CL_STANDBY_REFILL_US, once CL_STANDBY_QUIET_US have passed: after a
+ * node's death a quarter of the standbys went with it and a quarter were
+ * promoted; they must not come back in the seconds the dead node's users
+ * need the box. */
 static void standby_later(cl_worker *w, cl_conn *c)
 {
     if (!atomic_load(&w->cl->stopping))
-        heap_push(w, hb_mono_us() + (int64_t)(hb_rand64(&w->rng) % CL_STANDBY_REFILL_US), (uint32_t)(c - w->conns));
+        heap_push(w, hb_mono_us() + CL_STANDBY_QUIET_US + (int64_t)(hb_rand64(&w->rng) % CL_STANDBY_REFILL_US),
+                  (uint32_t)(c - w->conns));
 }
 
 /* Close and schedule a reconnect with exponential back-off and full jitter. */

@@ -615,13 +615,13 @@ static void standby_promoted(void)
     wait_for("all users logged in with a standby each", standbys_held, n, 20000);
     uint64_t on2 = peer_stat_now(&n[2], "active");
     usleep(1200000); /* counts from before the kill */
-    uint64_t c0 = cstat("connects"), p0 = cstat("promoted");
+    uint64_t c0 = cstat("connects"), p0 = cstat("promoted"), s0 = cstat("standby_logins");
     int64_t t0 = now_ms();
     peer_server_kill(&n[2]);
     wait_for("b2's users on the survivors", survivors_hold_all, n, 10000);
     int64_t took = now_ms() - t0;
     usleep(1200000);
-    uint64_t dc = cstat("connects") - c0, dp = cstat("promoted") - p0;
+    uint64_t dc = cstat("connects") - c0, dp = cstat("promoted") - p0, ds = cstat("standby_logins") - s0;
     uint64_t sp = peer_stat_now(&n[0], "promoted") + peer_stat_now(&n[1], "promoted");
     /* Without standbys each of b2's users connects and logs in again (test
      * 5: about one connect each); with them, b0 and b1 promote what they
@@ -632,8 +632,12 @@ static void standby_promoted(void)
           (unsigned long long)dc);
     CHECK(dc * 4 <= on2, "%llu connects after the kill for %llu users (%llu promoted): want few",
           (unsigned long long)dc, (unsigned long long)on2, (unsigned long long)dp);
+    /* The standbys promoted and those lost with b2 come back only after the
+     * recovery (15 s on): none in its seconds. */
+    CHECK(ds == 0, "%llu standbys made again within %lld ms of the kill: they must wait out the recovery",
+          (unsigned long long)ds, (long long)(now_ms() - t0));
     PASS("b2 killed with %llu users: all %d logged in on b0 and b1 %lld ms later, %llu of them promoted standbys "
-         "(%llu connects meanwhile, standby waits %llu)",
+         "(%llu connects meanwhile, standby waits %llu, no standby made again yet)",
          (unsigned long long)on2, USERS, (long long)took, (unsigned long long)dp, (unsigned long long)dc,
          (unsigned long long)cstat("standby_waits"));
     spawn_stop(&client_pid, SIGTERM, 5000);

@@ -45,6 +45,7 @@ for x in $(seq 78 99); do
   if hosts --net "10.$x" up 1 >"$WORK/hosts.log" 2>&1; then NET=10.$x; break; fi
 done
 [ -n "$NET" ] || { cat "$WORK/hosts.log"; fail "tools/hosts.sh up: no free 10.78-99.0.0/16"; }
+CHILD_EHASH=$(cat /proc/sys/net/ipv4/tcp_child_ehash_entries 2>/dev/null || echo -)
 cluster up 2 --redis-dir "$WORK/redis" >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; fail "cluster.sh up 2"; }
 log "$(cat "$WORK/up.log")"
 if cluster up 2 >/dev/null 2>&1; then fail "a second up over a running cluster succeeded"; fi
@@ -54,6 +55,10 @@ expect_eq "server host 1" "$(cluster addr 1)" "$NET.0.11"
 if cluster addr 2 >/dev/null 2>&1; then fail "addr 2 of a 2-host cluster answered"; fi
 expect_eq "namespaces" "$(ip netns list | awk '{ print $1 }' | grep -cE "^$PREFIX-s[0-9]+$")" 2
 expect_eq "somaxconn in server host 1 (sysctl/server.conf)" "$(cluster run 1 cat /proc/sys/net/core/somaxconn)" 65535
+if [ -r /proc/sys/net/ipv4/tcp_ehash_entries ]; then # Linux 6.1+: the table a namespace uses
+  expect_eq "TCP hash buckets of server host 1 (its own)" "$(cluster run 1 cat /proc/sys/net/ipv4/tcp_ehash_entries)" 1048576
+  expect_eq "tcp_child_ehash_entries put back after up" "$(cat /proc/sys/net/ipv4/tcp_child_ehash_entries)" "$CHILD_EHASH"
+fi
 
 mapfile -t R < <(cluster redis)
 URL=${R[0]} PWF=${R[1]}
