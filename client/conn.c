@@ -29,31 +29,54 @@ static void established(cl_worker *w, cl_conn *c);
 
 /* ---- sending ----------------------------------------------------------------- */
 
-static void conn_write(cl_worker *w, cl_conn *c, const uint8_t *p, size_t n)
+/* A send failed (reset, broken pipe).  The node may have said why first:
+ * a Redirect or an Error is followed by its half-close and, --linger (2 s)
+ * later, its full close, after which what we send is answered with a
+ * reset.  A client the box left behind by seconds (the 1M runs' stage 3)
+ * sent its next shake into that reset before it read the Redirect, took
+ * the node for dead and held the shake for it for ever.  So no peer_gone
+ * here: stop writing and read; the read delivers what the node sent, then
+ * the reset or EOF, and peer_gone. */
+static void write_failed(cl_worker *w, cl_conn *c)
 {
+    c->flags |= CL_F_BROKEN;
+    free(c->out);
+    c->out = NULL;
+    c->outlen = 0;
+    ev_io_stop(w->loop, &c->io);
+    ev_io_set(&c->io, c->io.fd, EV_READ);
+    ev_io_start(w->loop, &c->io);
+}
+
+/* False: the bytes did not leave and never will (the connection broke or
+ * was dropped); true: sent, or queued behind earlier output. */
+static bool conn_write(cl_worker *w, cl_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->flags & CL_F_BROKEN)
+        return false; /* nothing goes out any more: see write_failed */
     if (c->outlen) { /* behind already: queue (bounded; a server that reads nothing is dropped) */
         if (c->outlen + n > 65536) {
             cl_conn_lost(w, c);
-            return;
+            return false;
         }
         uint8_t *o = realloc(c->out, c->outlen + n);
         if (!o) {
             cl_conn_lost(w, c);
-            return;
+            return false;
         }
         memcpy(o + c->outlen, p, n);
         c->out = o;
         c->outlen += (uint32_t)n;
-        return;
+        return true;
     }
     ssize_t r = send(c->io.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r == (ssize_t)n) {
         HB_ADD(w->st.bytes_out, n);
-        return;
+        return true;
     }
     if (r < 0 && errno != EAGAIN && errno != EINTR) {
-        peer_gone(w, c);
-        return;
+        write_failed(w, c);
+        return false;
     }
     if (r < 0)
         r = 0;
@@ -61,21 +84,21 @@ static void conn_write(cl_worker *w, cl_conn *c, const uint8_t *p, size_t n)
     c->out = malloc(n - (size_t)r);
     if (!c->out) {
         cl_conn_lost(w, c);
-        return;
+        return false;
     }
     memcpy(c->out, p + r, n - (size_t)r);
     c->outlen = (uint32_t)(n - (size_t)r);
     ev_io_stop(w->loop, &c->io);
     ev_io_set(&c->io, c->io.fd, EV_READ | EV_WRITE);
     ev_io_start(w->loop, &c->io);
+    return true;
 }
 
-void cl_conn_send(cl_worker *w, cl_conn *c, const Hb__Frame *f)
+bool cl_conn_send(cl_worker *w, cl_conn *c, const Hb__Frame *f)
 {
     uint8_t buf[HB_FRAME_WIRE_MAX];
     size_t n = hb_frame_pack(f, buf, sizeof buf);
-    if (n)
-        conn_write(w, c, buf, n);
+    return n && conn_write(w, c, buf, n);
 }
 
 void cl_conn_send_shake(cl_worker *w, cl_conn *c, bool retry)
@@ -96,7 +119,8 @@ void cl_conn_send_shake(cl_worker *w, cl_conn *c, bool retry)
     f.body_case = HB__FRAME__BODY_SHAKE;
     f.shake = &sh;
     c->sent_us = cl_now(w->cl);
-    cl_conn_send(w, c, &f);
+    if (!cl_conn_send(w, c, &f) && !maybe_taken)
+        c->seq_node = CL_NODE_ANY; /* it never left: no node has it */
 }
 
 static void send_open(cl_worker *w, cl_conn *c, uint64_t packet_id)
@@ -1018,8 +1042,8 @@ static bool conn_flush(cl_worker *w, cl_conn *c)
 {
     ssize_t r = send(c->io.fd, c->out, c->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r < 0 && errno != EAGAIN && errno != EINTR) {
-        peer_gone(w, c);
-        return false;
+        write_failed(w, c); /* the read that follows ends it */
+        return true;
     }
     if (r > 0) {
         HB_ADD(w->st.bytes_out, (uint64_t)r);

@@ -23,7 +23,8 @@ void cl_members_probe(cl_worker *w, int64_t mono);
 bool cl_backoff_due(cl_worker *w, int64_t mono, uint32_t *conn);
 /* Write a frame (queued if the socket is full; a server that reads nothing
  * for 64 KiB loses the connection). */
-void cl_conn_send(cl_worker *w, cl_conn *c, const Hb__Frame *f);
+/* False: it did not leave and never will (the connection broke). */
+bool cl_conn_send(cl_worker *w, cl_conn *c, const Hb__Frame *f);
 /* Send the connection's outstanding shake (c->seq), as a retry or not. */
 void cl_conn_send_shake(cl_worker *w, cl_conn *c, bool retry);
 

@@ -48,7 +48,7 @@ static void fire(void *ctx, uint32_t ref, uint64_t abs)
 {
     cl_worker *w = ctx;
     cl_conn *c = &w->conns[ref];
-    if (c->state != CL_ACTIVE) {
+    if (c->state != CL_ACTIVE || (c->flags & CL_F_BROKEN)) {
         HB_INC(w->st.skipped_offline);
         return;
     }

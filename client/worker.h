@@ -54,6 +54,7 @@ typedef struct cl_conn {
 #define CL_F_PROBE_SUSPECT 4 /* this reconnect tries the suspected owner itself (is it alive?) */
 #define CL_F_STANDBY 8 /* conns[n + i]: user i's standby connection (--standby), for good */
 #define CL_F_RETRIED 16 /* the outstanding shake may have been taken before it was last sent (a retry to the node it went to) */
+#define CL_F_BROKEN 32 /* a send failed: read what the node sent first (conn.c write_failed), then it is gone */
 
 /* --standby: a user whose new owner holds its standby waits for the
  * promotion instead of reconnecting, CL_STANDBY_WAIT_US at a time, at most

@@ -19,7 +19,17 @@
  * after 7's Redirect (the first fix), or after 8's (a resend of a shake no
  * node took was held for the node it was resent to: 11 shakes at the end
  * of a 1M run, every one of a user redirected home right after it logged
- * in on a survivor that had not yet seen its node come back). */
+ * in on a survivor that had not yet seen its node come back).
+ *
+ * Then a client left behind: a fake node answers a shake, the client is
+ * stopped (SIGSTOP: a box so busy it reads seconds late), the node sends a
+ * Redirect and closes (a reset, as a node's full close after --linger
+ * does once the client sends more), and the client's next shake falls due
+ * before it runs again.  Resumed, it sends that shake into the reset: it
+ * must still read the Redirect and ask the shake on the real node.  Before,
+ * the failed send took the node for dead without reading what it had said,
+ * and the shake, "sent" to it, was held for it for ever (25 shakes at the
+ * end of a 1M run; the client's exit log showed them). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -99,24 +109,28 @@ static int fake_port(int ls)
     return ntohs(a.sin_port);
 }
 
-/* Fake node `node` on listener ls: answer the client's Login, read its
- * shake (want_seq 0: the first one; else that one again, as a retry),
- * leave it unanswered and redirect the user to port `to`.  The shake's
- * seq; *fd stays open (so nothing is reset). */
-static uint32_t fake_node(int ls, uint32_t node, uint32_t want_seq, int to, int *fd, uint32_t *uid)
+/* One fake node's connection: what it read ahead and the user's uid. */
+typedef struct fake {
+    int fd;
+    uint8_t buf[4096];
+    size_t have;
+    uint32_t uid;
+} fake;
+
+/* Accept the client on ls and answer its Login as node `node`. */
+static void fake_accept(fake *k, int ls, uint32_t node)
 {
     struct pollfd pa = {ls, POLLIN, 0};
     CHECK(poll(&pa, 1, 10000) == 1, "the client did not connect to the fake node %u", node);
-    *fd = accept(ls, NULL, NULL);
-    CHECK(*fd >= 0, "accept: %s", strerror(errno));
-    uint8_t buf[4096];
-    size_t have = 0;
-    Hb__Frame *f = next_frame(*fd, buf, &have, sizeof buf, 5000);
+    k->fd = accept(ls, NULL, NULL);
+    CHECK(k->fd >= 0, "accept: %s", strerror(errno));
+    k->have = 0;
+    Hb__Frame *f = next_frame(k->fd, k->buf, &k->have, sizeof k->buf, 5000);
     CHECK(f && f->body_case == HB__FRAME__BODY_LOGIN, "no Login at the fake node %u", node);
-    *uid = f->login->uid;
+    k->uid = f->login->uid;
     hb__frame__free_unpacked(f, NULL);
     Hb__LoginOk ok = HB__LOGIN_OK__INIT;
-    ok.uid = *uid;
+    ok.uid = k->uid;
     ok.node = node;
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
@@ -124,28 +138,152 @@ static uint32_t fake_node(int ls, uint32_t node, uint32_t want_seq, int to, int 
     Hb__Frame out = HB__FRAME__INIT;
     out.body_case = HB__FRAME__BODY_LOGIN_OK;
     out.login_ok = &ok;
-    send_frame(*fd, &out);
+    send_frame(k->fd, &out);
+}
+
+/* The next shake's seq (want_seq 0: any; else that one again, as a retry). */
+static uint32_t fake_shake(fake *k, uint32_t want_seq)
+{
     uint32_t seq = 0;
     while (!seq) {
-        f = next_frame(*fd, buf, &have, sizeof buf, 5000);
-        CHECK(f, "no Shake at the fake node %u within 5 s", node);
+        Hb__Frame *f = next_frame(k->fd, k->buf, &k->have, sizeof k->buf, 5000);
+        CHECK(f, "no Shake at the fake node within 5 s");
         if (f->body_case == HB__FRAME__BODY_SHAKE) {
             seq = f->shake->seq;
             CHECK(!want_seq || (seq == want_seq && f->shake->retry),
-                  "fake node %u: shake %u (retry %d), want %u asked again as a retry", node, seq, f->shake->retry,
-                  want_seq);
+                  "fake node: shake %u (retry %d), want %u asked again as a retry", seq, f->shake->retry, want_seq);
         }
         hb__frame__free_unpacked(f, NULL);
     }
+    return seq;
+}
+
+static void fake_redirect(fake *k, int to)
+{
     Hb__Redirect r = HB__REDIRECT__INIT;
     r.host = "127.0.0.1";
     r.port = (uint32_t)to;
-    r.uid = *uid;
+    r.uid = k->uid;
+    Hb__Frame out = HB__FRAME__INIT;
     out.body_case = HB__FRAME__BODY_REDIRECT;
     out.redirect = &r;
-    send_frame(*fd, &out);
-    shutdown(*fd, SHUT_WR);
+    send_frame(k->fd, &out);
+}
+
+/* Fake node `node` on listener ls: answer the client's Login, read its
+ * shake (want_seq 0: the first one; else that one again, as a retry),
+ * leave it unanswered and redirect the user to port `to`, half-closing as
+ * a node does.  The shake's seq; k->fd stays open (so nothing is reset). */
+static uint32_t fake_node(fake *k, int ls, uint32_t node, uint32_t want_seq, int to)
+{
+    fake_accept(k, ls, node);
+    uint32_t seq = fake_shake(k, want_seq);
+    fake_redirect(k, to);
+    shutdown(k->fd, SHUT_WR);
     return seq;
+}
+
+static void start_client(int port, const char *tag, char *stats, size_t slen)
+{
+    char p[16], log[160];
+    snprintf(p, sizeof p, "%d", port);
+    snprintf(stats, slen, "%s/%s.stats", dir, tag);
+    snprintf(log, sizeof log, "%s/%s.log", dir, tag);
+    static char exe[256];
+    snprintf(exe, sizeof exe, "%s/hb-client", getenv("HB_BIN"));
+    const char *argv[] = {exe, "--server", "127.0.0.1", "--port", p, "--users", "10", "--uid-from", "3", "--uid-to",
+                          "4", "--qps", "10", "--groups", "1", "--duration", "30", "--stats-file", stats,
+                          "--backoff-base", "100", NULL};
+    client_pid = spawn(argv, log);
+}
+
+/* Wait until the client's stats file shows `want` replies (it is rewritten
+ * once a second); its replies. */
+static uint64_t wait_replies(const char *stats, uint64_t want, int ms, int64_t t0)
+{
+    peer_server cs = {0};
+    snprintf(cs.stats, sizeof cs.stats, "%s", stats);
+    uint64_t replies = 0;
+    while (now_ms() - t0 < ms && (access(stats, R_OK) != 0 || (replies = peer_stat_now(&cs, "replies")) < want))
+        usleep(100000);
+    CHECK(access(stats, R_OK) == 0, "no client stats file %s", stats);
+    return replies;
+}
+
+static uint64_t cstat(const char *stats, const char *name)
+{
+    peer_server cs = {0};
+    snprintf(cs.stats, sizeof cs.stats, "%s", stats);
+    return peer_stat_now(&cs, name);
+}
+
+/* 1: redirected unanswered twice */
+static void two_redirects(peer_server *real)
+{
+    int ls7 = fake_listen(), ls8 = fake_listen();
+    char stats[160];
+    start_client(fake_port(ls7), "twice", stats, sizeof stats);
+    static fake k7, k8;
+    uint32_t seq = fake_node(&k7, ls7, 7, 0, fake_port(ls8));
+    fake_node(&k8, ls8, 8, seq, real->port);
+    uint32_t uid = k7.uid;
+    int64_t t0 = now_ms();
+    uint64_t replies = wait_replies(stats, 1, 8000, t0);
+    uint64_t held = cstat(stats, "retries_held"), retries = cstat(stats, "retries");
+    CHECK(replies > 0 && held == 0,
+          "shake %u, unanswered when the fake nodes 7 and 8 redirected user %u, in the end to node 0: %llu "
+          "replies, %llu held, %llu retried within %lld ms",
+          seq, uid, (unsigned long long)replies, (unsigned long long)held, (unsigned long long)retries,
+          (long long)(now_ms() - t0));
+    CHECK(retries >= 2 && peer_wait_stat(real, "retries", 1, 3000) >= 1, "the shake was not asked again as a retry");
+    PASS("shake %u unanswered at a Redirect from node 7, asked again on node 8 and unanswered at its Redirect: "
+         "asked on node 0 as a retry and answered %lld ms later (none held)",
+         seq, (long long)(now_ms() - t0));
+    spawn_stop(&client_pid, SIGTERM, 3000);
+    close(k7.fd);
+    close(k8.fd);
+    close(ls7);
+    close(ls8);
+}
+
+/* 2: the Redirect read only after a send met the node's reset */
+static void reset_before_read(peer_server *real)
+{
+    int ls = fake_listen();
+    char stats[160];
+    start_client(fake_port(ls), "reset", stats, sizeof stats);
+    static fake k;
+    fake_accept(&k, ls, 7);
+    uint32_t seq = fake_shake(&k, 0), uid = k.uid;
+    Hb__ShakeReply sr = HB__SHAKE_REPLY__INIT;
+    sr.seq = seq;
+    sr.result = HB__RESULT__RESULT_LOSE;
+    Hb__Frame out = HB__FRAME__INIT;
+    out.body_case = HB__FRAME__BODY_SHAKE_REPLY;
+    out.shake_reply = &sr;
+    send_frame(k.fd, &out);
+    usleep(300000); /* the client reads the reply: its next shake may go */
+    CHECK(kill(client_pid, SIGSTOP) == 0, "SIGSTOP");
+    fake_redirect(&k, real->port);
+    struct linger lg = {1, 0};
+    setsockopt(k.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(k.fd); /* a reset */
+    usleep(1500000); /* its next shake falls due while it is stopped */
+    uint64_t retries0 = peer_stat_now(real, "retries");
+    int64_t t0 = now_ms();
+    CHECK(kill(client_pid, SIGCONT) == 0, "SIGCONT");
+    uint64_t replies = wait_replies(stats, 2, 8000, t0);
+    uint64_t held = cstat(stats, "retries_held");
+    CHECK(replies >= 2 && held == 0,
+          "the client, stopped while fake node 7 redirected user %u and reset the connection: %llu replies (want "
+          "2), %llu held within %lld ms of resuming",
+          uid, (unsigned long long)replies, (unsigned long long)held, (long long)(now_ms() - t0));
+    CHECK(peer_stat_now(real, "retries") > retries0, "the shake that met the reset was not asked on node 0");
+    PASS("a shake sent into the reset before the Redirect was read: asked on node 0 and answered %lld ms after "
+         "resuming (none held)",
+         (long long)(now_ms() - t0));
+    spawn_stop(&client_pid, SIGTERM, 3000);
+    close(ls);
 }
 
 int main(void)
@@ -156,44 +294,8 @@ int main(void)
     peer_server real;
     const char *flags[] = {"--sets", "1", "--users", "10", "--rate", "100", "--total", "100000", NULL};
     peer_server_start(&real, 1, flags);
-
-    int ls7 = fake_listen(), ls8 = fake_listen();
-    char p[16], stats[128], log[128];
-    snprintf(p, sizeof p, "%d", fake_port(ls7));
-    snprintf(stats, sizeof stats, "%s/client.stats", dir);
-    snprintf(log, sizeof log, "%s/client.log", dir);
-    static char exe[256];
-    snprintf(exe, sizeof exe, "%s/hb-client", getenv("HB_BIN"));
-    const char *argv[] = {exe, "--server", "127.0.0.1", "--port", p, "--users", "10", "--uid-from", "3", "--uid-to",
-                          "4", "--qps", "10", "--groups", "1", "--duration", "30", "--stats-file", stats, "--backoff-base", "100",
-                          NULL};
-    client_pid = spawn(argv, log);
-
-    int fd7, fd8;
-    uint32_t uid, seq = fake_node(ls7, 7, 0, fake_port(ls8), &fd7, &uid);
-    fake_node(ls8, 8, seq, real.port, &fd8, &uid);
-    int64_t t0 = now_ms();
-
-    peer_server cs = {0};
-    snprintf(cs.stats, sizeof cs.stats, "%s", stats);
-    uint64_t replies = 0;
-    while (now_ms() - t0 < 8000 && (access(stats, R_OK) != 0 || (replies = peer_stat_now(&cs, "replies")) == 0))
-        usleep(100000); /* the client writes its stats file once a second */
-    CHECK(access(stats, R_OK) == 0, "no client stats file %s", stats);
-    uint64_t held = peer_stat_now(&cs, "retries_held"), retries = peer_stat_now(&cs, "retries");
-    CHECK(replies > 0 && held == 0,
-          "shake %u, unanswered when the fake nodes 7 and 8 redirected user %u, in the end to node 0: %llu "
-          "replies, %llu held, %llu retried within %lld ms",
-          seq, uid, (unsigned long long)replies, (unsigned long long)held, (unsigned long long)retries,
-          (long long)(now_ms() - t0));
-    CHECK(retries >= 2 && peer_wait_stat(&real, "retries", 1, 3000) >= 1, "the shake was not asked again as a retry");
-    PASS("shake %u unanswered at a Redirect from node 7, asked again on node 8 and unanswered at its Redirect: "
-         "asked on node 0 as a retry and answered %lld ms later (none held)",
-         seq, (long long)(now_ms() - t0));
-    close(fd7);
-    close(fd8);
-    close(ls7);
-    close(ls8);
+    two_redirects(&real);
+    reset_before_read(&real);
     cleanup();
     peer_server_stop(&real);
     char cmd[128];
