@@ -209,6 +209,7 @@ void sv_login_accept(sv_set *set, sv_conn *c, uint32_t uid, uint64_t members_tag
     c->state = SV_CONN_ACTIVE;
     HB_INC(set->st.active);
     HB_INC(set->st.logins);
+    HB_STORE(set->st.login_last_us, (uint64_t)(ev_now(set->loop) * 1e6));
     sv_pend *parked;
     uint64_t mine = SV_LOC(set->id, slot);
     uint64_t prev = sv_dir_login(&s->dir, c->uid, mine, &parked);

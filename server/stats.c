@@ -27,6 +27,8 @@ void sv_stats_sum(sv_server *s, sv_totals *t)
         t->deferred += HB_GET(st->deferred);
         t->queued += HB_GET(st->queued);
         t->pool_chunks += HB_GET(st->pool_chunks);
+        if (HB_GET(st->login_last_us) > t->login_last_us)
+            t->login_last_us = HB_GET(st->login_last_us);
     }
     if (s->xmsg) { /* opens this node paid for users of other nodes (its journal has them) */
         sv_xmsg_stats xs;
@@ -67,6 +69,7 @@ void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool fin
     hb_sb_u64(&b, "deferred", t->deferred);
     hb_sb_u64(&b, "queued", t->queued);
     hb_sb_u64(&b, "pool_chunks", t->pool_chunks);
+    hb_sb_u64(&b, "login_last_us", t->login_last_us);
     for (int e = 1; e < HB_ERR_N; e++) {
         snprintf(name, sizeof name, "err_%s", hb_error_name(e));
         hb_sb_u64(&b, name, t->err[e]);

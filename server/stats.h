@@ -59,6 +59,9 @@ typedef struct sv_set_stats {
     hb_counter deferred;      /* gauge: replies waiting for a journal commit */
     hb_counter queued;        /* gauge: packets in this SET's queue */
     hb_counter pool_chunks;   /* gauge: pool chunks held (partial input, stuck output) */
+    hb_counter login_last_us; /* wall-clock µs (loop time) of the latest login or promotion: when the
+                               * last of a dead node's users was back, to the loop turn, whatever the
+                               * stats file's once-a-second lag (the 1M kill runs' watch) */
 } sv_set_stats;
 
 /* Sum of all SETs plus server-wide figures, as the main thread sees them. */
@@ -68,6 +71,7 @@ typedef struct sv_totals {
 #undef X
     uint64_t err[HB_ERR_N];
     uint64_t conns, active, standby, deferred, queued, pool_chunks;
+    uint64_t login_last_us; /* the latest over the SETs */
 } sv_totals;
 
 struct sv_server;

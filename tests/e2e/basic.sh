@@ -58,6 +58,7 @@ expect_pins() { # PROC PREFIX COUNT FIRST: threads PREFIX0..COUNT-1 each on one 
 has_set3() { [ "$(pinned_to server hb-set-3)" != none ]; }
 wait_until 5 has_set3 || fail "no thread hb-set-3 in the server"
 expect_pins server hb-set- 4 0
+t_clients=$(date +%s%6N) # the server stamps its latest login (login_last_us, wall-clock us)
 for c in a b; do
   from=$([ $c = a ] && echo 0 || echo 10000); to=$((from + 10000))
   pin=(); [ $c = a ] && pin=(--pin-workers 1)
@@ -71,12 +72,16 @@ expect_eq "client b (no --pin-workers): worker 0 may run on every CPU" "$(pinned
   "$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/"$(hb_pid client_b)"/status)"
 wait_exit client_a 60
 wait_exit client_b 60
+t_done=$(date +%s%6N)
 stop server
 log "run finished"
 
 expect_eq "server: connections accepted" "$(stat "$WORK/server.stats" accepted)" $USERS
 expect_eq "server: logins" "$(stat "$WORK/server.stats" logins)" $USERS
 expect_eq "server: errors" "$(stat "$WORK/server.stats" errors)" 0
+last_login=$(stat "$WORK/server.stats" login_last_us)
+expect_ge "server: its last login stamped after the clients started" "$last_login" "$t_clients"
+expect_ge "server: ... and before they were done" "$t_done" "$last_login"
 # The connect path: on loopback a client's connect is complete when
 # connect() returns, so it logs in at once, and the server finds the Login
 # already there when it accepts (no poll for the new connection).

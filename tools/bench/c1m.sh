@@ -506,7 +506,20 @@ kill_node() {
       if [ "$surv" -ge "$USERS" ] && [ $relogged = 0 ]; then
         relogged=1
         fact kill_node_relogin_s "$rel"
-        say "kill-node: all $USERS users logged in on the survivors $rel s after the kill"
+        # The sample is late by its gap and the stats files' once-a-second
+        # lag; the survivors stamp each login (loop time): the latest is
+        # when the last of s1's users was back (or a later login: a bound).
+        local i lu last_us=0
+        for ((i = 0; i < SERVERS; i++)); do
+          [ $i = 1 ] && continue
+          lu=$("$B/hb-stats" --default 0 "$OUT/s$i.stats" login_last_us)
+          [ "$lu" -le "$last_us" ] || last_us=$lu
+        done
+        if [ "$last_us" -gt "$t0us" ]; then
+          printf -v lu '%d.%02d' $(((last_us - t0us) / 1000000)) $(((last_us - t0us) % 1000000 / 10000))
+          fact kill_node_last_login_s "$lu"
+        fi
+        say "kill-node: all $USERS users logged in on the survivors $rel s after the kill (the last login: ${lu:--} s)"
       fi
       if [ -n "$gone" ] && [ "$nowus" -ge "$upto" ]; then
         # the killed process's last counters, kept apart: the new one writes s1.stats from its start
