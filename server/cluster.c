@@ -16,7 +16,8 @@
 #include <hiredis/adapters/libev.h>
 
 #define KEY_ALIVE "hb:cluster:alive" /* sorted set: name -> expiry (ms, Redis clock) */
-#define KEY_INFO "hb:cluster:info"   /* hash: name -> "HOST PORT WEIGHT INDEX" */
+#define KEY_INFO "hb:cluster:info"   /* hash: name -> "HOST PORT WEIGHT INDEX[ starting]" */
+#define STARTING " starting"          /* a description's tail while the node starts: alive, not listed */
 #define KEY_LAST "hb:cluster:last"   /* string: when the script last ran (ms, Redis clock) */
 
 /* KEYS: alive, info, last.  ARGV: name, ttl ms, description ("" = leave),
@@ -54,7 +55,8 @@ static const char CLUSTER_SCRIPT[] =
     "if ARGV[4] == 'join' then\n"
     "  local exp = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))\n"
     "  local had = redis.call('HGET', KEYS[2], ARGV[1])\n"
-    "  if exp and exp > now and had and had ~= ARGV[3] then\n"
+    "  local function base(d) return (string.gsub(d, '" STARTING "$', '')) end\n"
+    "  if exp and exp > now and had and base(had) ~= base(ARGV[3]) then\n"
     "    return redis.error_reply(string.format('HBTAKEN %d %s', exp - now, had))\n"
     "  end\n"
     "end\n"
@@ -223,6 +225,8 @@ static sv_members *parse_members(sv_cluster *c, const redisReply *r)
             continue;
         if (c->o.pin && strcmp(name->str, c->o.pin) != 0)
             continue; /* test hook: the pinned member alone */
+        if (d->len >= sizeof STARTING - 1 && !strcmp(d->str + d->len - (sizeof STARTING - 1), STARTING))
+            continue; /* alive, still starting: nobody's users go there yet */
         sv_member m = {.index = -1};
         memcpy(m.name, name->str, name->len);
         unsigned port = 0;
@@ -475,7 +479,8 @@ sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
         free(c);
         return NULL;
     }
-    snprintf(c->desc, sizeof c->desc, "%.127s %d %.17g %d", adv.host, adv.port, o->weight, o->index);
+    snprintf(c->desc, sizeof c->desc, "%.127s %d %.17g %d%s", adv.host, adv.port, o->weight, o->index,
+             o->starting ? STARTING : "");
     snprintf(c->ttl, sizeof c->ttl, "%d", o->ttl_ms);
 
     struct timeval tv = {2, 0};
@@ -661,6 +666,12 @@ static void stop_cb(struct ev_loop *loop, ev_async *w, int revents)
 static void ready_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     sv_cluster *c = ev_userdata(loop);
+    size_t n = strlen(c->desc), k = sizeof STARTING - 1;
+    if (n >= k && !strcmp(c->desc + n - k, STARTING)) {
+        c->desc[n - k] = '\0'; /* listed from this refresh on */
+        if (!c->in_flight)
+            refresh(c);
+    }
     if (c->hook_start && !c->hooked)
         c->hook_start(c->hook_arg, loop);
     c->hooked = true;

@@ -92,6 +92,8 @@ typedef struct sv_cluster_opts {
     int flap_hold_ms;      /* a flapping member's users' standbys are promoted this long after it left */
     int nice;              /* the Redis thread's nice value (--urgent-nice; 0 = the process's) */
     const char *pin;       /* test hook: place every uid on this member (plays a stale list) */
+    bool starting;         /* registered as starting until sv_cluster_ready: the name is held, but no
+                            * member places a user here (a fresh start; a takeover is a serving node) */
 } sv_cluster_opts;
 
 typedef struct sv_cluster sv_cluster;
@@ -107,8 +109,11 @@ sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen);
  * whose start-up took longer on a saturated box dropped out of the list
  * 3.0 s after it came back, while its users poured in (the 1M kill runs). */
 int sv_cluster_start(sv_cluster *c, char *err, size_t errlen);
-/* The server is serving: run the hooks' `start` on the thread (the
- * cross-node messages deliver into the SETs, so not before they run). */
+/* The server is serving: it is listed from its next refresh on (at once),
+ * and the hooks' `start` runs on the thread (the cross-node messages
+ * deliver into the SETs, so not before they run).  Listed while it still
+ * replayed and set up (up to 24 s on the saturated 1M box), the others
+ * redirected its users to a port nobody listened on yet. */
 void sv_cluster_ready(sv_cluster *c);
 /* Stop the thread, deregister (best effort), free everything. */
 /* Hot upgrade: while `stay`, freeing it does not leave: the node was

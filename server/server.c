@@ -186,7 +186,7 @@ static int cluster_settings(sv_server *s, char *err, size_t errlen)
 
 /* Register in Redis and read the members, before anything is served: an
  * unreachable Redis or a wrong password stops the start here. */
-static int join_cluster(sv_server *s, char *err, size_t errlen)
+static int join_cluster(sv_server *s, bool starting, char *err, size_t errlen)
 {
     const sv_config *c = &s->cfg;
     if (!c->cluster)
@@ -208,7 +208,8 @@ static int join_cluster(sv_server *s, char *err, size_t errlen)
                          .ttl_ms = (int)c->cluster_ttl_ms,
                          .flap_hold_ms = (int)c->flap_hold_ms,
                          .nice = (int)c->urgent_nice,
-                         .pin = c->cluster_pin};
+                         .pin = c->cluster_pin,
+                         .starting = starting};
     s->cluster = sv_cluster_new(&o, err, errlen);
     if (!s->cluster || !(s->xmsg = sv_xmsg_new(s, err, errlen)))
         return -1;
@@ -465,7 +466,7 @@ int sv_server_start(sv_server *s, char *err, size_t errlen)
 {
     sv_replay_t rp = {0};
     int rc = -1;
-    if (join_cluster(s, err, errlen) < 0)
+    if (join_cluster(s, true, err, errlen) < 0)
         goto out;
     if (s->cfg.start_pause_ms)
         usleep((useconds_t)s->cfg.start_pause_ms * 1000);
@@ -580,7 +581,7 @@ int sv_server_takeover(sv_server *s, char *err, size_t errlen)
     sv_replay_t rp = {0};
     int rc = -1, fds[SV_UP_MAX_FDS], nfds = 0;
     Hb__Upgrade *m = NULL;
-    int fd = join_cluster(s, err, errlen) < 0 ? -1 : sv_up_connect(s, s->cfg.takeover, err, errlen);
+    int fd = join_cluster(s, false, err, errlen) < 0 ? -1 : sv_up_connect(s, s->cfg.takeover, err, errlen);
     sv_cluster_stay(s->cluster, true); /* the old process is the node until we run */
     if (fd < 0)
         return -1;

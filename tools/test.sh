@@ -36,6 +36,6 @@ if [ "${HB_TEST_QUICK:-0}" != 1 ]; then
   echo "== tests under ASan + UBSan"
   tools/dev/sanitize.sh
   echo "== fuzzing"
-  tools/dev/fuzz.sh "${HB_FUZZ_SECONDS:-30}"
+  tools/dev/fuzz.sh "${HB_FUZZ_SECONDS:-20}"
 fi
 echo "== all tests passed in $(( $(date +%s) - start )) s"
