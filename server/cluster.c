@@ -18,6 +18,12 @@
 #define KEY_ALIVE "hb:cluster:alive" /* sorted set: name -> expiry (ms, Redis clock) */
 #define KEY_INFO "hb:cluster:info"   /* hash: name -> "HOST PORT WEIGHT INDEX[ starting]" */
 #define STARTING " starting"          /* a description's tail while the node starts: alive, not listed */
+
+/* Whether description d (n bytes) carries the STARTING tail. */
+static bool is_starting(const char *d, size_t n)
+{
+    return n >= sizeof STARTING - 1 && !memcmp(d + n - (sizeof STARTING - 1), STARTING, sizeof STARTING - 1);
+}
 #define KEY_LAST "hb:cluster:last"   /* string: when the script last ran (ms, Redis clock) */
 
 /* KEYS: alive, info, last.  ARGV: name, ttl ms, description ("" = leave),
@@ -225,7 +231,7 @@ static sv_members *parse_members(sv_cluster *c, const redisReply *r)
             continue;
         if (c->o.pin && strcmp(name->str, c->o.pin) != 0)
             continue; /* test hook: the pinned member alone */
-        if (d->len >= sizeof STARTING - 1 && !strcmp(d->str + d->len - (sizeof STARTING - 1), STARTING))
+        if (is_starting(d->str, d->len))
             continue; /* alive, still starting: nobody's users go there yet */
         sv_member m = {.index = -1};
         memcpy(m.name, name->str, name->len);
@@ -666,9 +672,9 @@ static void stop_cb(struct ev_loop *loop, ev_async *w, int revents)
 static void ready_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     sv_cluster *c = ev_userdata(loop);
-    size_t n = strlen(c->desc), k = sizeof STARTING - 1;
-    if (n >= k && !strcmp(c->desc + n - k, STARTING)) {
-        c->desc[n - k] = '\0'; /* listed from this refresh on */
+    size_t n = strlen(c->desc);
+    if (is_starting(c->desc, n)) {
+        c->desc[n - (sizeof STARTING - 1)] = '\0'; /* listed from this refresh on */
         if (!c->in_flight)
             refresh(c);
     }
