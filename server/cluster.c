@@ -1,6 +1,7 @@
 /* cluster.c -- membership in Redis, on its own thread (see cluster.h). */
 #include "cluster.h"
 
+#include "liveness.h"
 #include "redis.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@
 #include <hiredis/adapters/libev.h>
 
 #define KEY_ALIVE "hb:cluster:alive" /* sorted set: name -> expiry (ms, Redis clock) */
-#define KEY_INFO "hb:cluster:info"   /* hash: name -> "HOST PORT WEIGHT INDEX[ starting]" */
+#define KEY_INFO "hb:cluster:info"   /* hash: name -> "HOST PORT WEIGHT INDEX LIVEPORT[ starting]" */
 #define STARTING " starting"          /* a description's tail while the node starts: alive, not listed */
 
 /* Whether description d (n bytes) carries the STARTING tail. */
@@ -27,13 +28,17 @@ static bool is_starting(const char *d, size_t n)
 #define KEY_LAST "hb:cluster:last"   /* string: when the script last ran (ms, Redis clock) */
 
 /* KEYS: alive, info, last.  ARGV: name, ttl ms, description ("" = leave),
- * mode ("join" at start-up, else "").
+ * mode ("join" at start-up, else ""), then pairs NAME LIVEPORT of members
+ * proven gone (liveness.h): each is removed if still registered with that
+ * liveness port (a restart since registered another one and stays).
  * Refresh (or remove) this node, forget expired members, return the live
  * ones as name, description, name, description, ...  Redis 7 replicates a
  * script by its effects, so TIME may come before writes.
  * On "join", a live member (expiry still ahead) of this name with another
  * description is another node: nothing is written and the reply is the
- * error "HBTAKEN <ms until its expiry> <its description>".  Checked and
+ * error "HBTAKEN <ms until its expiry> <its description>" (descriptions
+ * compared by HOST PORT WEIGHT INDEX: a new process has a new liveness
+ * port, and a starting one carries the mark).  Checked and
  * registered in one script, so two nodes starting with one name at the same
  * moment cannot both pass the check, and the first node's registration is
  * never overwritten.  The same description is a restart of this node
@@ -61,9 +66,15 @@ static const char CLUSTER_SCRIPT[] =
     "if ARGV[4] == 'join' then\n"
     "  local exp = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))\n"
     "  local had = redis.call('HGET', KEYS[2], ARGV[1])\n"
-    "  local function base(d) return (string.gsub(d, '" STARTING "$', '')) end\n"
+    "  local function base(d) return string.match(d, '^%S+ %S+ %S+ %S+') or d end\n"
     "  if exp and exp > now and had and base(had) ~= base(ARGV[3]) then\n"
     "    return redis.error_reply(string.format('HBTAKEN %d %s', exp - now, had))\n"
+    "  end\n"
+    "end\n"
+    "for i = 5, #ARGV - 1, 2 do\n"
+    "  local had = redis.call('HGET', KEYS[2], ARGV[i])\n"
+    "  if had and string.match(had, '^%S+ %S+ %S+ %S+ (%d+)') == ARGV[i + 1] then\n"
+    "    redis.call('ZREM', KEYS[1], ARGV[i]); redis.call('HDEL', KEYS[2], ARGV[i])\n"
     "  end\n"
     "end\n"
     "if ARGV[3] == '' then\n"
@@ -110,7 +121,16 @@ struct sv_cluster {
     bool down;       /* Redis is unreachable (logged once) */
     uint64_t down_attempts;
 
-    _Atomic uint64_t refreshes, reconnects, redis_errors, flaps;
+    _Atomic uint64_t refreshes, reconnects, redis_errors, flaps, gone;
+
+    /* Members proven gone (liveness.h), removed from Redis with the next
+     * refresh; the first nevict_sent of them went with the one in flight. */
+    sv_live *live;
+    struct evict {
+        char name[SV_CLUSTER_NAME_MAX];
+        char port[8];
+    } evict[SV_CLUSTER_MAX];
+    size_t nevict, nevict_sent;
     _Atomic bool up;
 
     /* Every member seen since start (flap_note): whether it is in the
@@ -235,12 +255,13 @@ static sv_members *parse_members(sv_cluster *c, const redisReply *r)
             continue; /* alive, still starting: nobody's users go there yet */
         sv_member m = {.index = -1};
         memcpy(m.name, name->str, name->len);
-        unsigned port = 0;
+        unsigned port = 0, live_port = 0;
         double weight = 0;
-        if (sscanf(d->str, "%63s %u %lf %d", m.host, &port, &weight, &m.index) < 3 || !port || port > 65535 ||
-            !(weight > 0))
+        if (sscanf(d->str, "%63s %u %lf %d %u", m.host, &port, &weight, &m.index, &live_port) < 3 || !port ||
+            port > 65535 || !(weight > 0))
             continue;
         m.port = (uint16_t)port;
+        m.live_port = live_port <= 65535 ? (uint16_t)live_port : 0;
         w[ms->n] = weight;
         ms->m[ms->n++] = m;
     }
@@ -411,22 +432,30 @@ const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid)
 /* EVAL CLUSTER_SCRIPT 3 alive info last NAME TTL DESC MODE (DESC "" = leave;
  * MODE "join" = refuse a name a live member holds with another DESC) */
 #define SCRIPT_ARGC 10
-static void script_argv(sv_cluster *c, const char *argv[SCRIPT_ARGC], size_t len[SCRIPT_ARGC], bool leave, bool join)
+#define SCRIPT_ARGV_MAX (SCRIPT_ARGC + 2 * SV_CLUSTER_MAX) /* with every eviction pending */
+static int script_argv(sv_cluster *c, const char *argv[SCRIPT_ARGV_MAX], size_t len[SCRIPT_ARGV_MAX], bool leave,
+                       bool join)
 {
     const char *a[SCRIPT_ARGC] = {"EVAL",    CLUSTER_SCRIPT, "3", KEY_ALIVE, KEY_INFO, KEY_LAST, c->o.name,
                                   c->ttl,    leave ? "" : c->desc, join ? "join" : ""};
-    for (int i = 0; i < SCRIPT_ARGC; i++) {
-        argv[i] = a[i];
-        len[i] = strlen(a[i]);
+    int n = 0;
+    for (; n < SCRIPT_ARGC; n++)
+        argv[n] = a[n];
+    for (size_t i = 0; i < c->nevict; i++) {
+        argv[n++] = c->evict[i].name;
+        argv[n++] = c->evict[i].port;
     }
+    for (int i = 0; i < n; i++)
+        len[i] = strlen(argv[i]);
+    return n;
 }
 
 static redisReply *run_script(redisContext *rc, sv_cluster *c, bool leave, bool join)
 {
-    const char *argv[SCRIPT_ARGC];
-    size_t len[SCRIPT_ARGC];
-    script_argv(c, argv, len, leave, join);
-    return redisCommandArgv(rc, SCRIPT_ARGC, argv, len);
+    const char *argv[SCRIPT_ARGV_MAX];
+    size_t len[SCRIPT_ARGV_MAX];
+    int n = script_argv(c, argv, len, leave, join);
+    return redisCommandArgv(rc, n, argv, len);
 }
 
 /* "HOST PORT WEIGHT INDEX" (a description in KEY_INFO) -> "HOST:PORT,
@@ -459,6 +488,8 @@ static bool name_taken(sv_cluster *c, const redisReply *r, char *err, size_t err
     return true;
 }
 
+static void live_gone(void *arg, const char *name, unsigned live_port);
+
 sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
 {
     sv_cluster *c = calloc(1, sizeof *c);
@@ -485,8 +516,13 @@ sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
         free(c);
         return NULL;
     }
-    snprintf(c->desc, sizeof c->desc, "%.127s %d %.17g %d%s", adv.host, adv.port, o->weight, o->index,
-             o->starting ? STARTING : "");
+    char lerr[256];
+    const char *lbind = o->live_bind && strcmp(o->live_bind, "0.0.0.0") ? o->live_bind : NULL;
+    if (o->live_port >= 0 && !(c->live = sv_live_new(lbind, o->live_port, live_gone, c, lerr, sizeof lerr)))
+        hb_log("cluster: no liveness port (%s): the other nodes will drop this one only when its registration "
+               "expires", lerr);
+    snprintf(c->desc, sizeof c->desc, "%.127s %d %.17g %d %u%s", adv.host, adv.port, o->weight, o->index,
+             sv_live_port(c->live), o->starting ? STARTING : "");
     snprintf(c->ttl, sizeof c->ttl, "%d", o->ttl_ms);
 
     struct timeval tv = {2, 0};
@@ -537,6 +573,7 @@ sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
 fail:
     if (rc)
         redisFree(rc);
+    sv_live_free(c->live);
     free(c);
     return NULL;
 }
@@ -558,11 +595,15 @@ static void went_down(sv_cluster *c, const char *why)
     }
 }
 
+static void refresh(sv_cluster *c);
+
 static void on_refresh(redisAsyncContext *ac, void *reply, void *priv)
 {
     sv_cluster *c = ac->data;
     redisReply *r = reply;
+    size_t sent = c->nevict_sent;
     c->in_flight = false;
+    c->nevict_sent = 0;
     if (!r)
         return; /* disconnected: on_disconnect says so */
     if (r->type != REDIS_REPLY_ARRAY) {
@@ -579,9 +620,39 @@ static void on_refresh(redisAsyncContext *ac, void *reply, void *priv)
         c->down = false;
     }
     atomic_store(&c->up, true);
+    c->nevict -= sent; /* done: removed, or registered anew since */
+    memmove(c->evict, c->evict + sent, c->nevict * sizeof *c->evict);
     sv_members *ms = parse_members(c, r);
-    if (ms)
+    if (ms) {
+        if (c->live)
+            sv_live_members(c->live, ms);
         publish(c, ms);
+    }
+    if (c->nevict)
+        refresh(c); /* proven gone while this one was on its way */
+}
+
+/* liveness.c proved member `name` (registered with live_port) gone: drop
+ * it from Redis, and so from every node's list, with a refresh now. */
+static void live_gone(void *arg, const char *name, unsigned live_port)
+{
+    sv_cluster *c = arg;
+    atomic_fetch_add(&c->gone, 1);
+    hb_log("cluster: %s is gone (its liveness connection closed and its port refuses connections): dropping it now, "
+           "not when its registration expires",
+           name);
+    struct evict *e = NULL;
+    for (size_t i = 0; i < c->nevict && !e; i++)
+        if (!strcmp(c->evict[i].name, name))
+            e = &c->evict[i];
+    if (!e && c->nevict == HB_ARRAY_LEN(c->evict))
+        return; /* cannot be: one per member; the TTL would still drop it */
+    if (!e)
+        e = &c->evict[c->nevict++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    snprintf(e->port, sizeof e->port, "%u", live_port);
+    if (!c->in_flight)
+        refresh(c);
 }
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
@@ -650,11 +721,13 @@ static void refresh(sv_cluster *c)
         redisAsyncDisconnect(c->ac); /* calls on_disconnect, which forgets it */
         return;
     }
-    const char *argv[SCRIPT_ARGC];
-    size_t len[SCRIPT_ARGC];
-    script_argv(c, argv, len, false, false);
-    if (redisAsyncCommandArgv(c->ac, on_refresh, NULL, SCRIPT_ARGC, argv, len) == REDIS_OK)
+    const char *argv[SCRIPT_ARGV_MAX];
+    size_t len[SCRIPT_ARGV_MAX];
+    int n = script_argv(c, argv, len, false, false);
+    if (redisAsyncCommandArgv(c->ac, on_refresh, NULL, n, argv, len) == REDIS_OK) {
         c->in_flight = true;
+        c->nevict_sent = c->nevict;
+    }
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -694,6 +767,8 @@ static void *cluster_main(void *arg)
      * their work grows with the traffic. */
     hb_thread_urgent(0, c->o.nice, "hb-cluster");
     ev_run(c->loop, 0);
+    sv_live_free(c->live); /* its watchers are on this loop */
+    c->live = NULL;
     if (c->hook_stop && c->hooked)
         c->hook_stop(c->hook_arg);
     if (c->ac) {
@@ -719,6 +794,8 @@ int sv_cluster_start(sv_cluster *c, char *err, size_t errlen)
     ev_async_start(c->loop, &c->stop);
     ev_async_init(&c->ready, ready_cb);
     ev_async_start(c->loop, &c->ready);
+    if (c->live)
+        sv_live_start(c->live, c->loop);
     if (pthread_create(&c->th, NULL, cluster_main, c) != 0) {
         snprintf(err, errlen, "cluster: cannot start its thread");
         return -1;
@@ -742,6 +819,8 @@ void sv_cluster_free(sv_cluster *c)
         pthread_join(c->th, NULL);
         c->running = false;
     }
+    sv_live_free(c->live); /* the thread never ran */
+    c->live = NULL;
     if (c->loop)
         ev_loop_destroy(c->loop);
     /* Leave at once rather than after the TTL (best effort, bounded);
@@ -781,5 +860,6 @@ void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st)
     st->reconnects = atomic_load(&c->reconnects);
     st->redis_errors = atomic_load(&c->redis_errors);
     st->flaps = atomic_load(&c->flaps);
+    st->gone = atomic_load(&c->gone);
     st->redis_up = atomic_load(&c->up);
 }

@@ -1,8 +1,9 @@
 /* cluster.h -- membership: which hb-server nodes are alive, kept in Redis.
  *
- * Each node registers itself (name, advertised address, weight, index) in
- * one Redis 7 server and refreshes that every second; a node that has not
- * refreshed for --cluster-ttl (3 s) has left.  The whole exchange is one Lua
+ * Each node registers itself (name, advertised address, weight, index,
+ * liveness port) in one Redis 7 server and refreshes that every second; a
+ * node that has not refreshed for --cluster-ttl (3 s) has left, and one
+ * whose process is proven gone has left at once (liveness.h).  The whole exchange is one Lua
  * script per second per node (CLUSTER_SCRIPT in cluster.c) that, atomically
  * and by Redis's own clock (TIME): stamps this node's expiry in a sorted set
  * (hb:cluster:alive, score = expiry ms; pushed back by any stretch in which
@@ -59,6 +60,7 @@ typedef struct sv_member {
     char name[SV_CLUSTER_NAME_MAX];
     char host[64];   /* advertised address */
     uint16_t port;
+    uint16_t live_port; /* its liveness port (liveness.h), 0 if none */
     int index;       /* --node-index (money band), -1 if unknown */
 } sv_member;
 
@@ -92,6 +94,8 @@ typedef struct sv_cluster_opts {
     int flap_hold_ms;      /* a flapping member's users' standbys are promoted this long after it left */
     int nice;              /* the Redis thread's nice value (--urgent-nice; 0 = the process's) */
     const char *pin;       /* test hook: place every uid on this member (plays a stale list) */
+    const char *live_bind; /* the liveness port's address (--listen; NULL = all) */
+    int live_port;         /* and its port: 0 = the kernel picks, -1 = none (liveness.h) */
     bool starting;         /* registered as starting until sv_cluster_ready: the name is held, but no
                             * member places a user here (a fresh start; a takeover is a serving node) */
 } sv_cluster_opts;
@@ -148,6 +152,7 @@ const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid);
 
 typedef struct sv_cluster_stats {
     uint64_t gen, members, refreshes, reconnects, redis_errors, flaps;
+    uint64_t gone; /* members dropped on proof that their process is gone (liveness.h) */
     bool redis_up;
 } sv_cluster_stats;
 void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st);

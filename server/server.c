@@ -209,6 +209,8 @@ static int join_cluster(sv_server *s, bool starting, char *err, size_t errlen)
                          .flap_hold_ms = (int)c->flap_hold_ms,
                          .nice = (int)c->urgent_nice,
                          .pin = c->cluster_pin,
+                         .live_bind = c->listen,
+                         .live_port = (int)c->live_port,
                          .starting = starting};
     s->cluster = sv_cluster_new(&o, err, errlen);
     if (!s->cluster || !(s->xmsg = sv_xmsg_new(s, err, errlen)))

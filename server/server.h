@@ -92,6 +92,7 @@ typedef struct sv_config {
     double weight;
     int64_t node_index, nodes; /* money share and id band: node_index of nodes */
     int64_t cluster_ttl_ms;
+    int64_t live_port;         /* the liveness port (liveness.h): 0 = the kernel's choice, -1 = none */
     int64_t start_pause_ms;    /* testing: a slow start-up (server.c) */
     int64_t flap_hold_ms;      /* a flapping member's standbys wait this long before promotion (cluster.h) */
     int64_t rehome_rate;       /* sessions per SET per second redirected after a membership change */

@@ -119,6 +119,7 @@ void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool fin
         hb_sb_u64(&b, "cluster_reconnects", cs.reconnects);
         hb_sb_u64(&b, "cluster_redis_errors", cs.redis_errors);
         hb_sb_u64(&b, "cluster_flaps", cs.flaps);
+        hb_sb_u64(&b, "cluster_gone", cs.gone);
         hb_sb_u64(&b, "cluster_redis_up", cs.redis_up);
     }
     if (s->xmsg) {

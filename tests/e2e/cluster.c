@@ -442,9 +442,14 @@ static void node_killed(void)
 
 /* ---- 6. a shake is retried only on the node it was sent to ------------------------- */
 
+static uint64_t killed_at; /* held_retry(): the client's stats second when h1 was killed */
+
+/* Everyone on node arg, by a client stats file written after the kill (one
+ * a second: h1's users are on h0 about 0.1 s after its death is proven, so
+ * the file before it still says everyone is active). */
 static bool all_on(void *arg)
 {
-    return peer_stat_now(arg, "active") == USERS && cstat("active") == USERS;
+    return peer_stat_now(arg, "active") == USERS && cstat("second") > killed_at + 1 && cstat("active") == USERS;
 }
 
 static peer_server *home; /* held_retry(): the node the held shakes went to */
@@ -471,6 +476,7 @@ static void held_retry(void)
      * unanswered; then it dies with them. */
     kill(n[1].pid, SIGSTOP);
     usleep(1500000);
+    killed_at = cstat("second");
     peer_server_kill(&n[1]);
     wait_for("h1's users on h0", all_on, &n[0], 15000);
     uint64_t held = cstat("retries_held");

@@ -1,0 +1,172 @@
+/* cluster_gone: a member whose process is gone leaves the list at once,
+ * and nothing else does (server/liveness.h).  A redis-server this test
+ * starts (127.0.0.1, a free port, a temp dir, a password), nodes "a" and
+ * "b" with a long TTL (--cluster-ttl 8000, so a drop by expiry cannot pass
+ * for the proof), then:
+ *   1. both list both, and b's description carries its liveness port;
+ *   2. b frozen (SIGSTOP) for 3 s, over three of its refreshes: a keeps it
+ *      (a frozen process keeps its sockets and its port);
+ *   3. b upgraded in place (a new process takes over through
+ *      --upgrade-socket; the old one exits, closing its liveness
+ *      connections): a keeps it, through the exit and 3 s after it (its
+ *      client port accepts all along), and holds the new process's
+ *      liveness port once b's next refresh names it;
+ *   4. b killed (SIGKILL): a drops it within 2.5 s, far inside the TTL,
+ *      and says why (without liveness.c: about 8 s, when the registration
+ *      expires). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <hiredis/hiredis.h>
+#include "peer.h"
+#include "spawn.h"
+#include "tredis.h"
+
+static char dir[64] = "/tmp/hb-cgone.XXXXXX";
+static tredis redis;
+static pid_t upgraded; /* b's second process (not started through peer.c) */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void cleanup(void)
+{
+    spawn_stop(&upgraded, SIGKILL, 1000);
+    tredis_stop(&redis, SIGTERM, 3000);
+}
+
+/* b's description in Redis. */
+static void desc_of_b(redisContext *rc, char *d, size_t n)
+{
+    redisReply *r = redisCommand(rc, "HGET hb:cluster:info b");
+    CHECK(r, "HGET: %s", rc->errstr);
+    snprintf(d, n, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+}
+
+/* Watch a's member count for ms: the fewest it listed. */
+static uint64_t fewest_members(peer_server *a, int ms)
+{
+    uint64_t least = 99;
+    for (int64_t end = now_ms() + ms; now_ms() < end; usleep(50000)) {
+        uint64_t m = peer_stat_now(a, "cluster_members");
+        least = m < least ? m : least;
+    }
+    return least;
+}
+
+/* Whether file `path` contains `s`. */
+static bool file_says(const char *path, const char *s)
+{
+    char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, s) != NULL;
+}
+
+int main(void)
+{
+    atexit(cleanup);
+    CHECK(mkdtemp(dir), "mkdtemp");
+    tredis_start(&redis, dir, "hb-test-pw", false);
+    redisContext *rc = tredis_connect(&redis);
+    char sock[128];
+    snprintf(sock, sizeof sock, "%s/b-upgrade.sock", dir);
+#define NODE(name, idx, ...)                                                                                        \
+    {"--listen", "127.0.0.1", "--users", "40", "--sets", "2", "--cluster", redis.url, "--node", name,              \
+     "--node-index", idx, "--nodes", "2", "--cluster-ttl", "8000", "--redis-password-file", redis.pwfile,          \
+     "--stats-every", "100", __VA_ARGS__}
+    const char *af[] = NODE("a", "0", NULL);
+    const char *bf[] = NODE("b", "1", "--upgrade-socket", sock, NULL);
+    peer_server a, b;
+    peer_server_start(&a, 1, af);
+    peer_server_start(&b, 1, bf);
+
+    /* 1 */
+    CHECK(peer_wait_stat(&a, "cluster_members", 2, 5000) == 2 && peer_wait_stat(&b, "cluster_members", 2, 5000) == 2,
+          "a and b do not list each other");
+    char d[256], host[64];
+    unsigned port = 0, live = 0;
+    double w;
+    int idx;
+    desc_of_b(rc, d, sizeof d);
+    CHECK(sscanf(d, "%63s %u %lf %d %u", host, &port, &w, &idx, &live) == 5 && port == (unsigned)b.port && live &&
+              live != port,
+          "b registered as '%s': want HOST %d WEIGHT INDEX LIVEPORT", d, b.port);
+    usleep(1500000); /* a's next refresh dials b's liveness port */
+    PASS("a and b list each other; b registered as '%s' (liveness port %u)", d, live);
+
+    /* 2 */
+    CHECK(kill(b.pid, SIGSTOP) == 0, "SIGSTOP");
+    uint64_t least = fewest_members(&a, 3000);
+    CHECK(kill(b.pid, SIGCONT) == 0, "SIGCONT");
+    CHECK(least == 2 && peer_stat_now(&a, "cluster_gone") == 0,
+          "while b was frozen for 3 s a listed %llu members at the fewest (want 2) and proved %llu gone",
+          (unsigned long long)least, (unsigned long long)peer_stat_now(&a, "cluster_gone"));
+    PASS("b frozen for 3 s: a kept it");
+
+    /* 3 */
+    char exe[256], ports[16];
+    snprintf(exe, sizeof exe, "%s/hb-server", getenv("HB_BIN"));
+    snprintf(ports, sizeof ports, "%d-%d", b.port, b.port);
+    const char *nf[64] = {exe, "--port", ports, "--journal", b.journal, "--stats-file", b.stats};
+    int n = 7;
+    for (int i = 0; bf[i]; i++)
+        nf[n++] = bf[i];
+    nf[n++] = "--takeover";
+    nf[n++] = sock;
+    nf[n] = NULL;
+    char log[256];
+    snprintf(log, sizeof log, "%s/b2.log", dir);
+    upgraded = spawn(nf, log);
+    int st;
+    int64_t end = now_ms() + 20000;
+    while (waitpid(b.pid, &st, WNOHANG) == 0 && now_ms() < end)
+        usleep(20000);
+    CHECK(now_ms() < end, "the old b did not exit after the takeover (see %s and %s)", b.log, log);
+    b.pid = 0; /* reaped */
+    least = fewest_members(&a, 3000);
+    char d2[256];
+    desc_of_b(rc, d2, sizeof d2);
+    unsigned port2 = 0, live2 = 0;
+    sscanf(d2, "%63s %u %lf %d %u", host, &port2, &w, &idx, &live2);
+    CHECK(least == 2 && peer_stat_now(&a, "cluster_gone") == 0,
+          "through b's upgrade a listed %llu members at the fewest (want 2) and proved %llu gone", (unsigned long long)least,
+          (unsigned long long)peer_stat_now(&a, "cluster_gone"));
+    CHECK(port2 == port && live2 && live2 != live, "after the upgrade b is registered as '%s' (before: '%s')", d2, d);
+    PASS("b upgraded (its old process exited): a kept it; b now registered as '%s'", d2);
+
+    /* 4 */
+    int64_t t0 = now_ms();
+    CHECK(kill(upgraded, SIGKILL) == 0, "SIGKILL");
+    uint64_t m = 2;
+    while ((m = peer_stat_now(&a, "cluster_members")) != 1 && now_ms() - t0 < 12000)
+        usleep(20000);
+    int64_t took = now_ms() - t0;
+    CHECK(m == 1, "a still lists %llu members 12 s after b was killed", (unsigned long long)m);
+    CHECK(took <= 2500, "a dropped the killed b after %lld ms: want within 2500 (its TTL is 8000)", (long long)took);
+    CHECK(peer_stat_now(&a, "cluster_gone") == 1 && file_says(a.log, "cluster: b is gone"),
+          "a dropped b without proving it gone (cluster_gone %llu; see %s)",
+          (unsigned long long)peer_stat_now(&a, "cluster_gone"), a.log);
+    PASS("b killed: a dropped it after %lld ms (TTL 8000 ms)", (long long)took);
+
+    spawn_stop(&upgraded, SIGKILL, 1000);
+    peer_server_stop(&a);
+    redisFree(rc);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s %s", dir, a.dir, b.dir);
+    (void)!system(cmd);
+    return 0;
+}
