@@ -624,7 +624,7 @@ static void on_refresh(redisAsyncContext *ac, void *reply, void *priv)
     memmove(c->evict, c->evict + sent, c->nevict * sizeof *c->evict);
     sv_members *ms = parse_members(c, r);
     if (ms) {
-        if (c->live)
+        if (sv_live_started(c->live))
             sv_live_members(c->live, ms);
         publish(c, ms);
     }
@@ -751,6 +751,8 @@ static void ready_cb(struct ev_loop *loop, ev_async *w, int revents)
         if (!c->in_flight)
             refresh(c);
     }
+    if (c->live && !sv_live_started(c->live))
+        sv_live_start(c->live, loop); /* the SETs have their own tables by now (liveness.h) */
     if (c->hook_start && !c->hooked)
         c->hook_start(c->hook_arg, loop);
     c->hooked = true;
@@ -794,8 +796,6 @@ int sv_cluster_start(sv_cluster *c, char *err, size_t errlen)
     ev_async_start(c->loop, &c->stop);
     ev_async_init(&c->ready, ready_cb);
     ev_async_start(c->loop, &c->ready);
-    if (c->live)
-        sv_live_start(c->live, c->loop);
     if (pthread_create(&c->th, NULL, cluster_main, c) != 0) {
         snprintf(err, errlen, "cluster: cannot start its thread");
         return -1;
@@ -843,6 +843,11 @@ void sv_cluster_free(sv_cluster *c)
     reclaim(c, true);
     free(atomic_load(&c->cur));
     free(c);
+}
+
+int sv_cluster_live_fd(const sv_cluster *c)
+{
+    return c ? sv_live_fd(c->live) : -1;
 }
 
 void sv_cluster_stay(sv_cluster *c, bool stay)

@@ -124,6 +124,9 @@ void sv_cluster_ready(sv_cluster *c);
  * handed over (the old process), or the takeover is not done yet (the new
  * one: failing, it must not deregister the old process that serves on). */
 void sv_cluster_stay(sv_cluster *c, bool stay);
+/* The liveness port's listening socket (liveness.h), -1 if none: a SET
+ * closes its copy once it has its own descriptor table. */
+int sv_cluster_live_fd(const sv_cluster *c);
 void sv_cluster_free(sv_cluster *c);
 
 /* Another module that talks to Redis on this thread (xmsg.c): `start` runs

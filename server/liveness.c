@@ -126,6 +126,9 @@ static void probe(live_peer *p);
 /* The liveness connection closed (or the dial was refused): probe. */
 static void suspect(live_peer *p)
 {
+    if (p->state == PEER_UP)
+        hb_log("cluster: the liveness connection to %s closed: trying its port %s:%u", p->name,
+               inet_ntoa(p->port_at.sin_addr), ntohs(p->port_at.sin_port));
     peer_close_fds(p);
     p->state = PEER_PROBING;
     p->suspect_since = ev_now(p->l->loop);
@@ -204,6 +207,8 @@ static void probe_done(live_peer *p, int e)
         return;
     }
     if (ev_now(loop) - p->suspect_since >= SV_LIVE_PROBE_FOR) {
+        hb_log("cluster: %s's port still answers after %.0f s of tries: not proven gone (an upgrade, or it is still "
+               "closing); holding its liveness port again", p->name, SV_LIVE_PROBE_FOR);
         dial(p); /* its port accepts (an upgrade, a broken connection): hold it again */
         return;
     }
@@ -373,6 +378,16 @@ void sv_live_start(sv_live *l, struct ev_loop *loop)
     ev_io_init(&l->accept_io, accept_cb, l->lfd, EV_READ);
     l->accept_io.data = l;
     ev_io_start(loop, &l->accept_io);
+}
+
+int sv_live_fd(const sv_live *l)
+{
+    return l ? l->lfd : -1;
+}
+
+bool sv_live_started(const sv_live *l)
+{
+    return l && l->loop;
 }
 
 uint64_t sv_live_gone(const sv_live *l)

@@ -158,9 +158,15 @@ static void *set_main(void *arg)
         /* From here on this thread has its own descriptor table (its own
          * RLIMIT_NOFILE worth of sockets).  Descriptors inherited from the
          * shared table (eventfds, epoll fds, the journal) stay valid. */
-        if (unshare(CLONE_FILES) == 0)
+        if (unshare(CLONE_FILES) == 0) {
             set->unshared = true;
-        else if (set->id == 0)
+            /* Not ours, and kept open here it would outlive this process's
+             * death by as long as this table takes to close: other nodes
+             * would find the port still answering (liveness.h). */
+            int lfd = sv_cluster_live_fd(set->srv->cluster);
+            if (lfd >= 0)
+                close(lfd);
+        } else if (set->id == 0)
             hb_log("warning: unshare(CLONE_FILES) failed (%s): all SETs share one descriptor table", strerror(errno));
     }
     set->t0_mono = hb_mono_us();

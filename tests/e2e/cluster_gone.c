@@ -3,7 +3,10 @@
  * starts (127.0.0.1, a free port, a temp dir, a password), nodes "a" and
  * "b" with a long TTL (--cluster-ttl 8000, so a drop by expiry cannot pass
  * for the proof), then:
- *   1. both list both, and b's description carries its liveness port;
+ *   1. both list both, and b's description carries its liveness port,
+ *      whose sockets are in none of b's SET threads' private descriptor
+ *      tables (a copy there would keep the port open after b's death for
+ *      as long as that table takes to close: 31 s at 1M);
  *   2. b frozen (SIGSTOP) for 3 s, over three of its refreshes: a keeps it
  *      (a frozen process keeps its sockets and its port);
  *   3. b upgraded in place (a new process takes over through
@@ -14,6 +17,7 @@
  *   4. b killed (SIGKILL): a drops it within 2.5 s, far inside the TTL,
  *      and says why (without liveness.c: about 8 s, when the registration
  *      expires). */
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +67,61 @@ static uint64_t fewest_members(peer_server *a, int ms)
     return least;
 }
 
+/* Descriptors for sockets on local port `port` (its listener, what it
+ * accepted) in the tables of pid's SET threads (named hb-set-N); the first
+ * such thread's name in who. */
+static int port_in_sets(pid_t pid, unsigned port, char *who, size_t wlen)
+{
+    unsigned long inode[64];
+    int ni = 0, found = 0;
+    char line[512], path[256], link[128];
+    FILE *f = fopen("/proc/net/tcp", "r");
+    CHECK(f, "/proc/net/tcp");
+    while (fgets(line, sizeof line, f) && ni < 64) {
+        unsigned lp;
+        unsigned long ino;
+        if (sscanf(line, " %*d: %*8[0-9A-Fa-f]:%x %*s %*s %*s %*s %*s %*s %*s %lu", &lp, &ino) == 2 && lp == port && ino)
+            inode[ni++] = ino;
+    }
+    fclose(f);
+    CHECK(ni > 0, "no socket on port %u in /proc/net/tcp", port);
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir(path);
+    CHECK(tasks, "%s", path);
+    for (struct dirent *t; (t = readdir(tasks));) {
+        char comm[64] = "";
+        snprintf(path, sizeof path, "/proc/%d/task/%.20s/comm", (int)pid, t->d_name);
+        FILE *c = fopen(path, "r");
+        if (!c)
+            continue;
+        if (!fgets(comm, sizeof comm, c))
+            comm[0] = 0;
+        fclose(c);
+        if (strncmp(comm, "hb-set-", 7))
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%.20s/fd", (int)pid, t->d_name);
+        DIR *fds = opendir(path);
+        for (struct dirent *d; fds && (d = readdir(fds));) {
+            char fp[320];
+            snprintf(fp, sizeof fp, "%.200s/%.20s", path, d->d_name);
+            ssize_t n = readlink(fp, link, sizeof link - 1);
+            unsigned long ino;
+            if (n <= 0)
+                continue;
+            link[n] = 0;
+            if (sscanf(link, "socket:[%lu]", &ino) != 1)
+                continue;
+            for (int i = 0; i < ni; i++)
+                if (ino == inode[i] && !found++)
+                    snprintf(who, wlen, "%.*s", (int)strcspn(comm, "\n"), comm);
+        }
+        if (fds)
+            closedir(fds);
+    }
+    closedir(tasks);
+    return found;
+}
+
 /* Whether file `path` contains `s`. */
 static bool file_says(const char *path, const char *s)
 {
@@ -106,7 +165,12 @@ int main(void)
               live != port,
           "b registered as '%s': want HOST %d WEIGHT INDEX LIVEPORT", d, b.port);
     usleep(1500000); /* a's next refresh dials b's liveness port */
-    PASS("a and b list each other; b registered as '%s' (liveness port %u)", d, live);
+    char who[64] = "";
+    int in_sets = port_in_sets(b.pid, live, who, sizeof who);
+    CHECK(!in_sets,
+          "%d descriptors of b's liveness port are in its SETs' tables (%s...): they would keep it open after b's "
+          "death until that table is closed", in_sets, who);
+    PASS("a and b list each other; b registered as '%s' (liveness port %u, in no SET's descriptor table)", d, live);
 
     /* 2 */
     CHECK(kill(b.pid, SIGSTOP) == 0, "SIGSTOP");

@@ -277,6 +277,18 @@ def section(d, F, rows, stages, R):
                          restart, fnum(final["s1"].get("replayed_wins")), fnum(int(bh)) if bh else "-",
                          fnum(back_rate), fnum(sum(final[nm].get("rehomed", 0) for nm in names))))
             R["kill_node_back_max_per_s"] = round(back_rate)
+            # The watch ends with stage 2; the restarted node's own final
+            # counters say how many came home over the whole run and, by its
+            # stamp of its latest login, by when (a later login for another
+            # reason would only make that a bound).
+            logins, last_us = final["s1"].get("logins"), final["s1"].get("login_last_us")
+            if logins and last_us and "kill_node_restart_at" in F:
+                took = last_us / 1e6 - float(F["kill_node_restart_at"])
+                R["kill_node_back_logins"] = logins
+                R["kill_node_back_last_s"] = round(took, 1)
+                L.append("- over the whole run the restarted s1 logged in **%s users** (of the %s it held), the last "
+                         "%.1f s after its restart (its own stamp): **%s a second** on average, no storm"
+                         % (fnum(logins), fnum(held), took, fnum(logins / took) if took > 0 else "-"))
         L += relogin_budget(d, F, rows, held, R)
         L.append("- the curve: plots/relogin.png (relogin.tsv); money: see the ledger below (every notice "
                  "delivered once, nothing paid twice) and xmsg_duplicates above")
