@@ -769,8 +769,6 @@ static void *cluster_main(void *arg)
      * their work grows with the traffic. */
     hb_thread_urgent(0, c->o.nice, "hb-cluster");
     ev_run(c->loop, 0);
-    sv_live_free(c->live); /* its watchers are on this loop */
-    c->live = NULL;
     if (c->hook_stop && c->hooked)
         c->hook_stop(c->hook_arg);
     if (c->ac) {
@@ -819,7 +817,7 @@ void sv_cluster_free(sv_cluster *c)
         pthread_join(c->th, NULL);
         c->running = false;
     }
-    sv_live_free(c->live); /* the thread never ran */
+    sv_live_free(c->live); /* here, not on the thread: the stats read it until now */
     c->live = NULL;
     if (c->loop)
         ev_loop_destroy(c->loop);
@@ -866,5 +864,11 @@ void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st)
     st->redis_errors = atomic_load(&c->redis_errors);
     st->flaps = atomic_load(&c->flaps);
     st->gone = atomic_load(&c->gone);
+    sv_live_stats ls;
+    sv_live_get_stats(c->live, &ls);
+    st->live_closed = ls.closed;
+    st->live_probes = ls.probes;
+    st->live_closed_us = ls.closed_us;
+    st->gone_us = ls.gone_us;
     st->redis_up = atomic_load(&c->up);
 }

@@ -156,6 +156,8 @@ const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid);
 typedef struct sv_cluster_stats {
     uint64_t gen, members, refreshes, reconnects, redis_errors, flaps;
     uint64_t gone; /* members dropped on proof that their process is gone (liveness.h) */
+    uint64_t live_closed, live_probes; /* liveness connections that closed; probes of a suspect's port */
+    int64_t live_closed_us, gone_us;   /* wall clock of the latest close, of the latest proof */
     bool redis_up;
 } sv_cluster_stats;
 void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st);

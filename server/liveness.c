@@ -9,6 +9,7 @@
 #include "cluster.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +57,9 @@ struct sv_live {
     live_peer peers[SV_CLUSTER_MAX];
     void (*gone)(void *, const char *, unsigned);
     void *arg;
-    uint64_t ngone;
+    /* read by the stats thread (sv_live_get_stats) */
+    _Atomic uint64_t ngone, nclosed, nprobes;
+    _Atomic int64_t closed_us, gone_us; /* wall clock of the latest */
 };
 
 /* ---- the port others hold --------------------------------------------------------------- */
@@ -126,6 +129,10 @@ static void probe(live_peer *p);
 /* The liveness connection closed (or the dial was refused): probe. */
 static void suspect(live_peer *p)
 {
+    if (p->state == PEER_UP) {
+        atomic_fetch_add(&p->l->nclosed, 1);
+        atomic_store(&p->l->closed_us, hb_now_us());
+    }
     if (p->state == PEER_UP)
         hb_log("cluster: the liveness connection to %s closed: trying its port %s:%u", p->name,
                inet_ntoa(p->port_at.sin_addr), ntohs(p->port_at.sin_port));
@@ -139,7 +146,8 @@ static void proven_gone(live_peer *p)
 {
     peer_close_fds(p);
     p->state = PEER_GONE;
-    p->l->ngone++;
+    atomic_fetch_add(&p->l->ngone, 1);
+    atomic_store(&p->l->gone_us, hb_now_us());
     p->l->gone(p->l->arg, p->name, ntohs(p->live_at.sin_port));
 }
 
@@ -230,6 +238,7 @@ static void pio_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void probe(live_peer *p)
 {
     struct ev_loop *loop = p->l->loop;
+    atomic_fetch_add(&p->l->nprobes, 1);
     bool ready = false;
     p->pfd = hb_connect_nb(&p->port_at, NULL, false, &ready);
     if (p->pfd < 0) {
@@ -390,9 +399,16 @@ bool sv_live_started(const sv_live *l)
     return l && l->loop;
 }
 
-uint64_t sv_live_gone(const sv_live *l)
+void sv_live_get_stats(sv_live *l, sv_live_stats *st)
 {
-    return l ? l->ngone : 0;
+    *st = (sv_live_stats){0};
+    if (!l)
+        return;
+    st->gone = atomic_load(&l->ngone);
+    st->closed = atomic_load(&l->nclosed);
+    st->probes = atomic_load(&l->nprobes);
+    st->closed_us = atomic_load(&l->closed_us);
+    st->gone_us = atomic_load(&l->gone_us);
 }
 
 void sv_live_free(sv_live *l)

@@ -83,8 +83,13 @@ bool sv_live_started(const sv_live *l);
  * dial the new ones, forget those that left, dial again where a member's
  * liveness port changed (a restart or an upgrade). */
 void sv_live_members(sv_live *l, const struct sv_members *ms);
-/* Members proven gone since start. */
-uint64_t sv_live_gone(const sv_live *l);
+/* Since start (any thread): members proven gone, liveness connections
+ * that closed, probes sent; wall-clock us of the latest close and proof. */
+typedef struct sv_live_stats {
+    uint64_t gone, closed, probes;
+    int64_t closed_us, gone_us;
+} sv_live_stats;
+void sv_live_get_stats(sv_live *l, sv_live_stats *st);
 /* Close everything (on the loop's thread, or after it stopped). */
 void sv_live_free(sv_live *l);
 

@@ -479,6 +479,16 @@ kill_node() {
   t0=$EPOCHREALTIME t0us=${EPOCHREALTIME/./}
   dead=${NODE_PID[1]} # NODE_PID[1] becomes the restarted node's
   kill -KILL "$dead"
+  # How the killed process's threads die (the liveness port closes only
+  # when its shared descriptor table does, server/liveness.h): the threads
+  # left, their state and where they wait, a few times in the first 3 s.
+  (for d in 0.2 0.3 0.5 1 1; do
+    sleep "$d"
+    echo "# +$(((${EPOCHREALTIME/./} - t0us) / 1000)) ms"
+    for t in /proc/"$dead"/task/*; do
+      printf '%s %s %s\n' "$(cat "$t/comm" 2>/dev/null)" "$(cut -d' ' -f3 "$t/stat" 2>/dev/null)" "$(cat "$t/wchan" 2>/dev/null)"
+    done | sort | uniq -c
+  done >"$OUT/killed-threads.txt" 2>&1) &
   # Not waited for here: the kernel takes many seconds to close a killed
   # process's 250,000 sockets (its users see their connections end over that
   # time), and the curve starts at the kill.  Reaped below; when it was gone

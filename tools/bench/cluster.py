@@ -263,6 +263,27 @@ def section(d, F, rows, stages, R):
             L.append("- standbys (--standby, %s held before stage 2): the survivors promoted **%s** of them to s1's "
                      "users' sessions (%.1f%% of the %s): logged in again without a connect or a Login"
                      % (fnum(int(F.get("standby_held", 0))), fnum(pr), 100.0 * pr / held if held else 0, fnum(held)))
+        # liveness (server/liveness.h): when the survivors saw s1's liveness
+        # connection close and proved it gone, by their stamps after the watch
+        if S.has("postkill"):
+            k = float(F["kill_node_at"])
+            closed, gone = [], []
+            for i in range(n):
+                if i == 1:
+                    continue
+                st = S.stats[("postkill", i)]
+                cu, gu = st.get("cluster_live_closed_us", 0), st.get("cluster_gone_us", 0)
+                if cu and cu / 1e6 >= k:
+                    closed.append(cu / 1e6 - k)
+                if gu and gu / 1e6 >= k:
+                    gone.append(gu / 1e6 - k)
+            R["kill_node_live_closed_s"] = [round(x, 2) for x in sorted(closed)]
+            R["kill_node_live_gone_s"] = [round(x, 2) for x in sorted(gone)]
+            L.append("- liveness: %d of the %d survivors saw s1's liveness connection close (%s s after the kill) and "
+                     "%d proved it gone (%s s): %s" % (
+                         len(closed), n - 1, ", ".join("%.2f" % x for x in sorted(closed)) or "-", len(gone),
+                         ", ".join("%.2f" % x for x in sorted(gone)) or "-",
+                         "dropped at once" if gone else "dropped when its registration expired (--cluster-ttl)"))
         if F.get("kill_node_exit_s"):
             R["kill_node_exit_s"] = F["kill_node_exit_s"]
             L.append("- the killed process was gone %s s after the SIGKILL: the kernel closes its sockets as it "
