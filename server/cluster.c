@@ -125,7 +125,10 @@ struct sv_cluster {
 
     /* Members proven gone (liveness.h), removed from Redis with the next
      * refresh; the first nevict_sent of them went with the one in flight. */
-    sv_live *live;
+    _Atomic(sv_live *) live; /* set on this thread at ready when taken over (the stats read it) */
+    _Atomic int adopt_fd;     /* a taken-over liveness listener, until ready adopts it; -1 */
+    char adv_host[128];       /* the description's parts (desc_set) */
+    int adv_port;
     struct evict {
         char name[SV_CLUSTER_NAME_MAX];
         char port[8];
@@ -490,6 +493,13 @@ static bool name_taken(sv_cluster *c, const redisReply *r, char *err, size_t err
 
 static void live_gone(void *arg, const char *name, unsigned live_port);
 
+/* This node's description: "HOST PORT WEIGHT INDEX LIVEPORT[ starting]". */
+static void desc_set(sv_cluster *c, unsigned live_port, bool starting)
+{
+    snprintf(c->desc, sizeof c->desc, "%.127s %d %.17g %d %u%s", c->adv_host, c->adv_port, c->o.weight, c->o.index,
+             live_port, starting ? STARTING : "");
+}
+
 sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
 {
     sv_cluster *c = calloc(1, sizeof *c);
@@ -498,6 +508,7 @@ sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
         return NULL;
     }
     c->o = *o;
+    c->adopt_fd = -1;
     if (o->password) {
         snprintf(c->password, sizeof c->password, "%s", o->password);
         c->o.password = c->password;
@@ -521,8 +532,9 @@ sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
     if (o->live_port >= 0 && !(c->live = sv_live_new(lbind, o->live_port, live_gone, c, lerr, sizeof lerr)))
         hb_log("cluster: no liveness port (%s): the other nodes will drop this one only when its registration "
                "expires", lerr);
-    snprintf(c->desc, sizeof c->desc, "%.127s %d %.17g %d %u%s", adv.host, adv.port, o->weight, o->index,
-             sv_live_port(c->live), o->starting ? STARTING : "");
+    snprintf(c->adv_host, sizeof c->adv_host, "%.127s", adv.host);
+    c->adv_port = adv.port;
+    desc_set(c, sv_live_port(c->live), o->starting);
     snprintf(c->ttl, sizeof c->ttl, "%d", o->ttl_ms);
 
     struct timeval tv = {2, 0};
@@ -745,12 +757,21 @@ static void stop_cb(struct ev_loop *loop, ev_async *w, int revents)
 static void ready_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     sv_cluster *c = ev_userdata(loop);
-    size_t n = strlen(c->desc);
-    if (is_starting(c->desc, n)) {
-        c->desc[n - (sizeof STARTING - 1)] = '\0'; /* listed from this refresh on */
-        if (!c->in_flight)
-            refresh(c);
+    int afd = atomic_exchange(&c->adopt_fd, -1);
+    if (afd >= 0 && !c->live) { /* a takeover: the old process's liveness port becomes ours */
+        char lerr[256];
+        sv_live *l = sv_live_adopt(afd, live_gone, c, lerr, sizeof lerr);
+        if (!l)
+            hb_log("cluster: the liveness port taken over is unusable (%s): the other nodes will drop this one "
+                   "only when its registration expires", lerr);
+        c->live = l;
+        desc_set(c, sv_live_port(l), false);
     }
+    size_t n = strlen(c->desc);
+    if (is_starting(c->desc, n))
+        c->desc[n - (sizeof STARTING - 1)] = '\0'; /* listed from this refresh on */
+    if (!c->in_flight)
+        refresh(c); /* at once: listed, or with the liveness port taken over */
     if (c->live && !sv_live_started(c->live))
         sv_live_start(c->live, loop); /* the SETs have their own tables by now (liveness.h) */
     if (c->hook_start && !c->hooked)
@@ -819,6 +840,8 @@ void sv_cluster_free(sv_cluster *c)
     }
     sv_live_free(c->live); /* here, not on the thread: the stats read it until now */
     c->live = NULL;
+    if (c->adopt_fd >= 0) /* a takeover that never served */
+        close(c->adopt_fd);
     if (c->loop)
         ev_loop_destroy(c->loop);
     /* Leave at once rather than after the TTL (best effort, bounded);
@@ -845,7 +868,21 @@ void sv_cluster_free(sv_cluster *c)
 
 int sv_cluster_live_fd(const sv_cluster *c)
 {
-    return c ? sv_live_fd(c->live) : -1;
+    if (!c)
+        return -1;
+    int afd = atomic_load(&c->adopt_fd);
+    return afd >= 0 ? afd : sv_live_fd(c->live);
+}
+
+void sv_cluster_live_adopt(sv_cluster *c, int fd)
+{
+    if (!c || c->live) {
+        close(fd); /* not a cluster node, or it made its own (not a takeover) */
+        return;
+    }
+    int old = atomic_exchange(&c->adopt_fd, fd);
+    if (old >= 0)
+        close(old);
 }
 
 void sv_cluster_stay(sv_cluster *c, bool stay)
@@ -867,7 +904,7 @@ void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st)
     sv_live_stats ls;
     sv_live_get_stats(c->live, &ls);
     st->live_closed = ls.closed;
-    st->live_probes = ls.probes;
+    st->live_dials = ls.dials;
     st->live_closed_us = ls.closed_us;
     st->gone_us = ls.gone_us;
     st->redis_up = atomic_load(&c->up);

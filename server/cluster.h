@@ -95,7 +95,8 @@ typedef struct sv_cluster_opts {
     int nice;              /* the Redis thread's nice value (--urgent-nice; 0 = the process's) */
     const char *pin;       /* test hook: place every uid on this member (plays a stale list) */
     const char *live_bind; /* the liveness port's address (--listen; NULL = all) */
-    int live_port;         /* and its port: 0 = the kernel picks, -1 = none (liveness.h) */
+    int live_port;         /* and its port: 0 = the kernel picks, -1 = none (liveness.h; a takeover
+                            * makes none: it takes the old process's over, sv_cluster_live_adopt) */
     bool starting;         /* registered as starting until sv_cluster_ready: the name is held, but no
                             * member places a user here (a fresh start; a takeover is a serving node) */
 } sv_cluster_opts;
@@ -125,8 +126,14 @@ void sv_cluster_ready(sv_cluster *c);
  * one: failing, it must not deregister the old process that serves on). */
 void sv_cluster_stay(sv_cluster *c, bool stay);
 /* The liveness port's listening socket (liveness.h), -1 if none: a SET
- * closes its copy once it has its own descriptor table. */
+ * closes its copy once it has its own descriptor table, and a hot upgrade
+ * hands it to the new process. */
 int sv_cluster_live_fd(const sv_cluster *c);
+/* The new process of a hot upgrade: the running one's liveness listener
+ * (taken over with the journal), served and registered from
+ * sv_cluster_ready on.  Until then this node registers no liveness port:
+ * the port stays the old process's, which answers on it. */
+void sv_cluster_live_adopt(sv_cluster *c, int fd);
 void sv_cluster_free(sv_cluster *c);
 
 /* Another module that talks to Redis on this thread (xmsg.c): `start` runs
@@ -156,7 +163,7 @@ const sv_member *sv_members_other_owner(const sv_members *ms, uint32_t uid);
 typedef struct sv_cluster_stats {
     uint64_t gen, members, refreshes, reconnects, redis_errors, flaps;
     uint64_t gone; /* members dropped on proof that their process is gone (liveness.h) */
-    uint64_t live_closed, live_probes; /* liveness connections that closed; probes of a suspect's port */
+    uint64_t live_closed, live_dials;  /* liveness connections that closed; dials of liveness ports */
     int64_t live_closed_us, gone_us;   /* wall clock of the latest close, of the latest proof */
     bool redis_up;
 } sv_cluster_stats;

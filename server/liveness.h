@@ -10,37 +10,38 @@
  * (their relogins began 2.4-3.5 s after the kill).  Yet the kernel knows at
  * once: it closes a dead process's sockets as the process exits.
  *
- * How: every node listens on one more TCP port (the kernel picks it; it is
- * the fifth field of the node's description in Redis) and holds, silently,
+ * How: every node listens on one more TCP port (--live-port; by default
+ * the kernel picks it) named in its registration, and holds, silently,
  * what connects there.  Every node holds one connection to each other
- * member's port.  When one closes, that member is suspect: this node tries
- * the member's client port (its advertised HOST:PORT) every
- * SV_LIVE_PROBE_EVERY for SV_LIVE_PROBE_FOR.  A refused connect means no
- * process listens there any more: the member is gone, and `gone` is called
- * (cluster.c then drops it from Redis, only the registration with this
- * liveness port, so a restart that registered since is kept, and from its
- * own list at once).  Anything else proves nothing and changes nothing; the
- * TTL still decides.
+ * member's port.  When one closes, this node dials the port again at once:
+ * a refused connect means nothing listens on the port that member's
+ * process registered, so that process is gone, and `gone` is called
+ * (cluster.c then drops the member from Redis, only the registration with
+ * this liveness port, so a restart that registered since is kept, and from
+ * its own list at once).  Anything else (the dial answered, timed out, no
+ * route) proves nothing and changes nothing: the TTL still decides.
  *
- * Why each proof holds:
- *  - a frozen or starved node (SIGSTOP, a saturated box) keeps its sockets
- *    and listeners: its connection stays open and its port accepts;
- *  - a hot upgrade: the old process's exit closes its liveness connections,
- *    but its SET listeners went to the new process before (upgrade.h): the
- *    client port accepts; the new process's own liveness port comes with
- *    its next refresh and is dialled then;
- *  - a network partition: connects time out or find no route, never a
- *    refusal: the TTL decides;
- *  - a dying process closes its SET listeners early: each SET's listeners
- *    are among the first descriptors of its private table, and a table is
- *    closed in descriptor order, so the port refuses long before all of a
- *    1M node's sockets are closed (39 s after the kill in run 14).
+ * Why the proof holds:
+ *  - the listener is only in the node's shared descriptor table (the SETs
+ *    close their copies, and accepting starts once they have their own
+ *    tables), which a dying process closes first: in the 1M kill runs all
+ *    its threads but the SETs were gone 0.33 s after the SIGKILL, while
+ *    the SETs closed their 250,000 sockets for 30 s, their client-port
+ *    listeners last (an exiting thread's files are released in the order
+ *    opposite to their descriptors, so a client port answers until then);
+ *  - a frozen or starved node (SIGSTOP, a saturated box) keeps its sockets:
+ *    its connection does not close and its port answers;
+ *  - a hot upgrade: the listener itself goes to the new process with the
+ *    journal (upgrade.c), so the port answers before, during and after the
+ *    old process's exit; the new process registers no liveness port of its
+ *    own until it serves, then the one it took over;
+ *  - a network partition: dials time out or find no route, never a refusal.
  *
- * Cost: one idle connection per pair of members; while a member is suspect,
- * up to 20 connects to its port a second.  The port holds at most
- * SV_LIVE_HELD connections and closes what comes beyond (a stranger filling
- * it costs the others only their early notice of this node's death).  Hosts
- * that are not IPv4 literals are not watched (the TTL alone applies). */
+ * Cost: one idle connection per pair of members, a dial when one closes.
+ * The port holds at most SV_LIVE_HELD connections and closes what comes
+ * beyond (a stranger filling it costs the others only their early notice
+ * of this node's death).  Hosts that are not IPv4 literals are not watched
+ * (the TTL alone applies). */
 #ifndef SV_LIVENESS_H
 #define SV_LIVENESS_H
 
@@ -49,9 +50,8 @@
 #include <stddef.h>
 
 #define SV_LIVE_HELD 256          /* liveness connections this node holds for others */
-#define SV_LIVE_PROBE_EVERY 0.05  /* s between connects to a suspect member's client port */
-#define SV_LIVE_PROBE_FOR 1.0     /* s of probes after a close before dialling its liveness port again */
-#define SV_LIVE_REDIAL 1.0        /* s before dialling again after a failed or timed-out dial */
+#define SV_LIVE_REDIAL 1.0        /* s before dialling again after a failed dial, or a connection that
+                                   * closed within a second of coming up */
 #define SV_LIVE_DIAL_TIMEOUT 3.0  /* s a dial may take */
 
 struct ev_loop;
@@ -65,7 +65,11 @@ typedef struct sv_live sv_live;
 sv_live *sv_live_new(const char *bind_host, int port,
                      void (*gone)(void *arg, const char *name, unsigned live_port), void *arg, char *err,
                      size_t errlen);
-/* The port the kernel chose. */
+/* The same on a listening socket handed over by the process this one
+ * took over (upgrade.c); lfd is closed on failure. */
+sv_live *sv_live_adopt(int lfd, void (*gone)(void *arg, const char *name, unsigned live_port), void *arg,
+                       char *err, size_t errlen);
+/* Its port. */
 unsigned sv_live_port(const sv_live *l);
 /* Accept and watch on `loop` from now on (on the loop's thread).  Not
  * before the SETs made their private descriptor tables: a socket of ours
@@ -84,9 +88,9 @@ bool sv_live_started(const sv_live *l);
  * liveness port changed (a restart or an upgrade). */
 void sv_live_members(sv_live *l, const struct sv_members *ms);
 /* Since start (any thread): members proven gone, liveness connections
- * that closed, probes sent; wall-clock us of the latest close and proof. */
+ * that closed, dials; wall-clock us of the latest close and proof. */
 typedef struct sv_live_stats {
-    uint64_t gone, closed, probes;
+    uint64_t gone, closed, dials;
     int64_t closed_us, gone_us;
 } sv_live_stats;
 void sv_live_get_stats(sv_live *l, sv_live_stats *st);

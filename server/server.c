@@ -210,7 +210,7 @@ static int join_cluster(sv_server *s, bool starting, char *err, size_t errlen)
                          .nice = (int)c->urgent_nice,
                          .pin = c->cluster_pin,
                          .live_bind = c->listen,
-                         .live_port = (int)c->live_port,
+                         .live_port = c->takeover ? -1 : (int)c->live_port,
                          .starting = starting};
     s->cluster = sv_cluster_new(&o, err, errlen);
     if (!s->cluster || !(s->xmsg = sv_xmsg_new(s, err, errlen)))
@@ -591,10 +591,14 @@ int sv_server_takeover(sv_server *s, char *err, size_t errlen)
     if (!(m = takeover_expect(fd, HB__UPGRADE__BODY_FROZEN, 30000, fds, &nfds, "the running server to freeze", err,
                               errlen)))
         goto out;
-    if (nfds != 1) {
+    if (nfds < 1 || nfds > 2) {
         snprintf(err, errlen, "takeover: the journal's descriptor did not come");
+        for (int i = 0; i < nfds; i++)
+            close(fds[i]);
         goto out;
     }
+    if (nfds == 2)
+        sv_cluster_live_adopt(s->cluster, fds[1]); /* the liveness listener (cluster.h) */
     int64_t frozen_at = m->frozen->frozen_mono_us;
     sv_up_die_at("frozen");
     if (takeover_state(s, m->frozen, fds[0], &rp, err, errlen) < 0 || takeover_sets(s, err, errlen) < 0)

@@ -121,7 +121,7 @@ void sv_stats_write(sv_server *s, const sv_totals *t, const char *path, bool fin
         hb_sb_u64(&b, "cluster_flaps", cs.flaps);
         hb_sb_u64(&b, "cluster_gone", cs.gone);
         hb_sb_u64(&b, "cluster_live_closed", cs.live_closed);
-        hb_sb_u64(&b, "cluster_live_probes", cs.live_probes);
+        hb_sb_u64(&b, "cluster_live_dials", cs.live_dials);
         hb_sb_u64(&b, "cluster_live_closed_us", (uint64_t)cs.live_closed_us);
         hb_sb_u64(&b, "cluster_gone_us", (uint64_t)cs.gone_us);
         hb_sb_u64(&b, "cluster_redis_up", cs.redis_up);

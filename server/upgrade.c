@@ -337,7 +337,10 @@ static bool freeze_and_send_state(up_run *r)
     Hb__Upgrade m = HB__UPGRADE__INIT;
     m.body_case = HB__UPGRADE__BODY_FROZEN;
     m.frozen = &f;
-    if (sv_up_send(r->fd, &m, &s->journal.fd, 1) < 0) {
+    /* The journal, and the cluster's liveness listener: on it the other
+     * nodes see this node alive through the switch (liveness.h). */
+    int fds[2] = {s->journal.fd, sv_cluster_live_fd(s->cluster)};
+    if (sv_up_send(r->fd, &m, fds, fds[1] >= 0 ? 2 : 1) < 0) {
         snprintf(r->why, sizeof r->why, "sending the journal: %s", strerror(errno));
         return false;
     }

@@ -11,9 +11,9 @@
  *      (a frozen process keeps its sockets and its port);
  *   3. b upgraded in place (a new process takes over through
  *      --upgrade-socket; the old one exits, closing its liveness
- *      connections): a keeps it, through the exit and 3 s after it (its
- *      client port accepts all along), and holds the new process's
- *      liveness port once b's next refresh names it;
+ *      connections): a keeps it, through the exit and 3 s after it (the
+ *      liveness listener went to the new process, which answers a's dial),
+ *      and b is registered with the same liveness port;
  *   4. b killed (SIGKILL): a drops it within 2.5 s, far inside the TTL,
  *      and says why (without liveness.c: about 8 s, when the registration
  *      expires). */
@@ -209,8 +209,13 @@ int main(void)
     CHECK(least == 2 && peer_stat_now(&a, "cluster_gone") == 0,
           "through b's upgrade a listed %llu members at the fewest (want 2) and proved %llu gone", (unsigned long long)least,
           (unsigned long long)peer_stat_now(&a, "cluster_gone"));
-    CHECK(port2 == port && live2 && live2 != live, "after the upgrade b is registered as '%s' (before: '%s')", d2, d);
-    PASS("b upgraded (its old process exited): a kept it; b now registered as '%s'", d2);
+    CHECK(port2 == port && live2 == live,
+          "after the upgrade b is registered as '%s' (before: '%s'): want the liveness port taken over", d2, d);
+    uint64_t closes = peer_stat_now(&a, "cluster_live_closed");
+    CHECK(closes >= 1, "a never saw its liveness connection to b's old process close (cluster_live_closed %llu)",
+          (unsigned long long)closes);
+    PASS("b upgraded: its old process's exit closed a's liveness connection (%llu), the port answered (taken over "
+         "by the new process), a kept b; b registered as '%s'", (unsigned long long)closes, d2);
 
     /* 4 */
     int64_t t0 = now_ms();
