@@ -53,6 +53,8 @@
 #define SV_LIVE_REDIAL 1.0        /* s before dialling again after a failed dial, or a connection that
                                    * closed within a second of coming up */
 #define SV_LIVE_DIAL_TIMEOUT 3.0  /* s a dial may take */
+#define SV_LIVE_QUICK 0.05        /* s before dialling again after a brief connection closed ... */
+#define SV_LIVE_QUICK_MAX 10      /* ... this many times in a row */
 
 struct ev_loop;
 struct sv_members;
