@@ -529,12 +529,14 @@ sv_cluster *sv_cluster_new(const sv_cluster_opts *o, char *err, size_t errlen)
     }
     char lerr[256];
     const char *lbind = o->live_bind && strcmp(o->live_bind, "0.0.0.0") ? o->live_bind : NULL;
-    if (o->live_port >= 0 && !(c->live = sv_live_new(lbind, o->live_port, live_gone, c, lerr, sizeof lerr)))
+    sv_live *live = o->live_port >= 0 ? sv_live_new(lbind, o->live_port, live_gone, c, lerr, sizeof lerr) : NULL;
+    atomic_store(&c->live, live);
+    if (!live && o->live_port >= 0)
         hb_log("cluster: no liveness port (%s): the other nodes will drop this one only when its registration "
                "expires", lerr);
     snprintf(c->adv_host, sizeof c->adv_host, "%.127s", adv.host);
     c->adv_port = adv.port;
-    desc_set(c, sv_live_port(c->live), o->starting);
+    desc_set(c, sv_live_port(live), o->starting);
     snprintf(c->ttl, sizeof c->ttl, "%d", o->ttl_ms);
 
     struct timeval tv = {2, 0};
@@ -758,7 +760,7 @@ static void ready_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     sv_cluster *c = ev_userdata(loop);
     int afd = atomic_exchange(&c->adopt_fd, -1);
-    if (afd >= 0 && !c->live) { /* a takeover: the old process's liveness port becomes ours */
+    if (afd >= 0 && !atomic_load(&c->live)) { /* a takeover: the old process's liveness port becomes ours */
         char lerr[256];
         sv_live *l = sv_live_adopt(afd, live_gone, c, lerr, sizeof lerr);
         if (!l)
@@ -772,8 +774,9 @@ static void ready_cb(struct ev_loop *loop, ev_async *w, int revents)
         c->desc[n - (sizeof STARTING - 1)] = '\0'; /* listed from this refresh on */
     if (!c->in_flight)
         refresh(c); /* at once: listed, or with the liveness port taken over */
-    if (c->live && !sv_live_started(c->live))
-        sv_live_start(c->live, loop); /* the SETs have their own tables by now (liveness.h) */
+    sv_live *live = atomic_load(&c->live);
+    if (live && !sv_live_started(live))
+        sv_live_start(live, loop); /* the SETs have their own tables by now (liveness.h) */
     if (c->hook_start && !c->hooked)
         c->hook_start(c->hook_arg, loop);
     c->hooked = true;
@@ -876,7 +879,7 @@ int sv_cluster_live_fd(const sv_cluster *c)
 
 void sv_cluster_live_adopt(sv_cluster *c, int fd)
 {
-    if (!c || c->live) {
+    if (!c || atomic_load(&c->live)) {
         close(fd); /* not a cluster node, or it made its own (not a takeover) */
         return;
     }
