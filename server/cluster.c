@@ -121,7 +121,7 @@ struct sv_cluster {
     bool down;       /* Redis is unreachable (logged once) */
     uint64_t down_attempts;
 
-    _Atomic uint64_t refreshes, reconnects, redis_errors, flaps, gone;
+    _Atomic uint64_t refreshes, reconnects, redis_errors, flaps;
 
     /* Members proven gone (liveness.h), removed from Redis with the next
      * refresh; the first nevict_sent of them went with the one in flight. */
@@ -651,7 +651,6 @@ static void on_refresh(redisAsyncContext *ac, void *reply, void *priv)
 static void live_gone(void *arg, const char *name, unsigned live_port)
 {
     sv_cluster *c = arg;
-    atomic_fetch_add(&c->gone, 1);
     hb_log("cluster: %s is gone (its liveness connection closed and its port refuses connections): dropping it now, "
            "not when its registration expires",
            name);
@@ -903,9 +902,9 @@ void sv_cluster_get_stats(sv_cluster *c, sv_cluster_stats *st)
     st->reconnects = atomic_load(&c->reconnects);
     st->redis_errors = atomic_load(&c->redis_errors);
     st->flaps = atomic_load(&c->flaps);
-    st->gone = atomic_load(&c->gone);
     sv_live_stats ls;
     sv_live_get_stats(c->live, &ls);
+    st->gone = ls.gone;
     st->live_closed = ls.closed;
     st->live_dials = ls.dials;
     st->live_closed_us = ls.closed_us;
