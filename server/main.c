@@ -66,7 +66,7 @@ static const hb_opt opts[] = {
     {"cluster-ttl", HB_OPT_INT, &srv.cfg.cluster_ttl_ms, "MS", "a node that has not refreshed its membership for MS has left", 1500, 60000},
     {"live-port", HB_OPT_INT, &srv.cfg.live_port, "PORT", "cluster: the other nodes hold a connection to this port to learn at once when this process is gone, rather than when its registration expires (0 = a free port the kernel picks, in the registration; -1 = none)", -1, 65535},
     {"flap-hold", HB_OPT_INT, &srv.cfg.flap_hold_ms, "MS", "a member that leaves within 60 s of coming back is flapping: the standbys of its users are promoted only once it has stayed away MS (0 = at once); if it is back sooner, nothing moves", 0, 600000},
-    {"rehome-rate", HB_OPT_INT, &srv.cfg.rehome_rate, "N", "after a membership change, redirect at most N sessions per SET per second to their new node", 1, 1000000},
+    {"rehome-rate", HB_OPT_INT, &srv.cfg.rehome_rate, "N", "after a membership change, send any one node at most N redirected sessions per second, cluster-wide (each of the other nodes sends its share)", 1, 1000000},
     {"start-pause", HB_OPT_INT, &srv.cfg.start_pause_ms, "MS", "testing: pause MS between joining the cluster and replaying the journal (plays a slow start-up on a saturated box)", 0, 60000},
     {"cluster-pin", HB_OPT_STR, &srv.cfg.cluster_pin, "NAME", "testing: believe NAME is the only member (plays a node with a stale member list)", 0, 0},
     {"monitor", HB_OPT_STR, &srv.cfg.monitor, "HOST:PORT", "send counters to hb-monitor (UDP) every second", 0, 0},

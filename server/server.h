@@ -95,7 +95,7 @@ typedef struct sv_config {
     int64_t live_port;         /* the liveness port (liveness.h): 0 = the kernel's choice, -1 = none */
     int64_t start_pause_ms;    /* testing: a slow start-up (server.c) */
     int64_t flap_hold_ms;      /* a flapping member's standbys wait this long before promotion (cluster.h) */
-    int64_t rehome_rate;       /* sessions per SET per second redirected after a membership change */
+    int64_t rehome_rate;       /* sessions per second the cluster redirects into one node after a change (rehome.c) */
     int64_t cluster_total, cluster_send_total; /* the cluster's totals (total, send_total: this node's share) */
 
     /* reporting */

@@ -293,11 +293,23 @@ def section(d, F, rows, stages, R):
         if restart is not None:
             bh = F.get("kill_node_back_held")
             L.append("- restarted on its journal %.1f s after the kill (replayed %s wins); it held %s users again "
-                     "when its count settled, taken back at most %s/s (paced by the survivors' --rehome-rate per SET; "
+                     "when its count settled, taken back at most %s/s (paced by --rehome-rate, the most the cluster sends one node a second; "
                      "rehomed by all nodes over the run: %s)" % (
                          restart, fnum(final["s1"].get("replayed_wins")), fnum(int(bh)) if bh else "-",
                          fnum(back_rate), fnum(sum(final[nm].get("rehomed", 0) for nm in names))))
             R["kill_node_back_max_per_s"] = round(back_rate)
+            # Users between nodes during the take-back: redirected by a
+            # survivor, not yet logged in on s1 (the nodes' counts), and the
+            # clients' own count of users logged in at its lowest.
+            bk = [(t, users - surv - s1x, cl) for t, surv, s1x, cl, ph in samples if ph == "back"]
+            if bk:
+                tw, worst, _ = max(bk, key=lambda x: x[1])
+                low = min(x[2] for x in bk)
+                R["kill_node_back_transit_max"] = worst
+                R["kill_node_back_clients_min"] = low
+                L.append("- during the take-back at most **%s users were between nodes** at once (%.1f s after the "
+                         "kill; redirected, not yet logged in on s1: %s minus the nodes' counts); the clients' count "
+                         "of logged-in users at its lowest: %s" % (fnum(max(worst, 0)), tw, fnum(users), fnum(low)))
             # The watch ends with stage 2; the restarted node's own final
             # counters say how many came home over the whole run and, by its
             # stamp of its latest login, by when (a later login for another
