@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <ev.h>
 #include "net.h"
@@ -271,6 +273,25 @@ void sv_live_members(sv_live *l, const sv_members *ms)
 
 /* ---- life ---------------------------------------------------------------------------------- */
 
+#define TOP_FD 4095 /* the listener's descriptor: above all the shared table ever holds (~300) */
+
+/* The listener moved to a descriptor above every other of the shared
+ * table (liveness.h: released first when the process dies).  F_DUPFD
+ * takes the lowest free one from TOP_FD up, atomically, so no descriptor
+ * of another thread is ever overwritten.  Below the limit on open files it
+ * stays where it is (a tighter limit than TOP_FD + 1: tests, small boxes). */
+static int to_top(int fd)
+{
+    struct rlimit rl;
+    if (fd >= TOP_FD || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur <= TOP_FD)
+        return fd;
+    int top = fcntl(fd, F_DUPFD_CLOEXEC, TOP_FD);
+    if (top < 0)
+        return fd;
+    close(fd);
+    return top;
+}
+
 sv_live *sv_live_adopt(int lfd, void (*gone)(void *, const char *, unsigned), void *arg, char *err,
                        size_t errlen)
 {
@@ -287,7 +308,7 @@ sv_live *sv_live_adopt(int lfd, void (*gone)(void *, const char *, unsigned), vo
         close(lfd);
         return NULL;
     }
-    l->lfd = lfd;
+    l->lfd = to_top(lfd);
     l->port = ntohs(sa.sin_port);
     l->gone = gone;
     l->arg = arg;

@@ -23,6 +23,7 @@ typedef struct sv_rehome {
     uint32_t cursor; /* next slot to look at, 0 = no sweep running */
     bool again;      /* a session was skipped: sweep once more */
     double tokens;   /* redirects allowed now */
+    double at;       /* ev_now of the last tick: tokens accrue by the time gone by, not by ticks */
 } sv_rehome;
 
 struct sv_set;

@@ -6,7 +6,9 @@
  *   1. both list both, and b's description carries its liveness port,
  *      whose sockets are in none of b's SET threads' private descriptor
  *      tables (a copy there would keep the port open after b's death for
- *      as long as that table takes to close: 31 s at 1M);
+ *      as long as that table takes to close: 31 s at 1M), whose listener is
+ *      b's highest descriptor and whose sockets no epoll instance watches
+ *      (both: released first and without waiting when b dies);
  *   2. b frozen (SIGSTOP) for 3 s, over three of its refreshes: a keeps it
  *      (a frozen process keeps its sockets and its port);
  *   3. b upgraded in place (a new process takes over through
@@ -122,6 +124,108 @@ static int port_in_sets(pid_t pid, unsigned port, char *who, size_t wlen)
     return found;
 }
 
+/* Inode of the socket listening on local port `port` (0 if none). */
+static unsigned long listener_inode(unsigned port)
+{
+    char line[512];
+    unsigned long found = 0;
+    FILE *f = fopen("/proc/net/tcp", "r");
+    CHECK(f, "/proc/net/tcp");
+    while (fgets(line, sizeof line, f)) {
+        unsigned lp, st;
+        unsigned long ino;
+        if (sscanf(line, " %*d: %*8[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu", &lp, &st, &ino) == 3 &&
+            lp == port && st == 0x0A)
+            found = ino;
+    }
+    fclose(f);
+    return found;
+}
+
+/* The highest descriptor in pid's shared table (its main thread's) and
+ * the socket inode it is (0: not a socket). */
+static int highest_fd(pid_t pid, unsigned long *ino)
+{
+    char path[64], fp[128], link[128];
+    int top = -1;
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *fds = opendir(path);
+    CHECK(fds, "%s", path);
+    for (struct dirent *d; (d = readdir(fds));)
+        if (d->d_name[0] != '.' && atoi(d->d_name) > top)
+            top = atoi(d->d_name);
+    closedir(fds);
+    snprintf(fp, sizeof fp, "%s/%d", path, top);
+    ssize_t n = readlink(fp, link, sizeof link - 1);
+    link[n > 0 ? n : 0] = 0;
+    if (sscanf(link, "socket:[%lu]", ino) != 1)
+        *ino = 0;
+    return top;
+}
+
+/* Sockets on local port `port` that an epoll instance of pid watches, in
+ * any thread's table (fdinfo of an epoll file lists each target's inode);
+ * the first watcher's thread name in who. */
+static int port_in_epoll(pid_t pid, unsigned port, char *who, size_t wlen)
+{
+    unsigned long inode[64];
+    int ni = 0, found = 0;
+    char line[512], path[256], link[128];
+    FILE *f = fopen("/proc/net/tcp", "r");
+    CHECK(f, "/proc/net/tcp");
+    while (fgets(line, sizeof line, f) && ni < 64) {
+        unsigned lp;
+        unsigned long ino;
+        if (sscanf(line, " %*d: %*8[0-9A-Fa-f]:%x %*s %*s %*s %*s %*s %*s %*s %lu", &lp, &ino) == 2 && lp == port && ino)
+            inode[ni++] = ino;
+    }
+    fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir(path);
+    CHECK(tasks, "%s", path);
+    for (struct dirent *t; (t = readdir(tasks));) {
+        if (t->d_name[0] == '.')
+            continue;
+        char dpath[128];
+        snprintf(dpath, sizeof dpath, "/proc/%d/task/%.20s/fd", (int)pid, t->d_name);
+        DIR *fds = opendir(dpath);
+        for (struct dirent *d; fds && (d = readdir(fds));) {
+            char fp[320];
+            snprintf(fp, sizeof fp, "%s/%.20s", dpath, d->d_name);
+            ssize_t n = readlink(fp, link, sizeof link - 1);
+            if (n <= 0)
+                continue;
+            link[n] = 0;
+            if (strcmp(link, "anon_inode:[eventpoll]"))
+                continue;
+            snprintf(fp, sizeof fp, "/proc/%d/task/%.20s/fdinfo/%.20s", (int)pid, t->d_name, d->d_name);
+            FILE *fi = fopen(fp, "r");
+            while (fi && fgets(line, sizeof line, fi)) {
+                const char *p = strstr(line, " ino:");
+                unsigned long ino;
+                if (strncmp(line, "tfd:", 4) || !p || sscanf(p, " ino:%lx", &ino) != 1)
+                    continue;
+                for (int i = 0; i < ni; i++)
+                    if (ino == inode[i] && !found++) {
+                        char cp[128];
+                        snprintf(cp, sizeof cp, "/proc/%d/task/%.20s/comm", (int)pid, t->d_name);
+                        FILE *c = fopen(cp, "r");
+                        if (c && fgets(who, (int)wlen, c))
+                            who[strcspn(who, "\n")] = 0;
+                        if (c)
+                            fclose(c);
+                    }
+            }
+            if (fi)
+                fclose(fi);
+        }
+        if (fds)
+            closedir(fds);
+    }
+    closedir(tasks);
+    return found;
+}
+
 /* Whether file `path` contains `s`. */
 static bool file_says(const char *path, const char *s)
 {
@@ -170,7 +274,21 @@ int main(void)
     CHECK(!in_sets,
           "%d descriptors of b's liveness port are in its SETs' tables (%s...): they would keep it open after b's "
           "death until that table is closed", in_sets, who);
-    PASS("a and b list each other; b registered as '%s' (liveness port %u, in no SET's descriptor table)", d, live);
+    /* Released first and at once when b dies: the listener is the highest
+     * descriptor of b's shared table (an exiting thread releases its files
+     * from the highest down) and no epoll instance watches the port's
+     * sockets (releasing one takes the kernel's global epoll mutex, for
+     * which a dying node's SETs queue as they close their sockets). */
+    unsigned long lino = listener_inode(live), tino = 0;
+    int top = highest_fd(b.pid, &tino);
+    CHECK(lino && tino == lino, "b's highest descriptor %d is not its liveness listener (inode %lu, listener %lu)",
+          top, tino, lino);
+    int in_epoll = port_in_epoll(b.pid, live, who, sizeof who);
+    CHECK(!in_epoll,
+          "%d sockets of b's liveness port are watched by an epoll instance (in %s): their release would wait for "
+          "the global epoll mutex", in_epoll, who);
+    PASS("a and b list each other; b registered as '%s' (liveness port %u: in no SET's descriptor table, its "
+         "listener b's highest descriptor %d, no socket of it in an epoll)", d, live, top);
 
     /* 2 */
     CHECK(kill(b.pid, SIGSTOP) == 0, "SIGSTOP");
