@@ -68,7 +68,7 @@ void sv_server_defaults(sv_config *c)
         .weight = 1,
         .cluster_ttl_ms = 3000,
         .flap_hold_ms = 5000,
-        .rehome_rate = 5000,
+        .rehome_rate = 2500,
     };
 }
 
