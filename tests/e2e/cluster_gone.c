@@ -69,23 +69,33 @@ static uint64_t fewest_members(peer_server *a, int ms)
     return least;
 }
 
-/* Descriptors for sockets on local port `port` (its listener, what it
- * accepted) in the tables of pid's SET threads (named hb-set-N); the first
- * such thread's name in who. */
-static int port_in_sets(pid_t pid, unsigned port, char *who, size_t wlen)
+/* Inodes of the sockets on local port `port` (its listener, what it
+ * accepted), at most max; how many. */
+static int port_inodes(unsigned port, unsigned long *inode, int max)
 {
-    unsigned long inode[64];
-    int ni = 0, found = 0;
-    char line[512], path[256], link[128];
+    char line[512];
+    int ni = 0;
     FILE *f = fopen("/proc/net/tcp", "r");
     CHECK(f, "/proc/net/tcp");
-    while (fgets(line, sizeof line, f) && ni < 64) {
+    while (fgets(line, sizeof line, f) && ni < max) {
         unsigned lp;
         unsigned long ino;
         if (sscanf(line, " %*d: %*8[0-9A-Fa-f]:%x %*s %*s %*s %*s %*s %*s %*s %lu", &lp, &ino) == 2 && lp == port && ino)
             inode[ni++] = ino;
     }
     fclose(f);
+    return ni;
+}
+
+/* Descriptors for sockets on local port `port` (its listener, what it
+ * accepted) in the tables of pid's SET threads (named hb-set-N); the first
+ * such thread's name in who. */
+static int port_in_sets(pid_t pid, unsigned port, char *who, size_t wlen)
+{
+    unsigned long inode[64];
+    int found = 0;
+    char path[256], link[128];
+    int ni = port_inodes(port, inode, 64);
     CHECK(ni > 0, "no socket on port %u in /proc/net/tcp", port);
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *tasks = opendir(path);
@@ -169,17 +179,9 @@ static int highest_fd(pid_t pid, unsigned long *ino)
 static int port_in_epoll(pid_t pid, unsigned port, char *who, size_t wlen)
 {
     unsigned long inode[64];
-    int ni = 0, found = 0;
+    int found = 0;
     char line[512], path[256], link[128];
-    FILE *f = fopen("/proc/net/tcp", "r");
-    CHECK(f, "/proc/net/tcp");
-    while (fgets(line, sizeof line, f) && ni < 64) {
-        unsigned lp;
-        unsigned long ino;
-        if (sscanf(line, " %*d: %*8[0-9A-Fa-f]:%x %*s %*s %*s %*s %*s %*s %*s %lu", &lp, &ino) == 2 && lp == port && ino)
-            inode[ni++] = ino;
-    }
-    fclose(f);
+    int ni = port_inodes(port, inode, 64);
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *tasks = opendir(path);
     CHECK(tasks, "%s", path);
