@@ -26,7 +26,13 @@
  * Redirect and closes (a reset, as a node's full close after --linger
  * does once the client sends more), and the client's next shake falls due
  * before it runs again.  Resumed, it sends that shake into the reset: it
- * must still read the Redirect and ask the shake on the real node.  Before,
+ * must still read the Redirect and ask the shake on the real node.  Whether
+ * the shake meets the reset depends on the order in which the resumed
+ * client's loop takes the due shake and the socket's event (the socket
+ * first: it reads the Redirect, and the shake goes to the real node as a
+ * first try); so an attempt in which nothing met the reset is made again,
+ * resumed at another point of the second (1 in 10 runs needed a second
+ * attempt, and once three failed in a row; up to 8).  Before,
  * the failed send took the node for dead without reading what it had said,
  * and the shake, "sent" to it, was held for it for ever (25 shakes at the
  * end of a 1M run; the client's exit log showed them). */
@@ -246,12 +252,16 @@ static void two_redirects(peer_server *real)
     close(ls8);
 }
 
-/* 2: the Redirect read only after a send met the node's reset */
-static void reset_before_read(peer_server *real)
+/* 2: the Redirect read only after a send met the node's reset.  One
+ * attempt; false when the scenario did not happen: the resumed client read
+ * the Redirect before its shake fell due (its loop may take the socket's
+ * event first), so no shake met the reset and none was asked again. */
+static bool reset_attempt(peer_server *real, int attempt)
 {
     int ls = fake_listen();
-    char stats[160];
-    start_client(fake_port(ls), "reset", stats, sizeof stats);
+    char stats[160], tag[16];
+    snprintf(tag, sizeof tag, "reset%d", attempt);
+    start_client(fake_port(ls), tag, stats, sizeof stats);
     static fake k;
     fake_accept(&k, ls, 7);
     uint32_t seq = fake_shake(&k, 0), uid = k.uid;
@@ -268,22 +278,43 @@ static void reset_before_read(peer_server *real)
     struct linger lg = {1, 0};
     setsockopt(k.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(k.fd); /* a reset */
-    usleep(1500000); /* its next shake falls due while it is stopped */
+    /* its next shake falls due while it is stopped; each attempt resumes
+     * it at another point of the second (a repeat would meet the same
+     * order of events) */
+    usleep(1500000 + (useconds_t)(attempt - 1) * 350000);
     uint64_t retries0 = peer_stat_now(real, "retries");
     int64_t t0 = now_ms();
     CHECK(kill(client_pid, SIGCONT) == 0, "SIGCONT");
     uint64_t replies = wait_replies(stats, 2, 8000, t0);
-    uint64_t held = cstat(stats, "retries_held");
+    uint64_t held = cstat(stats, "retries_held"), asked_again = cstat(stats, "retries");
     CHECK(replies >= 2 && held == 0,
           "the client, stopped while fake node 7 redirected user %u and reset the connection: %llu replies (want "
           "2), %llu held within %lld ms of resuming",
           uid, (unsigned long long)replies, (unsigned long long)held, (long long)(now_ms() - t0));
-    CHECK(peer_stat_now(real, "retries") > retries0, "the shake that met the reset was not asked on node 0");
-    PASS("a shake sent into the reset before the Redirect was read: asked on node 0 and answered %lld ms after "
-         "resuming (none held)",
-         (long long)(now_ms() - t0));
+    bool met = asked_again > 0;
+    if (met) {
+        CHECK(peer_stat_now(real, "retries") > retries0,
+              "the shake that met the reset was asked again by the client (%llu) but not on node 0",
+              (unsigned long long)asked_again);
+        PASS("a shake sent into the reset before the Redirect was read: asked on node 0 and answered %lld ms after "
+             "resuming (none held; attempt %d)",
+             (long long)(now_ms() - t0), attempt);
+    } else {
+        printf("note: attempt %d: the client read the Redirect before its shake fell due (nothing met the reset); "
+               "again\n", attempt);
+        fflush(stdout);
+    }
     spawn_stop(&client_pid, SIGTERM, 3000);
     close(ls);
+    return met;
+}
+
+static void reset_before_read(peer_server *real)
+{
+    for (int attempt = 1; attempt <= 8; attempt++)
+        if (reset_attempt(real, attempt))
+            return;
+    CHECK(false, "in 8 attempts no shake met the node's reset: the scenario was never tested");
 }
 
 int main(void)
