@@ -8,9 +8,9 @@
  * those whose uid moved, paced so that no node is sent more than
  * --rehome-rate users a second by the whole cluster: the quarter of a
  * million users a join or a restart moves do not all reconnect in the same
- * second, nor faster than the node taking them can log them in.  A session with replies still waiting for the journal is skipped
- * and looked at again in the next sweep, so a Redirect never overtakes a
- * grant's reply.  Runs on the SET's own thread; reads the member list
+ * second, nor faster than the node taking them can log them in.  A session
+ * with replies still waiting for the journal is skipped and looked at again
+ * in the next sweep, so a Redirect never overtakes a grant's reply.  Runs on the SET's own thread; reads the member list
  * snapshot only (never Redis); the shake path never gets here. */
 #ifndef SV_REHOME_H
 #define SV_REHOME_H

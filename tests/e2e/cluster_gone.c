@@ -70,17 +70,18 @@ static uint64_t fewest_members(peer_server *a, int ms)
 }
 
 /* Inodes of the sockets on local port `port` (its listener, what it
- * accepted), at most max; how many. */
-static int port_inodes(unsigned port, unsigned long *inode, int max)
+ * accepted; with listening, its listener only), at most max; how many. */
+static int port_inodes(unsigned port, bool listening, unsigned long *inode, int max)
 {
     char line[512];
     int ni = 0;
     FILE *f = fopen("/proc/net/tcp", "r");
     CHECK(f, "/proc/net/tcp");
     while (fgets(line, sizeof line, f) && ni < max) {
-        unsigned lp;
+        unsigned lp, st;
         unsigned long ino;
-        if (sscanf(line, " %*d: %*8[0-9A-Fa-f]:%x %*s %*s %*s %*s %*s %*s %*s %lu", &lp, &ino) == 2 && lp == port && ino)
+        if (sscanf(line, " %*d: %*8[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu", &lp, &st, &ino) == 3 &&
+            lp == port && ino && (!listening || st == 0x0A))
             inode[ni++] = ino;
     }
     fclose(f);
@@ -95,7 +96,7 @@ static int port_in_sets(pid_t pid, unsigned port, char *who, size_t wlen)
     unsigned long inode[64];
     int found = 0;
     char path[256], link[128];
-    int ni = port_inodes(port, inode, 64);
+    int ni = port_inodes(port, false, inode, 64);
     CHECK(ni > 0, "no socket on port %u in /proc/net/tcp", port);
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *tasks = opendir(path);
@@ -134,24 +135,6 @@ static int port_in_sets(pid_t pid, unsigned port, char *who, size_t wlen)
     return found;
 }
 
-/* Inode of the socket listening on local port `port` (0 if none). */
-static unsigned long listener_inode(unsigned port)
-{
-    char line[512];
-    unsigned long found = 0;
-    FILE *f = fopen("/proc/net/tcp", "r");
-    CHECK(f, "/proc/net/tcp");
-    while (fgets(line, sizeof line, f)) {
-        unsigned lp, st;
-        unsigned long ino;
-        if (sscanf(line, " %*d: %*8[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu", &lp, &st, &ino) == 3 &&
-            lp == port && st == 0x0A)
-            found = ino;
-    }
-    fclose(f);
-    return found;
-}
-
 /* The highest descriptor in pid's shared table (its main thread's) and
  * the socket inode it is (0: not a socket). */
 static int highest_fd(pid_t pid, unsigned long *ino)
@@ -181,7 +164,7 @@ static int port_in_epoll(pid_t pid, unsigned port, char *who, size_t wlen)
     unsigned long inode[64];
     int found = 0;
     char line[512], path[256], link[128];
-    int ni = port_inodes(port, inode, 64);
+    int ni = port_inodes(port, false, inode, 64);
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *tasks = opendir(path);
     CHECK(tasks, "%s", path);
@@ -281,7 +264,8 @@ int main(void)
      * from the highest down) and no epoll instance watches the port's
      * sockets (releasing one takes the kernel's global epoll mutex, for
      * which a dying node's SETs queue as they close their sockets). */
-    unsigned long lino = listener_inode(live), tino = 0;
+    unsigned long lino = 0, tino = 0;
+    port_inodes(live, true, &lino, 1);
     int top = highest_fd(b.pid, &tino);
     CHECK(lino && tino == lino, "b's highest descriptor %d is not its liveness listener (inode %lu, listener %lu)",
           top, tino, lino);
